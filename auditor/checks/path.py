@@ -1,0 +1,418 @@
+"""Path rules (P1xx): does traffic from the ALB reach the app, in every deployment slot?
+
+Each function judges the facts auditor.topology gathered. "One cause, one
+finding": an unserved slot is P101 when it is live and P104 otherwise; a path
+that fails because nginx proxies to nothing at all is P105 alone; a port the
+slot publishes only on loopback is P109 alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterator
+
+from auditor.engine import Context, Problem, Skip
+from auditor.topology import SlotPath, health_check_port, where
+
+NACL_NOTE = "network ACLs are not evaluated"
+
+
+def _ports(ports: list[int]) -> str:
+    return ", ".join(str(p) for p in ports) or "no port"
+
+
+def _target_groups(ctx: Context, sp: SlotPath) -> list[str]:
+    return [ctx.topology.tg_key(tg) for tg in sp.unit.for_slot(sp.slot)]
+
+
+def _sends(sp: SlotPath) -> str:
+    same = all(health_check_port(t.target_group, t.port) == t.port for t, _ in sp.traffic)
+    return "sends traffic and health checks to" if same else "sends traffic to"
+
+
+def _unserved(ctx: Context, sp: SlotPath) -> Problem:
+    host, slot = sp.host, sp.slot
+    tgs = " and ".join(_target_groups(ctx, sp))
+    noun = "target groups" if len(sp.unit.for_slot(slot)) > 1 else "target group"
+    reach = next((r for _, r in sp.traffic if not r.served), None)
+    published = host.published(slot) if slot else []
+    if reach is None:
+        message = f"Target group {tgs} has no target registered on instance {sp.instance_id} for slot {slot}"
+    elif reach.via == "nginx":
+        message = (f"{noun.capitalize()} {tgs} {_sends(sp)} {_ports(sp.ports)} on host {host.name}, where "
+                   f"{reach.detail}" + (f", which slot {slot} does not serve (it publishes {_ports(published)})"
+                                        if slot else ", which no container serves"))
+    elif slot:
+        message = (f"Slot {slot} publishes {_ports(published)} on host {host.name} while {noun} {tgs} "
+                   f"{_sends(sp)} {_ports(sp.ports)}")
+    else:
+        message = f"{noun.capitalize()} {tgs} {_sends(sp)} {_ports(sp.ports)} on host {host.name}, but {reach.detail}"
+    if slot is None or sp.live:
+        message += ": live traffic fails now."
+    else:
+        message += f": deploying {slot} fails the health check and users get 503."
+    live, how = host.live
+    return Problem(
+        resource=sp.unit.resource,
+        slot=slot,
+        message=message,
+        evidence={
+            "host": host.name,
+            "instances": [sp.instance_id],
+            "target_groups": _target_groups(ctx, sp),
+            "ports": sp.ports,
+            "health_check_ports": sorted({health_check_port(t.target_group, t.port) for t, _ in sp.traffic}),
+            "slot_publishes": published,
+            "live_slot": live,
+            "live_slot_from": how,
+            "via": reach.via if reach else "none",
+            "detail": reach.detail if reach else "",
+        },
+        identity=("host", "ports"),
+    )
+
+
+def _merge(problems: list[Problem]) -> Iterator[Problem]:
+    """One finding per resource, slot and cause, listing every instance it was seen on."""
+    merged: dict[tuple, Problem] = {}
+    for p in problems:
+        key = (p.resource, p.slot, tuple(str(p.evidence.get(k)) for k in p.identity))
+        if key in merged:
+            instances = merged[key].evidence.setdefault("instances", [])
+            instances.extend(i for i in p.evidence.get("instances", []) if i not in instances)
+        else:
+            merged[key] = p
+    yield from merged.values()
+
+
+def _unserved_paths(ctx: Context, live: bool) -> Iterator[Problem | Skip]:
+    problems = []
+    for sp in ctx.topology.slot_paths:
+        if sp.live != live:
+            continue
+        if sp.served:
+            continue
+        skipped = next((r.skipped for _, r in sp.traffic if r.skipped), None)
+        if skipped:
+            yield Skip(skipped, sp.unit.resource, sp.slot)
+        elif any(r.proxy_broken or r.loopback_only for _, r in sp.traffic):
+            continue  # P105 / P109 name the cause
+        else:
+            problems.append(_unserved(ctx, sp))
+    yield from _merge(problems)
+
+
+def _unmatched_skips(ctx: Context) -> Iterator[Skip]:
+    for item in ctx.topology.unmatched:
+        if item.reason:
+            yield Skip(item.reason, item.unit.resource)
+    for host, slot, name in ctx.topology.missing_declared():
+        yield Skip(f"host {host} declares target group {name} for slot {slot} (switch: alb), "
+                   "but the snapshot has no such target group", f"target_group:{ctx.keys.strip(name)}", slot)
+
+
+def _ecs_dynamic_ports(ctx: Context) -> Iterator[Skip]:
+    for service in ctx.snapshot.resources.ecs_services:
+        td = service.task_definition
+        if td is None or td.network_mode != "bridge":
+            continue
+        for lb in service.load_balancers:
+            for container in td.containers:
+                for mapping in container.port_mappings:
+                    if container.name == lb.container_name and mapping.container_port == lb.container_port \
+                            and not mapping.host_port:
+                        yield Skip(f"ecs_service {ctx.keys.ecs_service(service)} uses bridge mode with dynamic host "
+                                   "ports (hostPort 0): the port the target group uses is chosen per task",
+                                   f"ecs_service:{ctx.keys.ecs_service(service)}")
+
+
+def target_port_unserved(ctx: Context) -> Iterator[Problem | Skip]:
+    """P101: the live slot (or a host without slots) is not reached on the port the TG sends to."""
+    yield from _unserved_paths(ctx, live=True)
+    yield from _unmatched_skips(ctx)
+    yield from _ecs_dynamic_ports(ctx)
+
+
+def slot_port_divergence(ctx: Context) -> Iterator[Problem | Skip]:
+    """P104: a slot that is not live now (or any, when the live slot is unknown) is not reached."""
+    yield from _unserved_paths(ctx, live=False)
+
+
+def _per_host_or_slot(problems: list[Problem], slots_of: dict[str, int]) -> Iterator[Problem]:
+    """A problem seen in every slot of a host is about the host, not a slot: report it once."""
+    groups: dict[tuple, list[Problem]] = defaultdict(list)
+    for p in problems:
+        groups[(p.resource, tuple(str(p.evidence.get(k)) for k in p.identity))].append(p)
+    for group in groups.values():
+        slots = {p.slot for p in group}
+        if len(slots) > 1 and len(slots) >= slots_of.get(group[0].evidence.get("host", ""), 0):
+            group[0].slot = None
+            group = [group[0]]
+        yield from _merge(group)
+
+
+def health_check_port_unserved(ctx: Context) -> Iterator[Problem | Skip]:
+    """P102: an explicit health-check port, different from the traffic port, is served by nothing."""
+    problems, slots_of = [], {}
+    for sp in ctx.topology.slot_paths:
+        slots_of[sp.host.name] = max(1, len(sp.host.slots))
+        for target, port, reach in sp.health:
+            if reach.skipped:
+                yield Skip(reach.skipped, sp.unit.resource, sp.slot)
+            elif not reach.served and not reach.proxy_broken and not reach.loopback_only:
+                tg = ctx.topology.tg_key(target.target_group)
+                problems.append(Problem(
+                    resource=f"target_group:{tg}",
+                    slot=sp.slot,
+                    message=(f"Target group {tg} health-checks port {port} on host {sp.host.name}, but "
+                             f"{reach.detail}; traffic goes to {target.port}: targets never become healthy."),
+                    evidence={"host": sp.host.name, "instances": [sp.instance_id], "health_check_port": port,
+                              "traffic_port": target.port, "detail": reach.detail},
+                    identity=("host", "health_check_port"),
+                ))
+    yield from _per_host_or_slot(problems, slots_of)
+
+
+def health_check_path_unrouted(ctx: Context) -> Iterator[Problem | Skip]:
+    """P103: the health-check port is served, but not the health-check path."""
+    problems = []
+    for sp in ctx.topology.slot_paths:
+        view = sp.host
+        declared = view.host.app.health_path if view.host.app else None
+        for target, reach in sp.traffic:
+            hc = target.target_group.health_check
+            if not hc.enabled or hc.protocol.upper() not in ("HTTP", "HTTPS"):
+                continue
+            port = health_check_port(target.target_group, target.port)
+            if port != target.port:
+                reach = next((r for t, p, r in sp.health if t is target and p == port), reach)
+            if not reach.served:
+                continue  # an unserved port is P101/P102/P104, not P103
+            tg = ctx.topology.tg_key(target.target_group)
+            evidence = {"host": view.host.name, "instances": [sp.instance_id], "health_check_path": hc.path,
+                        "health_check_port": port, "app_health_path": declared}
+            if reach.via == "nginx":
+                nginx_port, _ = view.nginx_port_for(port) or (port, None)
+                server = view.default_server(nginx_port)
+                route = view.route(server, hc.path) if server else None
+                if route is None or route.location is None:
+                    evidence["server"] = where(server.file, server.line) if server else ""
+                    problems.append(Problem(
+                        f"target_group:{tg}",
+                        f"Target group {tg} health-checks {hc.path} on port {port}, but the nginx server that "
+                        f"answers it ({evidence['server']}) has no location matching {hc.path}: "
+                        "nginx answers 404 and the target goes unhealthy.",
+                        evidence=evidence, identity=("host", "health_check_port", "health_check_path"),
+                    ))
+                    continue
+                app_path = route.app_path
+                evidence["location"] = where(route.location.file, route.location.line)
+            else:
+                app_path = hc.path
+            if app_path is not None and declared and app_path.split("?")[0] != declared:
+                evidence["app_receives"] = app_path
+                problems.append(Problem(
+                    f"target_group:{tg}",
+                    f"Target group {tg} health-checks {hc.path} on port {port}; the app on host {view.host.name} "
+                    f"receives {app_path} but serves its health check at {declared}: the target goes unhealthy.",
+                    evidence=evidence, identity=("host", "health_check_port", "health_check_path"),
+                ))
+    yield from _merge(problems)
+
+
+def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
+    """P105: an nginx proxy_pass or upstream server points at a port no container serves."""
+    for view in ctx.topology.host_views:
+        nginx = view.host.nginx
+        if nginx is None:
+            continue
+        resource = f"host:{ctx.keys.host(view.host)}"
+        for server in nginx.servers:
+            for location in server.locations:
+                if not location.proxy_pass:
+                    continue
+                if view.host.docker is None:
+                    yield Skip(f"host {view.name} has no docker description in audit.yaml, so the container "
+                               "layer is unknown", resource)
+                    break
+                target = view.resolve(location.proxy_pass)
+                if target.unresolved:
+                    yield Skip(f"{target.unresolved} ({where(location.file, location.line)})", resource)
+                    continue
+                broken = view.proxy_broken(target)
+                if not broken:
+                    continue
+                through = ""
+                if target.variables:
+                    through = f" (${target.variables[0]} = {view.variables[target.variables[0]]})"
+                elif target.upstream:
+                    through = f" (upstream {target.upstream.name}, {where(target.upstream.file, target.upstream.line)})"
+                slots = {s: view.published(s) for s in sorted(view.slots)}
+                serving = "; ".join(f"{s} publishes {_ports(p)}" for s, p in slots.items())
+                yield Problem(
+                    resource=resource,
+                    message=(f"nginx on host {view.name} proxies {location.path} to {location.proxy_pass}{through} "
+                             f"at {where(location.file, location.line)}, but no container serves "
+                             f"{', '.join(str(e) for e in broken)}" + (f" ({serving})" if serving else "")
+                             + ": requests get 502."),
+                    evidence={"file": location.file, "line": location.line, "location": location.path,
+                              "proxy_pass": location.proxy_pass, "unserved": [str(e) for e in broken],
+                              "variables": target.variables,
+                              "upstream": target.upstream.name if target.upstream else None,
+                              "slot_publishes": slots},
+                    identity=("location", "proxy_pass", "unserved"),
+                )
+
+
+def _covered(cidr: str, allowed: list[str]) -> bool:
+    try:
+        network = ipaddress.ip_network(cidr, strict=False)
+        return any(
+            network.version == other.version and network.subnet_of(other)
+            for other in (ipaddress.ip_network(a, strict=False) for a in allowed)
+        )
+    except ValueError:
+        return False
+
+
+def _blocked(ctx: Context, sg_ids: list[str], port: int, alb_groups: list[str], alb_cidrs: list[str]) -> bool:
+    """True when no ingress rule of the target's groups admits the ALB on ``port``."""
+    cidrs: list[str] = []
+    for sg_id in sg_ids:
+        for rule in ctx.topology.security_groups[sg_id].ingress:
+            if not rule.covers_port(port):
+                continue
+            if rule.source_group in alb_groups or rule.prefix_list:
+                return False  # a prefix list's contents are not in the snapshot: assume it admits
+            cidrs += [c for c in (rule.cidr, rule.ipv6_cidr) if c]
+    if not alb_cidrs:
+        return not cidrs  # without the ALB's subnets, any CIDR may admit it
+    return not all(_covered(c, cidrs) for c in alb_cidrs)
+
+
+def _sg_targets(ctx: Context) -> Iterator[tuple[str, str | None, list[str], int, list[str], object]]:
+    """(resource, slot, target SG ids, port, instances, target group) for every path into a target."""
+    topology = ctx.topology
+    for unit in topology.units:
+        slot_of = {tg.arn: s for s, tg in (unit.per_slot or {}).items()}
+        for tg in unit.target_groups:
+            groups: dict[tuple[tuple[str, ...], int], list[str]] = defaultdict(list)
+            for target in topology.targets.get(tg.arn, []):
+                if target.instance is not None:
+                    groups[(tuple(sorted(target.instance.security_groups)), target.port)].append(target.instance.id)
+            for (sgs, port), instances in sorted(groups.items()):
+                yield f"target_group:{topology.tg_key(tg)}", slot_of.get(tg.arn), list(sgs), port, instances, tg
+    for service in ctx.snapshot.resources.ecs_services:
+        td = service.task_definition
+        if td is None or td.network_mode != "awsvpc":
+            continue
+        for lb in service.load_balancers:
+            tg = topology.target_groups.get(lb.target_group_arn)
+            if tg is not None:
+                yield (f"ecs_service:{ctx.keys.ecs_service(service)}", None, sorted(service.security_groups),
+                       lb.container_port, [], tg)
+
+
+def sg_blocks_alb_to_target(ctx: Context) -> Iterator[Problem | Skip]:
+    """P106: the target's security groups admit nothing from the ALB on the port the TG uses."""
+    keys = ctx.keys.security_group
+    for resource, slot, sg_ids, port, instances, tg in _sg_targets(ctx):
+        alb_groups, alb_cidrs = ctx.topology.alb_security_groups(tg)
+        missing = [g for g in sg_ids if g not in ctx.topology.security_groups]
+        if missing or not sg_ids:
+            yield Skip(f"security group {missing[0]} of the targets of {resource} is not in the snapshot"
+                       if missing else f"the targets of {resource} have no security groups in the snapshot",
+                       resource, slot)
+            continue
+        if not alb_groups and not alb_cidrs:
+            yield Skip(f"the load balancer in front of {resource} has no security groups in the snapshot",
+                       resource, slot)
+            continue
+        if _blocked(ctx, sg_ids, port, alb_groups, alb_cidrs):
+            target_keys = [keys.get(g, g) for g in sg_ids]
+            yield Problem(
+                resource=resource,
+                slot=slot,
+                message=(f"Security groups {', '.join(target_keys)} of the targets of {resource} admit nothing from "
+                         f"the load balancer's groups ({', '.join(keys.get(g, g) for g in alb_groups) or 'none'}) on "
+                         f"port {port}: the ALB cannot connect and every target is unhealthy ({NACL_NOTE})."),
+                evidence={"port": port, "target_security_groups": target_keys,
+                          "alb_security_groups": [keys.get(g, g) for g in alb_groups], "alb_subnets": alb_cidrs,
+                          "instances": instances, "note": NACL_NOTE},
+                identity=("port", "target_security_groups"),
+            )
+
+
+def loopback_published_port_targeted(ctx: Context) -> Iterator[Problem]:
+    """P109: the TG targets a port the slot's container publishes only on 127.0.0.1."""
+    problems = []
+    for sp in ctx.topology.slot_paths:
+        if sp.served:
+            continue
+        for target, reach in sp.traffic:
+            if reach.loopback_only and reach.container:
+                tg = ctx.topology.tg_key(target.target_group)
+                problems.append(Problem(
+                    resource=sp.unit.resource,
+                    slot=sp.slot,
+                    message=(f"Target group {tg} sends traffic to port {target.port} on host {sp.host.name}, but "
+                             f"{reach.detail}: the ALB's connections are refused."),
+                    evidence={"host": sp.host.name, "instances": [sp.instance_id], "port": target.port,
+                              "container": reach.container.name, "file": reach.container.file,
+                              "line": reach.container.line},
+                    identity=("host", "port", "container"),
+                ))
+    yield from _merge(problems)
+
+
+def ecs_container_port_mismatch(ctx: Context) -> Iterator[Problem | Skip]:
+    """P110: an ECS service's load balancer containerPort is not mapped by its task definition."""
+    for service in ctx.snapshot.resources.ecs_services:
+        key = ctx.keys.ecs_service(service)
+        if not service.load_balancers:
+            continue
+        td = service.task_definition
+        if td is None:
+            yield Skip(f"ecs_service {key} has no task definition in the snapshot", f"ecs_service:{key}")
+            continue
+        for lb in service.load_balancers:
+            container = next((c for c in td.containers if c.name == lb.container_name), None)
+            mapped = sorted(m.container_port for m in container.port_mappings) if container else []
+            if container is not None and lb.container_port in mapped:
+                continue
+            tg = ctx.keys.target_group.get(lb.target_group_arn, lb.target_group_arn)
+            why = (f"container {lb.container_name} maps ports {_ports(mapped)}" if container
+                   else f"task definition {td.family}:{td.revision} has no container {lb.container_name}")
+            yield Problem(
+                resource=f"ecs_service:{key}",
+                message=(f"ECS service {key} registers {lb.container_name}:{lb.container_port} in target group {tg}, "
+                         f"but {why}: no task ever passes the health check."),
+                evidence={"container": lb.container_name, "container_port": lb.container_port,
+                          "port_mappings": mapped, "target_group": tg,
+                          "task_definition": f"{td.family}:{td.revision}"},
+                identity=("container", "container_port"),
+            )
+
+
+def host_undescribed(ctx: Context) -> Iterator[Problem]:
+    """P113: a target instance matches no host in audit.yaml, so its path cannot be followed."""
+    by_role: dict[str, Problem] = {}
+    for item in ctx.topology.unmatched:
+        instance = item.target.instance
+        if item.reason is not None or instance is None:
+            continue
+        role = ctx.keys.instance.get(instance.id, instance.id)
+        tg = ctx.topology.tg_key(item.target.target_group)
+        problem = by_role.setdefault(role, Problem(
+            resource=f"instance:{role}",
+            message=(f"Instance role {role} receives traffic from the load balancer but matches no host in "
+                     "audit.yaml, so its nginx and containers are unknown and the path rules cannot run."),
+            evidence={"instances": [], "target_groups": [], "tags": instance.tags},
+            identity=("role",),
+        ))
+        problem.evidence["role"] = role
+        for field_name, value in (("instances", instance.id), ("target_groups", tg)):
+            if value not in problem.evidence[field_name]:
+                problem.evidence[field_name].append(value)
+    yield from by_role.values()

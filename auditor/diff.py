@@ -1,0 +1,279 @@
+"""Drift between two environments: resources matched by role key, compared by what they do.
+
+Identity (ARNs, ids, DNS names, private IPs, accounts, regions, file lines) never
+counts, and values that differ only by the environment token are equal. The
+path shape of each environment is compared as the `paths` collection.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from auditor.config import DiffConfig
+from auditor.keys import TRAILING_INDEX, Keys, strip_tokens
+from auditor.snapshot import COLLECTIONS, Snapshot
+from auditor.topology import Topology
+
+SINGULAR = {
+    "load_balancers": "load_balancer",
+    "listeners": "listener",
+    "listener_rules": "listener_rule",
+    "target_groups": "target_group",
+    "target_health": "target_health",
+    "security_groups": "security_group",
+    "instances": "instance",
+    "ecs_services": "ecs_service",
+    "hosts": "host",
+    "paths": "path",
+}
+PLURAL = {v: k for k, v in SINGULAR.items()}
+
+# Fields that name a resource rather than describe it.
+IDENTITY_FIELDS = {
+    "arn", "id", "dns_name", "private_ip", "account", "region", "vpc_id", "subnet_id", "instance_id",
+    "file", "line", "files", "target_id", "name",
+}
+
+
+class DriftItem(BaseModel):
+    kind: Literal["changed", "only_in_a", "only_in_b", "ambiguous"]
+    resource_type: str
+    key: str
+    path: str
+    a: Any = None
+    b: Any = None
+    expected: bool = False
+    reason: str | None = None
+
+
+@dataclass
+class Drift:
+    a: str
+    b: str
+    items: list[DriftItem]
+    shapes: dict[str, list[str]]  # environment -> its path shapes, for people
+
+    @property
+    def unexpected(self) -> list[DriftItem]:
+        return [i for i in self.items if not i.expected]
+
+
+# --- normalizing a resource into what it does ------------------------------------------------------
+
+
+class _Normalizer:
+    def __init__(self, snapshot: Snapshot, tokens: list[str]) -> None:
+        self.keys = Keys(snapshot, tokens)
+        self.topology = Topology(snapshot, self.keys)
+        self.tokens = tokens
+        self.references = {
+            **self.keys.load_balancer,
+            **self.keys.target_group,
+            **self.keys.security_group,
+            **self.keys.instance,
+            **self.keys.listener,
+        }
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items() if k not in IDENTITY_FIELDS}
+        if isinstance(value, list):
+            items = [self.value(v) for v in value]
+            return sorted(items, key=repr)
+        if isinstance(value, str):
+            if value in self.references:
+                return self.references[value]
+            return strip_tokens(value, self.tokens)
+        return value
+
+    def collection(self, name: str) -> dict[str, list[dict[str, Any]]]:
+        """Role key → normalized resources with that key."""
+        keyed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        resources = getattr(self.topology.snapshot.resources, name)
+        for resource in resources:
+            data = resource.model_dump(mode="json")
+            keyed[self._key(name, resource)].append(self._normalize(name, data))
+        if name == "instances":
+            return {key: [_group(items)] for key, items in keyed.items()}
+        if name == "target_health":
+            return {key: [{"count": len(items), "states": sorted({i.get("state") for i in items})}]
+                    for key, items in keyed.items()}
+        return keyed
+
+    def _normalize(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        if name == "listener_rules":
+            data.pop("priority", None)  # part of the key
+        if name == "hosts":
+            data.pop("match", None)
+        if name == "load_balancers":
+            # Subnet CIDRs are addressing, like private IPs; the zones the ALB spans are behaviour.
+            data["subnets"] = sorted({s.get("availability_zone") or "" for s in data["subnets"]})
+        if name == "instances" and "Name" in data["tags"]:
+            data["tags"]["Name"] = TRAILING_INDEX.sub("", data["tags"]["Name"])
+        return self.value(data)
+
+    def _key(self, name: str, resource: Any) -> str:
+        keys = self.keys
+        if name == "load_balancers":
+            return keys.load_balancer[resource.arn]
+        if name == "listeners":
+            return keys.listener[resource.arn]
+        if name == "listener_rules":
+            return keys.listener_rule(resource)
+        if name == "target_groups":
+            return keys.target_group[resource.arn]
+        if name == "target_health":
+            return keys.target(resource)
+        if name == "security_groups":
+            return keys.security_group[resource.id]
+        if name == "instances":
+            return keys.instance[resource.id]
+        if name == "ecs_services":
+            return keys.ecs_service(resource)
+        return keys.host(resource)
+
+
+def _group(instances: list[dict[str, Any]]) -> dict[str, Any]:
+    """Instances of one role compare as a group: how many, and the settings they share."""
+    flat = [_flatten(i) for i in instances]
+    shared: dict[str, Any] = {"count": len(instances)}
+    for path, value in flat[0].items():
+        if path != ("state",) and all(f.get(path) == value for f in flat):
+            node = shared
+            for segment in path[:-1]:
+                node = node.setdefault(segment, {})
+            node[path[-1]] = value
+    return shared
+
+
+def _flatten(value: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    if isinstance(value, dict) and value:
+        out: dict[tuple[str, ...], Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, prefix + (str(k),)))
+        return out
+    return {prefix: value}
+
+
+def _get(value: Any, path: tuple[str, ...]) -> Any:
+    for segment in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(segment)
+    return value
+
+
+def path_string(segments: tuple[str, ...]) -> str:
+    out = ""
+    for seg in segments:
+        if "." in seg:
+            out += f'["{seg}"]'
+        else:
+            out += f".{seg}" if out else seg
+    return out
+
+
+# --- patterns in diff.expected / diff.ignore ----------------------------------------------------------
+
+_SEGMENT = re.compile(r'\["([^"]*)"\]|\[([^\]]*)\]|([^.\[]+)')
+
+
+def _pattern_segments(pattern: str) -> list[str]:
+    segments = []
+    for quoted, key, plain in _SEGMENT.findall(pattern):
+        segments.append(quoted if quoted else (f"[{key}]" if key or plain == "" else plain))
+    return segments
+
+
+def matches(pattern: str, item: DriftItem) -> bool:
+    """Whether ``COLLECTION[KEY].PATH`` (``*`` within a segment, leading ``*.`` any prefix) names an item."""
+    collection = PLURAL.get(item.resource_type, item.resource_type)
+    subject = [collection, f"[{item.key}]"] + (_pattern_segments(item.path) if item.path else [])
+    wanted = _pattern_segments(pattern)
+    if pattern.startswith("*.") and wanted and wanted[0] == "*":
+        tail = wanted[1:]
+        return len(tail) <= len(subject) and _segments_match(tail, subject[len(subject) - len(tail):])
+    return len(wanted) == len(subject) and _segments_match(wanted, subject)
+
+
+def _segments_match(pattern: list[str], subject: list[str]) -> bool:
+    # fnmatch's [] is a character class; keys are compared inside their brackets instead.
+    for p, s in zip(pattern, subject):
+        if p.startswith("[") and s.startswith("["):
+            if not fnmatch.fnmatchcase(s[1:-1], p[1:-1].replace("[", "[[]")):
+                return False
+        elif not fnmatch.fnmatchcase(s, p.replace("[", "[[]")):
+            return False
+    return True
+
+
+# --- the comparison ---------------------------------------------------------------------------------
+
+
+def _compare(resource_type: str, a: dict[str, list[dict[str, Any]]], b: dict[str, list[dict[str, Any]]]) -> list[DriftItem]:
+    items = []
+    for key in sorted(set(a) | set(b)):
+        left, right = a.get(key, []), b.get(key, [])
+        if len(left) > 1 or len(right) > 1:
+            items.append(DriftItem(kind="ambiguous", resource_type=resource_type, key=key, path="",
+                                   a=len(left), b=len(right)))
+        elif not right:
+            items.append(DriftItem(kind="only_in_a", resource_type=resource_type, key=key, path=""))
+        elif not left:
+            items.append(DriftItem(kind="only_in_b", resource_type=resource_type, key=key, path=""))
+        else:
+            flat_a, flat_b = _flatten(left[0]), _flatten(right[0])
+            reported: set[tuple[str, ...]] = set()
+            for path in sorted(set(flat_a) | set(flat_b)):
+                # A section present on one side only (nginx: null vs an nginx config) is one item.
+                whole = next((path[:n] for n in range(1, len(path))
+                              if flat_a.get(path[:n], 0) is None or flat_b.get(path[:n], 0) is None), path)
+                va, vb = _get(left[0], whole), _get(right[0], whole)
+                if va != vb and whole not in reported:
+                    reported.add(whole)
+                    items.append(DriftItem(kind="changed", resource_type=resource_type, key=key,
+                                           path=path_string(whole), a=va, b=vb))
+    return items
+
+
+def compare(a: Snapshot, b: Snapshot, tokens_a: list[str], tokens_b: list[str],
+            config: DiffConfig | None = None) -> Drift:
+    """Drift from environment ``a`` to ``b``. Pure."""
+    config = config or DiffConfig()
+    na, nb = _Normalizer(a, tokens_a), _Normalizer(b, tokens_b)
+    items: list[DriftItem] = []
+    for name in COLLECTIONS:
+        left, right = na.collection(name), nb.collection(name)
+        for pairing in config.match:
+            if PLURAL.get(pairing.resource_type) == name:
+                _pair(left, right, na.keys.strip(pairing.a), nb.keys.strip(pairing.b))
+        items += _compare(SINGULAR[name], left, right)
+    items += _compare("path", _paths(na), _paths(nb))
+    kept = []
+    for item in items:
+        if any(matches(p, item) for p in config.ignore):
+            continue
+        for expected in config.expected:
+            if matches(expected.path, item):
+                item.expected, item.reason = True, expected.reason
+                break
+        kept.append(item)
+    return Drift(a.environment, b.environment, kept,
+                 {a.environment: na.topology.shapes(), b.environment: nb.topology.shapes()})
+
+
+def _pair(left: dict[str, Any], right: dict[str, Any], key_a: str, key_b: str) -> None:
+    """diff.match: compare resource ``key_a`` of a with ``key_b`` of b under one key."""
+    if key_a in left and key_b in right and key_a != key_b:
+        right[key_a] = right.pop(key_b)
+
+
+def _paths(normalizer: _Normalizer) -> dict[str, list[dict[str, Any]]]:
+    return {path["key"]: [{k: v for k, v in path.items() if k != "key"}]
+            for path in normalizer.topology.path_items()}

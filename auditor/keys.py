@@ -1,0 +1,68 @@
+"""Role keys: what a resource *is* across environments, free of ids, ARNs and env tokens.
+
+`web-dev-tg` in dev and `web-prod-tg` in prod are both `web-*-tg`; findings and
+drift name resources by these keys (DESIGN.md "Keys").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from auditor.snapshot import EcsService, Host, Instance, Listener, ListenerRule, Snapshot, TargetHealth
+
+_PARTS = re.compile(r"([-_.\s/:])")
+TRAILING_INDEX = re.compile(r"[-_.]?\d+$")
+
+
+def strip_tokens(name: str, tokens: Iterable[str]) -> str:
+    """Replace each environment token that stands as a whole delimited part of ``name`` by ``*``."""
+    lowered = {t.lower() for t in tokens}
+    return "".join("*" if part.lower() in lowered else part for part in _PARTS.split(name))
+
+
+class Keys:
+    """Role keys for every resource of one snapshot, computed once and looked up by id or ARN."""
+
+    def __init__(self, snapshot: Snapshot, tokens: Iterable[str]) -> None:
+        self.tokens = list(tokens)
+        res = snapshot.resources
+        self.load_balancer = {lb.arn: self._named(lb.tags, lb.name) for lb in res.load_balancers}
+        self.target_group = {tg.arn: self._named(tg.tags, tg.name) for tg in res.target_groups}
+        self.security_group = {sg.id: self._named(sg.tags, sg.name) for sg in res.security_groups}
+        self.instance = {i.id: self._instance(i) for i in res.instances}
+        self.listener = {lst.arn: self._listener(lst) for lst in res.listeners}
+
+    def strip(self, name: str) -> str:
+        return strip_tokens(name, self.tokens)
+
+    def _named(self, tags: dict[str, str], name: str) -> str:
+        return self.strip(tags.get("Name") or name)
+
+    def _instance(self, instance: Instance) -> str:
+        if instance.tags.get("Role"):
+            return self.strip(instance.tags["Role"])
+        if instance.tags.get("Name"):
+            return TRAILING_INDEX.sub("", self.strip(instance.tags["Name"])) or instance.tags["Name"]
+        return instance.id
+
+    def _listener(self, listener: Listener) -> str:
+        lb = self.load_balancer.get(listener.load_balancer_arn, listener.load_balancer_arn)
+        return f"{lb}:{listener.port}"
+
+    def listener_rule(self, rule: ListenerRule) -> str:
+        return f"{self.listener.get(rule.listener_arn, rule.listener_arn)}#{rule.priority}"
+
+    def target(self, health: TargetHealth) -> str:
+        tg = self.target_group.get(health.target_group_arn, health.target_group_arn)
+        who = self.instance.get(health.target_id, health.target_id)
+        return f"{tg}/{who}:{health.port}"
+
+    def ecs_service(self, service: EcsService) -> str:
+        cluster = service.cluster.rsplit("/", 1)[-1]
+        return self.strip(f"{cluster}/{service.name}")
+
+    def host(self, host: Host) -> str:
+        if host.instance_id:
+            return f"{host.name}/{self.instance.get(host.instance_id, host.instance_id)}"
+        return host.name

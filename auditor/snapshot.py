@@ -1,0 +1,558 @@
+"""The snapshot: plain facts about one environment, as versioned, deterministic JSON.
+
+Everything after collection reads a Snapshot and nothing else, so a saved file
+is enough to run checks, diffs and the gate offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from auditor import __version__
+from auditor.errors import SnapshotError
+
+SCHEMA_VERSION = 1
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Resource(Model):
+    account: str = ""
+    region: str = ""
+
+
+# --- AWS ------------------------------------------------------------------------------------
+
+
+class Subnet(Model):
+    id: str
+    cidr: str | None = None
+    availability_zone: str | None = None
+
+
+class LoadBalancer(Resource):
+    arn: str
+    name: str
+    type: str = "application"
+    scheme: str = "internet-facing"
+    dns_name: str = ""
+    vpc_id: str = ""
+    security_groups: list[str] = Field(default_factory=list)
+    subnets: list[Subnet] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class ForwardTarget(Model):
+    arn: str
+    weight: int = 1
+
+
+class Action(Model):
+    type: str
+    order: int | None = None
+    target_groups: list[ForwardTarget] = Field(default_factory=list)
+    redirect: dict[str, Any] | None = None
+    fixed_response: dict[str, Any] | None = None
+
+
+class Listener(Resource):
+    arn: str
+    load_balancer_arn: str
+    port: int
+    protocol: str = "HTTP"
+    ssl_policy: str | None = None
+    certificates: list[str] = Field(default_factory=list)
+    default_actions: list[Action] = Field(default_factory=list)
+
+
+class ListenerRule(Resource):
+    arn: str
+    listener_arn: str
+    priority: str
+    is_default: bool = False
+    conditions: list[dict[str, Any]] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list)
+
+
+class HealthCheck(Model):
+    enabled: bool = True
+    protocol: str = "HTTP"
+    port: str = "traffic-port"
+    path: str = "/"
+    interval_seconds: int = 30
+    timeout_seconds: int = 5
+    healthy_threshold: int = 5
+    unhealthy_threshold: int = 2
+    matcher: str = "200"
+
+
+class TargetGroup(Resource):
+    arn: str
+    name: str
+    port: int | None = None
+    protocol: str = "HTTP"
+    protocol_version: str = "HTTP1"
+    target_type: str = "instance"
+    vpc_id: str = ""
+    load_balancer_arns: list[str] = Field(default_factory=list)
+    health_check: HealthCheck = Field(default_factory=HealthCheck)
+    attributes: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class TargetHealth(Resource):
+    target_group_arn: str
+    target_id: str
+    port: int | None = None
+    availability_zone: str | None = None
+    state: str = "healthy"
+    reason: str | None = None
+    description: str | None = None
+
+
+class SgRule(Model):
+    """One normalized permission: one protocol/port range and exactly one source or destination."""
+
+    protocol: str = "tcp"  # tcp | udp | icmp | -1 (all)
+    from_port: int | None = None
+    to_port: int | None = None
+    cidr: str | None = None
+    ipv6_cidr: str | None = None
+    source_group: str | None = None
+    prefix_list: str | None = None
+    description: str | None = None
+
+    def covers_port(self, port: int) -> bool:
+        if self.protocol == "-1":
+            return True
+        if self.protocol not in ("tcp", "6"):
+            return False
+        if self.from_port is None or self.to_port is None:
+            return True
+        return self.from_port <= port <= self.to_port
+
+
+class SecurityGroup(Resource):
+    id: str
+    name: str
+    vpc_id: str = ""
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    ingress: list[SgRule] = Field(default_factory=list)
+    egress: list[SgRule] = Field(default_factory=list)
+
+
+class Instance(Resource):
+    id: str
+    private_ip: str | None = None
+    state: str = "running"
+    instance_type: str | None = None
+    subnet_id: str | None = None
+    vpc_id: str | None = None
+    security_groups: list[str] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class EcsPortMapping(Model):
+    container_port: int
+    host_port: int | None = None
+    protocol: str = "tcp"
+
+
+class EcsContainer(Model):
+    name: str
+    image: str = ""
+    port_mappings: list[EcsPortMapping] = Field(default_factory=list)
+    stop_timeout: int | None = None
+    environment: dict[str, str] = Field(default_factory=dict)
+
+
+class TaskDefinition(Model):
+    family: str
+    revision: int = 1
+    network_mode: str = "bridge"
+    containers: list[EcsContainer] = Field(default_factory=list)
+
+
+class EcsLoadBalancer(Model):
+    target_group_arn: str
+    container_name: str
+    container_port: int
+
+
+class EcsService(Resource):
+    arn: str
+    cluster: str
+    name: str
+    launch_type: str | None = None
+    desired_count: int = 0
+    security_groups: list[str] = Field(default_factory=list)
+    load_balancers: list[EcsLoadBalancer] = Field(default_factory=list)
+    task_definition: TaskDefinition | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+# --- hosts: nginx and docker -------------------------------------------------------------------
+
+
+class Listen(Model):
+    address: str | None = None  # None: all addresses
+    port: int = 80
+    ssl: bool = False
+    http2: bool = False
+    default_server: bool = False
+
+
+class Location(Model):
+    path: str
+    modifier: str = ""  # "" | "=" | "^~" | "~" | "~*" | "@"
+    file: str = ""
+    line: int = 0
+    proxy_pass: str | None = None
+    return_code: int | None = None
+    return_text: str | None = None
+    root: str | None = None
+    alias: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)  # proxy_set_header, redacted
+
+
+class NginxServer(Model):
+    file: str = ""
+    line: int = 0
+    listen: list[Listen] = Field(default_factory=list)
+    server_names: list[str] = Field(default_factory=list)
+    locations: list[Location] = Field(default_factory=list)
+
+
+class UpstreamServer(Model):
+    address: str
+    backup: bool = False
+    down: bool = False
+    file: str = ""
+    line: int = 0
+
+
+class Upstream(Model):
+    name: str
+    file: str = ""
+    line: int = 0
+    servers: list[UpstreamServer] = Field(default_factory=list)
+
+
+class Variable(Model):
+    name: str  # without the leading $
+    value: str
+    file: str = ""
+    line: int = 0
+
+
+class NginxConfig(Model):
+    files: list[str] = Field(default_factory=list)
+    servers: list[NginxServer] = Field(default_factory=list)
+    upstreams: list[Upstream] = Field(default_factory=list)
+    variables: list[Variable] = Field(default_factory=list)
+
+
+class PublishedPort(Model):
+    host_ip: str | None = None  # None or 0.0.0.0/:: = every interface
+    host_port: int | None = None  # None: not published (container side only)
+    container_port: int
+    protocol: str = "tcp"
+
+
+class Container(Model):
+    name: str
+    service: str | None = None  # compose service name
+    image: str = ""
+    running: bool | None = None  # None: unknown (e.g. read from a compose file)
+    ports: list[PublishedPort] = Field(default_factory=list)
+    expose: list[int] = Field(default_factory=list)
+    environment: dict[str, str] = Field(default_factory=dict)
+    privileged: bool = False
+    file: str = ""
+    line: int = 0
+
+
+class SwitchFacts(Model):
+    kind: Literal["variable", "upstream", "rewrite", "alb"]
+    target_groups: dict[str, str] | None = None
+
+
+class DockerFacts(Model):
+    containers: list[Container] = Field(default_factory=list)
+    slots: dict[str, str] = Field(default_factory=dict)  # slot -> compose service
+    live: str | None = None  # declared in audit.yaml
+    switch: SwitchFacts | None = None  # declared in audit.yaml
+
+
+class AppFacts(Model):
+    health_path: str | None = None
+    keepalive_timeout: float | None = None
+    port: int | None = None
+
+
+class Host(Resource):
+    name: str
+    instance_id: str | None = None  # set when facts were collected per instance
+    match: dict[str, str] = Field(default_factory=dict)
+    nginx: NginxConfig | None = None
+    docker: DockerFacts | None = None
+    app: AppFacts | None = None
+
+
+# --- the snapshot ------------------------------------------------------------------------------
+
+
+class SourceError(Model):
+    source: str
+    operation: str = ""
+    code: str = ""
+    message: str = ""
+
+
+class SourceStatus(Model):
+    status: Literal["ok", "partial", "error"] = "ok"
+    errors: list[SourceError] = Field(default_factory=list)
+    api_calls: dict[str, int] = Field(default_factory=dict)
+
+
+class Resources(Model):
+    load_balancers: list[LoadBalancer] = Field(default_factory=list)
+    listeners: list[Listener] = Field(default_factory=list)
+    listener_rules: list[ListenerRule] = Field(default_factory=list)
+    target_groups: list[TargetGroup] = Field(default_factory=list)
+    target_health: list[TargetHealth] = Field(default_factory=list)
+    security_groups: list[SecurityGroup] = Field(default_factory=list)
+    instances: list[Instance] = Field(default_factory=list)
+    ecs_services: list[EcsService] = Field(default_factory=list)
+    hosts: list[Host] = Field(default_factory=list)
+
+
+class Snapshot(Model):
+    schema_version: int = SCHEMA_VERSION
+    tool_version: str = __version__
+    environment: str
+    collected_at: str = ""
+    sources: dict[str, SourceStatus] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+
+
+COLLECTIONS = tuple(Resources.model_fields)
+
+# How each collection is sorted, and what identifies a resource when shards merge.
+IDENTITY = {
+    "load_balancers": ("arn",),
+    "listeners": ("arn",),
+    "listener_rules": ("arn",),
+    "target_groups": ("arn",),
+    "target_health": ("target_group_arn", "target_id", "port"),
+    "security_groups": ("id",),
+    "instances": ("id",),
+    "ecs_services": ("arn",),
+    "hosts": ("name", "instance_id"),
+}
+
+
+def _identity(collection: str, item: dict[str, Any]) -> tuple[str, ...]:
+    return (item.get("account", ""), item.get("region", "")) + tuple(
+        str(item.get(field) or "") for field in IDENTITY[collection]
+    )
+
+
+_SET_LISTS = {"security_groups", "load_balancer_arns", "ingress", "egress", "certificates", "subnets", "expose"}
+
+
+def to_data(snapshot: Snapshot) -> dict[str, Any]:
+    """The snapshot as plain JSON data, deterministic: sorted collections and set-like lists.
+
+    Ordered facts (nginx servers and locations, whose order nginx uses) keep file order.
+    """
+    data = snapshot.model_dump(mode="json")
+
+    def sort_sets(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: sorted(v, key=lambda x: json.dumps(x, sort_keys=True))
+                if k in _SET_LISTS and isinstance(v, list)
+                else sort_sets(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [sort_sets(v) for v in node]
+        return node
+
+    resources = data["resources"]
+    for name in COLLECTIONS:
+        resources[name] = sorted(
+            (sort_sets(item) for item in resources[name]), key=lambda item: _identity(name, item)
+        )
+    return data
+
+
+def dumps(snapshot: Snapshot) -> str:
+    return json.dumps(to_data(snapshot), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename, so a reader never sees half a file
+    and a failure leaves the previous file as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(snapshot: Snapshot, path: str | Path) -> None:
+    write_atomic(path, dumps(snapshot))
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def from_data(data: Any, source: str = "snapshot") -> Snapshot:
+    if not isinstance(data, dict):
+        raise SnapshotError(f"{source}: not a snapshot (expected a JSON object)")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SnapshotError(f"{source}: not a snapshot (schema_version missing or not an integer)")
+    if version > SCHEMA_VERSION:
+        raise SnapshotError(
+            f"{source}: snapshot schema_version {version} is newer than this audit understands "
+            f"({SCHEMA_VERSION}); upgrade auditor"
+        )
+    try:
+        return Snapshot.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise SnapshotError(f"{source}: {_loc(first['loc'])}: {problem}") from None
+
+
+def load(path: str | Path) -> Snapshot:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SnapshotError(f"{path}: snapshot file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{path}: cannot read snapshot: {exc}") from None
+    if not text.strip():
+        raise SnapshotError(f"{path}: snapshot file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SnapshotError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    return from_data(data, str(path))
+
+
+def merge(shards: list[Snapshot]) -> Snapshot:
+    """Join shards of one environment (e.g. one per account/region) into one snapshot."""
+    if not shards:
+        raise SnapshotError("nothing to merge")
+    environments = sorted({s.environment for s in shards})
+    if len(environments) > 1:
+        raise SnapshotError(f"cannot merge snapshots of different environments: {', '.join(environments)}")
+    versions = sorted({s.schema_version for s in shards})
+    if len(versions) > 1:
+        raise SnapshotError(f"cannot merge snapshots of different schema versions: {versions}")
+    if len(shards) == 1:
+        return shards[0]
+    merged: dict[str, dict[tuple[str, ...], Any]] = {name: {} for name in COLLECTIONS}
+    sources: dict[str, SourceStatus] = {}
+    rank = {"ok": 0, "partial": 1, "error": 2}
+    for shard in shards:
+        for name in COLLECTIONS:
+            for item in getattr(shard.resources, name):
+                merged[name].setdefault(_identity(name, item.model_dump()), item)
+        for source, status in shard.sources.items():
+            into = sources.setdefault(source, SourceStatus())
+            into.status = max(into.status, status.status, key=rank.__getitem__)
+            into.errors.extend(status.errors)
+            for op, count in status.api_calls.items():
+                into.api_calls[op] = into.api_calls.get(op, 0) + count
+    return Snapshot(
+        environment=environments[0],
+        collected_at=max(s.collected_at for s in shards),
+        tool_version=shards[0].tool_version,
+        sources=sources,
+        resources=Resources(**{name: list(items.values()) for name, items in merged.items()}),
+    )
+
+
+# --- redaction ------------------------------------------------------------------------------------
+
+# The only names whose values may reach a snapshot or report as they are: the rules need them.
+# Everything else that carries free text (env values, header values, stderr) is replaced.
+SAFE_NAMES = frozenset(
+    {
+        "PORT", "HOST", "HOSTNAME", "NODE_ENV", "APP_ENV", "ENV", "ENVIRONMENT", "RAILS_ENV",
+        "FLASK_ENV", "DJANGO_SETTINGS_MODULE", "KEEP_ALIVE_TIMEOUT", "KEEPALIVE_TIMEOUT",
+        "SERVER_PORT", "LISTEN_PORT", "HTTP_PORT", "BIND", "UPSTREAM", "SLOT", "COLOR", "COLOUR",
+        "X-FORWARDED-FOR", "X-FORWARDED-PROTO", "X-FORWARDED-HOST", "X-FORWARDED-PORT",
+        "X-REAL-IP", "CONNECTION", "UPGRADE",
+    }
+)
+
+REDACTED = "<redacted>"
+
+
+class Redactor:
+    """Replaces free-text values by an HMAC (equal values stay equal across snapshots) or a marker."""
+
+    def __init__(self, key: str | None) -> None:
+        self._key = key.encode() if key else None
+
+    @classmethod
+    def from_environment(cls) -> Redactor:
+        return cls(os.environ.get("AUDIT_REDACTION_KEY") or None)
+
+    def value(self, value: str) -> str:
+        if self._key is None:
+            return REDACTED
+        return "hmac:" + hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:12]
+
+    def named(self, name: str, value: str) -> str:
+        return value if name.upper() in SAFE_NAMES else self.value(value)
+
+    def mapping(self, values: dict[str, str]) -> dict[str, str]:
+        return {name: self.named(name, value) for name, value in values.items()}
+
+    _ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|\S+)")
+    _AWS_KEY = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
+
+    def text(self, text: str, known: list[str] = ()) -> str:
+        """Scrub free text (errors, stderr): NAME=value pairs outside the allowlist, AWS key ids,
+        and any value known to be secret."""
+        for secret in sorted(filter(None, known), key=len, reverse=True):
+            text = text.replace(secret, self.value(secret))
+        text = self._AWS_KEY.sub(lambda m: self.value(m.group(0)), text)
+        return self._ASSIGNMENT.sub(
+            lambda m: m.group(0)
+            if m.group("name").upper() in SAFE_NAMES or m.group("value").startswith(("hmac:", REDACTED))
+            else f"{m.group('name')}{m.group('sep')}{self.value(m.group('value'))}",
+            text,
+        )
