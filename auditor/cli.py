@@ -1,0 +1,294 @@
+"""The `audit` command line: parse, call the library, render, choose the exit code.
+
+Exit codes: 0 nothing at or above --fail-on (diff: no unexpected drift), 1 findings
+or unexpected drift, 2 usage, config, input or collection error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from auditor import __version__, engine, gate
+from auditor import config as config_module
+from auditor import diff as diff_module
+from auditor import snapshot as snapshot_module
+from auditor.config import Config, tokens_for
+from auditor.engine import severity_rank
+from auditor.errors import AuditError, GateDataMissing, SnapshotError
+from auditor.report import json as json_report
+from auditor.report.text import Text
+
+FORMATS = ("text", "json", "sarif", "junit", "markdown", "html")
+AVAILABLE_FORMATS = ("text", "json")
+FAIL_ON = ("critical", "high", "medium", "low", "info", "never")
+DEFAULT_CONFIG = "audit.yaml"
+
+
+class Options:
+    """The common options of every subcommand, as given."""
+
+    def __init__(self, **values: Any) -> None:
+        self.config_path: str | None = values.get("config")
+        self.format: str = values.get("format") or "text"
+        self.output: str | None = values.get("output")
+        self.fail_on: str = values.get("fail_on") or "high"
+        self.quiet: bool = bool(values.get("quiet"))
+        self.no_color: bool = bool(values.get("no_color"))
+        self.allow_partial: bool = bool(values.get("allow_partial"))
+        if self.format not in AVAILABLE_FORMATS:
+            raise AuditError(f"--format {self.format} is not available yet in this version "
+                             f"(available: {', '.join(AVAILABLE_FORMATS)})")
+
+    @functools.cached_property
+    def config(self) -> Config | None:
+        """audit.yaml: required when named with --config; optional for snapshot files."""
+        path = Path(self.config_path or DEFAULT_CONFIG)
+        if self.config_path is None and not path.exists():
+            return None
+        return config_module.load(path)
+
+    @property
+    def colour(self) -> bool:
+        return not self.no_color and "NO_COLOR" not in os.environ and self.output is None and sys.stdout.isatty()
+
+    def emit(self, text: str) -> None:
+        if self.output:
+            snapshot_module.write_atomic(self.output, text)
+        else:
+            click.echo(text, nl=False)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message, err=True)
+
+
+def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every subcommand accepts, before or after its arguments."""
+    decorators = [
+        click.option("--config", "-c", metavar="PATH", help=f"audit.yaml to use (default ./{DEFAULT_CONFIG})."),
+        click.option("--format", "format", type=click.Choice(FORMATS), help="Output format (default text)."),
+        click.option("--output", "-o", metavar="PATH", help="Write the report to PATH instead of stdout."),
+        click.option("--fail-on", type=click.Choice(FAIL_ON), help="Lowest severity that makes the exit code 1 "
+                     "(default high)."),
+        click.option("--quiet", is_flag=True, help="No progress or notes on stderr."),
+        click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too)."),
+        click.option("--debug", is_flag=True, help="Show a traceback on errors."),
+        click.option("--allow-partial", is_flag=True, help="Accept a partial collection instead of exit 2."),
+        click.option("--allow-commands", is_flag=True, help="Allow running the commands audit.yaml names."),
+        click.option("--offline", is_flag=True, help="Host files only, no AWS."),
+        click.option("--timeout", type=float, metavar="SECONDS", help="Overall collection timeout."),
+        click.option("--concurrency", type=click.IntRange(1, 64), metavar="N", help="Requests in flight per service."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def _is_snapshot_file(target: str) -> bool:
+    return target.endswith(".json") or Path(target).is_file()
+
+
+def load_environment(targets: list[str], options: Options) -> list[snapshot_module.Snapshot]:
+    """Snapshots per environment, in the order first named; shards of one environment merged."""
+    by_env: dict[str, list[snapshot_module.Snapshot]] = {}
+    for target in targets:
+        if not _is_snapshot_file(target):
+            if options.config is not None:
+                options.config.environment(target)  # an unknown name is its own error
+            raise AuditError(f"{target}: live collection is not available in this version; "
+                             f"give a snapshot file (e.g. .audit/{target}.json)")
+        snap = snapshot_module.load(target)
+        if not options.allow_partial:
+            partial = sorted(name for name, s in snap.sources.items() if s.status != "ok")
+            if partial:
+                raise SnapshotError(f"{target}: collection of {', '.join(partial)} was partial "
+                                    "(pass --allow-partial to use it anyway)")
+        by_env.setdefault(snap.environment, []).append(snap)
+    return [snapshot_module.merge(shards) for shards in by_env.values()]
+
+
+def run_checks(snapshots: list[snapshot_module.Snapshot], options: Options) -> list[engine.Result]:
+    today = dt.date.today()
+    return [engine.run_configured(s, options.config, tokens_for(options.config, s.environment), today)
+            for s in snapshots]
+
+
+def exit_code(results: list[engine.Result], fail_on: str) -> int:
+    if fail_on == "never":
+        return 0
+    threshold = severity_rank(fail_on)
+    failing = [f for r in results for f in r.findings if not f.suppressed and severity_rank(f.severity) <= threshold]
+    return 1 if failing else 0
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="audit")
+def cli() -> None:
+    """Find what breaks between the layers of a load-balanced web service.
+
+    Follows traffic from the ALB listener through target groups, security
+    groups, nginx and Docker slots (blue/green), on saved snapshot files.
+    """
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@common_options
+def check(targets: tuple[str, ...], **values: Any) -> None:
+    """Run the rule catalog on snapshot files (several files of one environment are merged).
+
+    Exit 1 when a finding is at or above --fail-on.
+    """
+    options = Options(**values)
+    results = run_checks(load_environment(list(targets), options), options)
+    if options.format == "json":
+        options.emit(json_report.render_check(results))
+    else:
+        options.emit(Text(options.colour).results(results))
+    sys.exit(exit_code(results, options.fail_on))
+
+
+@cli.command()
+@click.argument("environments", nargs=-1, required=True, metavar="A B [C...]")
+@common_options
+def diff(environments: tuple[str, ...], **values: Any) -> None:
+    """Drift between environments that changes behaviour, ignoring ids and ARNs.
+
+    Each environment is compared with the last one named. Exit 1 on unexpected drift.
+    """
+    options = Options(**values)
+    snapshots = load_environment(list(environments), options)
+    if len(snapshots) < 2:
+        raise click.UsageError("diff needs snapshots of at least two different environments")
+    reference = snapshots[-1]
+    config = options.config
+    drifts = [
+        diff_module.compare(s, reference, tokens_for(config, s.environment), tokens_for(config, reference.environment),
+                            config.diff if config else None)
+        for s in snapshots[:-1]
+    ]
+    if options.format == "json":
+        options.emit(json_report.render_diff(drifts))
+    else:
+        options.emit(Text(options.colour).drift(drifts))
+    sys.exit(1 if any(d.unexpected for d in drifts) and options.fail_on != "never" else 0)
+
+
+@cli.command(name="gate")
+@click.argument("environment", metavar="ENV")
+@click.option("--slot", metavar="NAME", help="The slot about to go live (default: the live slot).")
+@click.option("--against", metavar="REF", help="Also fail on path-shape drift against this environment.")
+@common_options
+def gate_command(environment: str, slot: str | None, against: str | None, **values: Any) -> None:
+    """Would making SLOT live lose traffic? Fails closed.
+
+    Exit 0: no path finding for the slot; 1: a path finding (or, with --against,
+    path drift); 2: a path rule could not decide for lack of data.
+    """
+    if values.get("allow_partial"):
+        raise click.UsageError("gate refuses --allow-partial: it fails closed on missing data")
+    options = Options(**values)
+    (snap,) = load_environment([environment], options)
+    (result,) = run_checks([snap], options)
+    drift = None
+    if against:
+        (reference,) = load_environment([against], options)
+        config = options.config
+        drift = diff_module.compare(snap, reference, tokens_for(config, snap.environment),
+                                    tokens_for(config, reference.environment), config.diff if config else None)
+    verdict = gate.evaluate(result, slot, options.fail_on, drift)
+    if options.format == "json":
+        options.emit(json_report.render_gate(result, verdict))
+    else:
+        options.emit(Text(options.colour).gate(result, verdict))
+    if verdict.missing:
+        first = verdict.missing[0]
+        raise GateDataMissing(f"gate {result.environment}: cannot decide {first.rule_id}: {first.reason}")
+    sys.exit(0 if verdict.passed else 1)
+
+
+@cli.command()
+@click.argument("shards", nargs=-1, required=True, metavar="SNAPSHOT...")
+@click.option("--output", "-o", required=True, metavar="FILE", help="Where to write the merged snapshot.")
+def merge(shards: tuple[str, ...], output: str) -> None:
+    """Join shards of one environment into one snapshot (refuses different environments)."""
+    merged = snapshot_module.merge([snapshot_module.load(s) for s in shards])
+    snapshot_module.save(merged, output)
+
+
+@cli.command()
+@common_options
+def rules(**values: Any) -> None:
+    """List the rule catalog."""
+    options = Options(**values)
+    catalog = engine.load_catalog()
+    if options.format == "json":
+        import json
+
+        options.emit(json.dumps([r.meta.model_dump(exclude={"check"}) for r in catalog.values()], indent=2) + "\n")
+        return
+    lines = [f"{r.id}  {r.meta.severity:<8}  {r.meta.name:<36} {r.meta.title}" for r in catalog.values()]
+    options.emit("\n".join(lines) + "\n")
+
+
+@cli.command()
+@click.argument("rule_id", metavar="RULE_ID")
+@common_options
+def explain(rule_id: str, **values: Any) -> None:
+    """Show one rule: why it matters, how to fix it, references."""
+    options = Options(**values)
+    catalog = engine.load_catalog()
+    rule = catalog.get(rule_id.upper())
+    if rule is None:
+        raise AuditError(f"unknown rule id {rule_id!r} (see `audit rules`)")
+    meta = rule.meta
+    if options.format == "json":
+        options.emit(meta.model_dump_json(indent=2) + "\n")
+        return
+    text = [
+        f"{meta.id} {meta.name} ({meta.severity})",
+        meta.title,
+        "",
+        "Why: " + " ".join(meta.rationale.split()),
+        "",
+        "Fix: " + " ".join(meta.remediation.split()),
+    ]
+    if meta.references:
+        text += ["", "References:"] + [f"  {r}" for r in meta.references]
+    options.emit("\n".join(text) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="audit", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.Abort:
+        click.echo("audit: interrupted", err=True)
+        sys.exit(2)
+    except AuditError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"audit: error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # a bug: say so in one line unless asked for the traceback
+        if debug:
+            traceback.print_exc()
+        click.echo(f"audit: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
+                   err=True)
+        sys.exit(2)
+    sys.exit(0)

@@ -1,0 +1,69 @@
+"""JSON output: the contracts in DESIGN.md ("Findings JSON", "Drift JSON"); the gate adds a `gate` key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from auditor import __version__
+from auditor.diff import Drift
+from auditor.engine import SEVERITIES, Finding, Result
+from auditor.gate import Verdict
+
+SCHEMA_VERSION = 1
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    return finding.model_dump(mode="json", exclude={"suppression_reason"})
+
+
+def summary(findings: list[Finding]) -> dict[str, int]:
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for f in findings:
+        if not f.suppressed:
+            counts[f.severity] += 1
+    return counts
+
+
+def check_data(results: list[Result]) -> dict[str, Any]:
+    findings = [f for r in results for f in r.findings]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "auditor", "version": __version__},
+        "environments": [r.environment for r in results],
+        "findings": [_finding(f) for f in findings],
+        "skipped": [s.model_dump(mode="json") for r in results for s in r.skipped],
+        "summary": summary(findings),
+    }
+
+
+def diff_data(drift: Drift) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "a": drift.a,
+        "b": drift.b,
+        "drift": [i.model_dump(mode="json") for i in drift.items],
+        "summary": {"unexpected": len(drift.unexpected), "expected": len(drift.items) - len(drift.unexpected)},
+    }
+
+
+def render_check(results: list[Result]) -> str:
+    return json.dumps(check_data(results), indent=2, sort_keys=False) + "\n"
+
+
+def render_diff(drifts: list[Drift]) -> str:
+    data: Any = diff_data(drifts[0]) if len(drifts) == 1 else [diff_data(d) for d in drifts]
+    return json.dumps(data, indent=2) + "\n"
+
+
+def render_gate(result: Result, verdict: Verdict) -> str:
+    data = check_data([result])
+    data["gate"] = {
+        "environment": verdict.environment,
+        "slots": verdict.slots,
+        "result": verdict.outcome,
+        "failing": [f.fingerprint for f in verdict.failing],
+        "missing_data": [s.model_dump(mode="json") for s in verdict.missing],
+        "path_drift": [i.model_dump(mode="json") for i in verdict.drift],
+    }
+    return json.dumps(data, indent=2) + "\n"

@@ -1,0 +1,101 @@
+"""Text output for people: findings grouped by environment and severity, a one-line summary last."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from auditor.diff import Drift, DriftItem
+from auditor.engine import Finding, Result
+from auditor.gate import Verdict
+from auditor.report.json import summary
+
+_COLOURS = {"critical": "magenta", "high": "red", "medium": "yellow", "low": "cyan", "info": "white"}
+
+
+class Text:
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+
+    def style(self, text: str, **kwargs: object) -> str:
+        return click.style(text, **kwargs) if self.colour else text
+
+    def finding(self, f: Finding) -> list[str]:
+        slot = f" [slot {f.slot}]" if f.slot else ""
+        muted = " (suppressed: " + (f.suppression_reason or "") + ")" if f.suppressed else ""
+        head = f"{self.style(f.severity.upper(), fg=_COLOURS[f.severity], bold=True)} {f.rule_id} {f.rule}  " \
+               f"{f.resource}{slot}{muted}"
+        return [head, f"    {f.message}", f"    fix: {' '.join(f.remediation.split())}"]
+
+    def results(self, results: list[Result]) -> str:
+        lines: list[str] = []
+        for result in results:
+            lines.append(self.style(f"== {result.environment}", bold=True))
+            for f in result.findings:
+                lines += self.finding(f)
+            for s in result.skipped:
+                where = f" {s.resource}" if s.resource else ""
+                slot = f" [slot {s.slot}]" if s.slot else ""
+                lines.append(f"skipped {s.rule_id}{where}{slot}: {s.reason}")
+            for note in result.notes:
+                lines.append(f"note: {note}")
+        findings = [f for r in results for f in r.findings]
+        counts = summary(findings)
+        total = sum(counts.values())
+        skipped = sum(len(r.skipped) for r in results)
+        envs = ", ".join(r.environment for r in results)
+        lines.append(f"{envs}: {total} finding{'s' if total != 1 else ''} ("
+                     + ", ".join(f"{n} {sev}" for sev, n in counts.items()) + f"), {skipped} skipped")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _value(value: object) -> str:
+        return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else str(value)
+
+    def drift_item(self, item: DriftItem) -> str:
+        mark = f" (expected: {item.reason})" if item.expected else ""
+        where = f"{item.key}.{item.path}" if item.path else item.key
+        if item.kind == "changed":
+            return f"  ~ {where}: {self._value(item.a)} → {self._value(item.b)}{mark}"
+        if item.kind == "ambiguous":
+            return f"  ? {where}: ambiguous key ({item.a} in a, {item.b} in b), not compared{mark}"
+        sign = "-" if item.kind == "only_in_a" else "+"
+        return f"  {sign} {where}: only in {'a' if sign == '-' else 'b'}{mark}"
+
+    def drift(self, drifts: list[Drift]) -> str:
+        lines = []
+        for d in drifts:
+            expected = len(d.items) - len(d.unexpected)
+            lines.append(self.style(f"{d.a} → {d.b}: {len(d.unexpected)} unexpected, {expected} expected drift",
+                                    bold=True))
+            for env, shapes in d.shapes.items():
+                for shape in shapes or ["(no traffic path)"]:
+                    lines.append(f"  path {env}: {shape}")
+            by_type: dict[str, list[DriftItem]] = {}
+            for item in d.items:
+                by_type.setdefault(item.resource_type, []).append(item)
+            for resource_type, items in by_type.items():
+                lines.append(f"{resource_type}:")
+                lines += [self.drift_item(i) for i in items]
+        return "\n".join(lines) + "\n"
+
+    def gate(self, result: Result, verdict: Verdict) -> str:
+        slots = ", ".join(s or "(no slots)" for s in verdict.slots)
+        lines = [self.style(f"gate {verdict.environment}, slot {slots}: {verdict.outcome.upper()}", bold=True)]
+        if verdict.failing:
+            lines.append("would lose traffic:")
+            for f in verdict.failing:
+                lines += self.finding(f)
+        for s in verdict.missing:
+            lines.append(f"cannot decide {s.rule_id}{' [slot ' + s.slot + ']' if s.slot else ''}: {s.reason}")
+        if verdict.drift:
+            lines.append("path drift against the reference:")
+            lines += [self.drift_item(i) for i in verdict.drift]
+        if verdict.shown:
+            lines.append("shown, not gating:")
+            for f in verdict.shown:
+                lines += self.finding(f)
+        if verdict.outcome == "pass":
+            lines.append(f"making {slots} live loses no traffic on the paths audit can follow")
+        return "\n".join(lines) + "\n"
