@@ -408,6 +408,10 @@ class Unit:
     resource: str  # RESOURCE_TYPE:KEY the findings name
     target_groups: list[TargetGroup]
     per_slot: dict[str, TargetGroup] | None = None  # declared alb switch: the TG of each slot
+    slot_resources: dict[str, str] = field(default_factory=dict)  # declared: each slot's TG resource
+
+    def resource_for(self, slot: str | None) -> str:
+        return self.slot_resources.get(slot or "", self.resource)
 
     def for_slot(self, slot: str | None) -> list[TargetGroup]:
         if self.per_slot is not None and slot is not None:
@@ -571,8 +575,8 @@ class Topology:
             per_slot = {slot: self.tg_by_name[name] for slot, name in mapping if name in self.tg_by_name}
             tgs = sorted(per_slot.values(), key=self.tg_key)
             grouped |= {tg.arn for tg in tgs}
-            resource = "target_group:" + ",".join(self.tg_key(tg) for tg in tgs)
-            units.append(Unit(resource, tgs, per_slot))
+            resources = {slot: f"target_group:{self.tg_key(tg)}" for slot, tg in per_slot.items()}
+            units.append(Unit(",".join(sorted(resources.values())), tgs, per_slot, resources))
         for forward in self.forward_actions:
             arns = [t.arn for t in forward.action.target_groups if t.arn in self.target_groups and t.arn not in grouped]
             if len(arns) > 1:
@@ -658,7 +662,13 @@ class Topology:
 
     def alb_security_groups(self, tg: TargetGroup) -> tuple[list[str], list[str]]:
         """(security group ids, subnet CIDRs) of the load balancers that send to a TG."""
-        lbs = [self.load_balancers[a] for a in sorted(self.lbs_of_tg.get(tg.arn, ())) if a in self.load_balancers]
+        arns = self.lbs_of_tg.get(tg.arn) or {
+            # A slot's TG under a declared alb switch may be detached until its deploy: it will
+            # sit behind the load balancers its sibling TGs use now.
+            lb for unit in self.units if unit.per_slot and tg in unit.target_groups
+            for sibling in unit.target_groups for lb in self.lbs_of_tg.get(sibling.arn, ())
+        }
+        lbs = [self.load_balancers[a] for a in sorted(arns) if a in self.load_balancers]
         groups = sorted({g for lb in lbs for g in lb.security_groups})
         cidrs = sorted({s.cidr for lb in lbs for s in lb.subnets if s.cidr})
         return groups, cidrs

@@ -54,7 +54,7 @@ def _unserved(ctx: Context, sp: SlotPath) -> Problem:
         message += f": deploying {slot} fails the health check and users get 503."
     live, how = host.live
     return Problem(
-        resource=sp.unit.resource,
+        resource=sp.unit.resource_for(sp.slot),
         slot=slot,
         message=message,
         evidence={
@@ -95,7 +95,7 @@ def _unserved_paths(ctx: Context, live: bool) -> Iterator[Problem | Skip]:
             continue
         skipped = next((r.skipped for _, r in sp.traffic if r.skipped), None)
         if skipped:
-            yield Skip(skipped, sp.unit.resource, sp.slot)
+            yield Skip(skipped, sp.unit.resource_for(sp.slot), sp.slot)
         elif any(r.proxy_broken or r.loopback_only for _, r in sp.traffic):
             continue  # P105 / P109 name the cause
         else:
@@ -106,7 +106,7 @@ def _unserved_paths(ctx: Context, live: bool) -> Iterator[Problem | Skip]:
 def _unmatched_skips(ctx: Context) -> Iterator[Skip]:
     for item in ctx.topology.unmatched:
         if item.reason:
-            yield Skip(item.reason, item.unit.resource)
+            yield Skip(item.reason, f"target_group:{ctx.topology.tg_key(item.target.target_group)}")
     for host, slot, name in ctx.topology.missing_declared():
         yield Skip(f"host {host} declares target group {name} for slot {slot} (switch: alb), "
                    "but the snapshot has no such target group", f"target_group:{ctx.keys.strip(name)}", slot)
@@ -159,7 +159,7 @@ def health_check_port_unserved(ctx: Context) -> Iterator[Problem | Skip]:
         slots_of[sp.host.name] = max(1, len(sp.host.slots))
         for target, port, reach in sp.health:
             if reach.skipped:
-                yield Skip(reach.skipped, sp.unit.resource, sp.slot)
+                yield Skip(reach.skipped, sp.unit.resource_for(sp.slot), sp.slot)
             elif not reach.served and not reach.proxy_broken and not reach.loopback_only:
                 tg = ctx.topology.tg_key(target.target_group)
                 problems.append(Problem(
@@ -222,47 +222,55 @@ def health_check_path_unrouted(ctx: Context) -> Iterator[Problem | Skip]:
 
 
 def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
-    """P105: an nginx proxy_pass or upstream server points at a port no container serves."""
+    """P105: an nginx proxy_pass or upstream server points at a port no container serves.
+
+    Locations that share a cause (one `set` variable, one upstream) are one finding.
+    """
     for view in ctx.topology.host_views:
         nginx = view.host.nginx
         if nginx is None:
             continue
         resource = f"host:{ctx.keys.host(view.host)}"
-        for server in nginx.servers:
-            for location in server.locations:
-                if not location.proxy_pass:
-                    continue
-                if view.host.docker is None:
-                    yield Skip(f"host {view.name} has no docker description in audit.yaml, so the container "
-                               "layer is unknown", resource)
-                    break
-                target = view.resolve(location.proxy_pass)
-                if target.unresolved:
-                    yield Skip(f"{target.unresolved} ({where(location.file, location.line)})", resource)
-                    continue
-                broken = view.proxy_broken(target)
-                if not broken:
-                    continue
-                through = ""
-                if target.variables:
-                    through = f" (${target.variables[0]} = {view.variables[target.variables[0]]})"
-                elif target.upstream:
-                    through = f" (upstream {target.upstream.name}, {where(target.upstream.file, target.upstream.line)})"
-                slots = {s: view.published(s) for s in sorted(view.slots)}
-                serving = "; ".join(f"{s} publishes {_ports(p)}" for s, p in slots.items())
-                yield Problem(
-                    resource=resource,
-                    message=(f"nginx on host {view.name} proxies {location.path} to {location.proxy_pass}{through} "
-                             f"at {where(location.file, location.line)}, but no container serves "
-                             f"{', '.join(str(e) for e in broken)}" + (f" ({serving})" if serving else "")
-                             + ": requests get 502."),
-                    evidence={"file": location.file, "line": location.line, "location": location.path,
-                              "proxy_pass": location.proxy_pass, "unserved": [str(e) for e in broken],
-                              "variables": target.variables,
-                              "upstream": target.upstream.name if target.upstream else None,
-                              "slot_publishes": slots},
-                    identity=("location", "proxy_pass", "unserved"),
-                )
+        proxies = [loc for server in nginx.servers for loc in server.locations if loc.proxy_pass]
+        if proxies and view.host.docker is None:
+            yield Skip(f"host {view.name} has no docker description in audit.yaml, so the container layer is "
+                       "unknown", resource)
+            continue
+        by_cause: dict[str, Problem] = {}
+        for location in proxies:
+            target = view.resolve(location.proxy_pass or "")
+            if target.unresolved:
+                yield Skip(f"{target.unresolved} ({where(location.file, location.line)})", resource)
+                continue
+            broken = view.proxy_broken(target)
+            if not broken:
+                continue
+            if target.variables:
+                name = target.variables[0]
+                cause = f"${name} = {view.variables[name]}"
+            elif target.upstream:
+                cause = f"upstream {target.upstream.name} ({where(target.upstream.file, target.upstream.line)})"
+            else:
+                cause = location.proxy_pass or ""
+            if cause in by_cause:
+                by_cause[cause].evidence["locations"].append(where(location.file, location.line) or location.path)
+                continue
+            slots = {s: view.published(s) for s in sorted(view.slots)}
+            serving = "; ".join(f"{s} publishes {_ports(p)}" for s, p in slots.items())
+            by_cause[cause] = Problem(
+                resource=resource,
+                message=(f"nginx on host {view.name} proxies {location.path} to {location.proxy_pass}"
+                         + (f" ({cause})" if cause != location.proxy_pass else "")
+                         + f" at {where(location.file, location.line)}, but no container serves "
+                         + ", ".join(str(e) for e in broken) + (f" ({serving})" if serving else "")
+                         + ": requests get 502."),
+                evidence={"file": location.file, "line": location.line, "location": location.path,
+                          "proxy_pass": location.proxy_pass, "cause": cause, "unserved": [str(e) for e in broken],
+                          "locations": [where(location.file, location.line) or location.path],
+                          "slot_publishes": slots},
+                identity=("cause", "unserved"),
+            )
+        yield from by_cause.values()
 
 
 def _covered(cidr: str, allowed: list[str]) -> bool:
@@ -354,7 +362,7 @@ def loopback_published_port_targeted(ctx: Context) -> Iterator[Problem]:
             if reach.loopback_only and reach.container:
                 tg = ctx.topology.tg_key(target.target_group)
                 problems.append(Problem(
-                    resource=sp.unit.resource,
+                    resource=sp.unit.resource_for(sp.slot),
                     slot=sp.slot,
                     message=(f"Target group {tg} sends traffic to port {target.port} on host {sp.host.name}, but "
                              f"{reach.detail}: the ALB's connections are refused."),

@@ -1,0 +1,50 @@
+"""Shared helpers: the hand-written estates in fixtures/ and a way to run the rules on them."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor import engine, snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOTS = ROOT / "fixtures" / "snapshots"
+SHARED = ROOT.parent / "shared"
+
+
+def estate(name: str) -> dict[str, Any]:
+    """A fixture snapshot as plain data, to be changed by a test before it is checked."""
+    return copy.deepcopy(json.loads((SNAPSHOTS / f"{name}.json").read_text()))
+
+
+def run(data: dict[str, Any], tokens: list[str] | None = None) -> engine.Result:
+    snap = snapshot.from_data(data)
+    return engine.run(snap, tokens or [snap.environment], engine.load_catalog(), today=dt.date(2026, 11, 25))
+
+
+def fired(data: dict[str, Any], rule_id: str | None = None) -> list[tuple[str, str, str | None]]:
+    """(rule id, resource, slot) of every finding, optionally of one rule."""
+    return [(f.rule_id, f.resource, f.slot) for f in run(data).findings if rule_id in (None, f.rule_id)]
+
+
+def host(data: dict[str, Any], name: str = "web") -> dict[str, Any]:
+    return next(h for h in data["resources"]["hosts"] if h["name"] == name)
+
+
+def container(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for h in data["resources"]["hosts"] for c in h["docker"]["containers"] if c["name"] == name)
+
+
+@pytest.fixture
+def write_json(tmp_path: Path):
+    def write(data: Any, name: str = "snap.json") -> Path:
+        path = tmp_path / name
+        path.write_text(json.dumps(data))
+        return path
+
+    return write
