@@ -683,6 +683,9 @@ class Topology:
             key = self.keys.listener[listener.arn]
             tg_arns = {t.arn for f in self.forward_actions if f.listener_arn == listener.arn
                        for t in f.action.target_groups}
+            for unit in self.units:  # under a declared alb switch the listener will forward to each slot's TG
+                if unit.per_slot and tg_arns & {tg.arn for tg in unit.target_groups}:
+                    tg_arns |= {tg.arn for tg in unit.target_groups}
             by_slot: dict[str | None, list[SlotPath]] = defaultdict(list)
             for sp in self.slot_paths:
                 if any(tg.arn in tg_arns for tg in sp.unit.for_slot(sp.slot)):
@@ -695,6 +698,7 @@ class Topology:
                 continue
             for slot, paths in sorted(by_slot.items(), key=lambda kv: kv[0] or ""):
                 pairs = [(sp, t, r) for sp in paths for t, r in sp.traffic]
+                pairs = [p for p in pairs if p[2].served] or pairs  # under the alb switch: the TG of the slot
                 nginx = sorted({(sp.host.nginx_port_for(t.port) or (t.port, None))[0] for sp, t, r in pairs
                                 if r.via == "nginx"})
                 published = sorted({p for sp in paths for p in (sp.host.published(slot) if slot else [])})
