@@ -1,0 +1,119 @@
+"""Drift: matched by role, compared by behaviour; identity noise never counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from auditor import diff, snapshot
+from auditor.config import DiffConfig
+from tests.conftest import estate, host
+
+
+def renamed(data, old: str, new: str, account: str):
+    """The same estate in another environment: every id, ARN, IP, DNS name and account differs."""
+    text = json.dumps(data)
+    text = text.replace(f"-{old}", f"-{new}").replace(f'"{old}"', f'"{new}"').replace(f"/{old}/", f"/{new}/")
+    text = text.replace("222222222222", account).replace("i-0prod", "i-0stg").replace("sg-0", "sg-9")
+    text = text.replace("10.20.", "10.30.").replace("bbb1", "ccc7").replace("/t9", "/x4")
+    return json.loads(text)
+
+
+def compare(a, b, config: DiffConfig | None = None, tokens=None):
+    sa, sb = snapshot.from_data(a), snapshot.from_data(b)
+    return diff.compare(sa, sb, tokens or [sa.environment], [sb.environment], config)
+
+
+def test_estates_that_differ_only_in_identity_noise_have_no_drift():
+    prod = estate("incident-prod")
+    staging = renamed(prod, "prod", "staging", "333333333333")
+    assert staging != prod
+    assert compare(staging, prod).items == []
+
+
+def test_the_incident_drift_names_the_path_and_the_port():
+    drift = compare(estate("incident-dev"), estate("incident-prod"))
+    found = {(i.resource_type, i.key, i.path): (i.a, i.b) for i in drift.items}
+    assert found[("target_group", "web-*-tg", "port")] == (3000, 80)
+    assert found[("path", "web-*-alb:80/blue", "nginx")] == (None, "nginx:80")
+    assert found[("path", "web-*-alb:80/green", "reached")] == (False, True)
+    assert found[("instance", "web", "count")] == (1, 2)
+
+
+def test_semantic_changes_are_found_with_their_values():
+    prod = estate("incident-prod")
+    staging = renamed(prod, "prod", "staging", "333333333333")
+    staging["resources"]["target_groups"][0]["health_check"]["path"] = "/healthz"
+    staging["resources"]["load_balancers"][0]["attributes"]["idle_timeout.timeout_seconds"] = "120"
+    staging["resources"]["load_balancers"][0]["scheme"] = "internal"
+    items = {(i.resource_type, i.path): (i.a, i.b) for i in compare(staging, prod).items}
+    assert items == {
+        ("target_group", "health_check.path"): ("/healthz", "/health-check"),
+        ("load_balancer", 'attributes["idle_timeout.timeout_seconds"]'): ("120", "60"),
+        ("load_balancer", "scheme"): ("internal", "internet-facing"),
+    }
+
+
+@pytest.mark.parametrize("pattern", [
+    "load_balancers[*].scheme", "load_balancers[web-*-alb].scheme", "*.scheme", "load_balancers[*].sch*",
+])
+def test_expected_patterns_mark_drift_expected(pattern):
+    prod = estate("incident-prod")
+    staging = renamed(prod, "prod", "staging", "333333333333")
+    staging["resources"]["load_balancers"][0]["scheme"] = "internal"
+    drift = compare(staging, prod, DiffConfig.model_validate({"expected": [{"path": pattern, "reason": "internal"}]}))
+    assert [(i.path, i.expected, i.reason) for i in drift.items] == [("scheme", True, "internal")]
+    assert drift.unexpected == []
+
+
+def test_ignore_patterns_with_quoted_dotted_keys_and_leading_star():
+    prod = estate("incident-prod")
+    staging = renamed(prod, "prod", "staging", "333333333333")
+    staging["resources"]["load_balancers"][0]["attributes"]["idle_timeout.timeout_seconds"] = "120"
+    staging["resources"]["target_groups"][0]["tags"]["CostCenter"] = "42"
+    config = DiffConfig.model_validate(
+        {"ignore": ['load_balancers[*].attributes["idle_timeout.timeout_seconds"]', "*.tags.CostCenter"]})
+    assert compare(staging, prod, config).items == []
+    wrong = DiffConfig.model_validate({"ignore": ["load_balancers[*].attributes.idle_timeout"]})
+    assert len(compare(staging, prod, wrong).items) == 2
+
+
+def test_paths_collection_can_be_expected():
+    config = DiffConfig.model_validate({"expected": [{"path": "paths[*].nginx", "reason": "dev has no nginx"}]})
+    drift = compare(estate("incident-dev"), estate("incident-prod"), config)
+    assert {i.key for i in drift.items if i.expected} == {"web-*-alb:80/blue", "web-*-alb:80/green"}
+
+
+def test_two_resources_with_one_key_are_ambiguous_never_guessed():
+    prod = estate("incident-prod")
+    staging = renamed(prod, "prod", "staging", "333333333333")
+    twin = dict(staging["resources"]["target_groups"][0], arn="tg-twin", port=8080)
+    staging["resources"]["target_groups"].append(twin)
+    items = [i for i in compare(staging, prod).items if i.resource_type == "target_group"]
+    assert [(i.kind, i.key) for i in items] == [("ambiguous", "web-*-tg")]
+
+
+def test_only_in_one_environment():
+    prod = estate("incident-prod")
+    staging = renamed(prod, "prod", "staging", "333333333333")
+    staging["resources"]["security_groups"].append({"id": "sg-extra", "name": "bastion-staging-sg"})
+    items = compare(staging, prod).items
+    assert [(i.kind, i.resource_type, i.key) for i in items] == [("only_in_a", "security_group", "bastion-*-sg")]
+
+
+def test_diff_match_pairs_differently_named_resources():
+    prod = estate("incident-prod")
+    staging = renamed(prod, "prod", "staging", "333333333333")
+    staging["resources"]["target_groups"][0]["name"] = "legacy-web-tg"
+    assert {i.kind for i in compare(staging, prod).items} >= {"only_in_a", "only_in_b"}
+    config = DiffConfig.model_validate({"match": [{"resource_type": "target_group", "a": "legacy-web-tg",
+                                                   "b": "web-prod-tg"}]})
+    assert [i for i in compare(staging, prod, config).items if i.resource_type == "target_group"] == []
+
+
+def test_nginx_present_on_one_side_is_one_item():
+    dev, prod = estate("incident-dev"), estate("incident-prod")
+    items = [i for i in compare(dev, prod).items if i.resource_type == "host" and i.path.startswith("nginx")]
+    assert [(i.path, i.a) for i in items] == [("nginx", None)]
+    assert host(prod)["nginx"]["servers"][0]["listen"][0]["port"] == items[0].b["servers"][0]["listen"][0]["port"]
