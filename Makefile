@@ -20,3 +20,12 @@ test: install-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# Until the collectors land, the demo runs the incident on the bundled snapshots
+# (fixtures/snapshots): the findings and the gate's verdicts are real, the estates are hand-written.
+DEMO := fixtures/snapshots
+demo: install
+	-$(BIN)/audit diff $(DEMO)/incident-dev.json $(DEMO)/incident-prod.json
+	-$(BIN)/audit check $(DEMO)/incident-dev.json $(DEMO)/incident-prod.json
+	-$(BIN)/audit gate $(DEMO)/incident-dev.json --slot green
+	-$(BIN)/audit gate $(DEMO)/incident-dev.json --slot blue

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from auditor import __version__
+from auditor.config import App, Switch
 from auditor.errors import SnapshotError
 
 SCHEMA_VERSION = 1
@@ -285,22 +286,11 @@ class Container(Model):
     line: int = 0
 
 
-class SwitchFacts(Model):
-    kind: Literal["variable", "upstream", "rewrite", "alb"]
-    target_groups: dict[str, str] | None = None
-
-
 class DockerFacts(Model):
     containers: list[Container] = Field(default_factory=list)
     slots: dict[str, str] = Field(default_factory=dict)  # slot -> compose service
     live: str | None = None  # declared in audit.yaml
-    switch: SwitchFacts | None = None  # declared in audit.yaml
-
-
-class AppFacts(Model):
-    health_path: str | None = None
-    keepalive_timeout: float | None = None
-    port: int | None = None
+    switch: Switch | None = None  # declared in audit.yaml
 
 
 class Host(Resource):
@@ -309,7 +299,7 @@ class Host(Resource):
     match: dict[str, str] = Field(default_factory=dict)
     nginx: NginxConfig | None = None
     docker: DockerFacts | None = None
-    app: AppFacts | None = None
+    app: App | None = None  # declared in audit.yaml: what the app serves
 
 
 # --- the snapshot ------------------------------------------------------------------------------
