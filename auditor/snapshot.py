@@ -13,9 +13,9 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from auditor import __version__
 from auditor.config import App, Switch
@@ -25,7 +25,13 @@ SCHEMA_VERSION = 1
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Unknown fields are ignored, not refused: a snapshot of the same schema_version written by a
+    # newer auditor may carry more facts, and must stay readable.
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+
+# AWS returns attribute values as strings; hand-written snapshots may say 60 or true.
+Text = Annotated[str, BeforeValidator(lambda v: str(v).lower() if isinstance(v, bool) else v)]
 
 
 class Resource(Model):
@@ -52,7 +58,7 @@ class LoadBalancer(Resource):
     security_groups: list[str] = Field(default_factory=list)
     subnets: list[Subnet] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
-    attributes: dict[str, str] = Field(default_factory=dict)
+    attributes: dict[str, Text] = Field(default_factory=dict)
 
 
 class ForwardTarget(Model):
@@ -81,7 +87,7 @@ class Listener(Resource):
 class ListenerRule(Resource):
     arn: str
     listener_arn: str
-    priority: str
+    priority: str  # a number, or "default"
     is_default: bool = False
     conditions: list[dict[str, Any]] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
@@ -109,7 +115,7 @@ class TargetGroup(Resource):
     vpc_id: str = ""
     load_balancer_arns: list[str] = Field(default_factory=list)
     health_check: HealthCheck = Field(default_factory=HealthCheck)
-    attributes: dict[str, str] = Field(default_factory=dict)
+    attributes: dict[str, Text] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
 
 
@@ -438,8 +444,7 @@ def from_data(data: Any, source: str = "snapshot") -> Snapshot:
         return Snapshot.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise SnapshotError(f"{source}: {_loc(first['loc'])}: {problem}") from None
+        raise SnapshotError(f"{source}: {_loc(first['loc'])}: {first['msg']}") from None
 
 
 def load(path: str | Path) -> Snapshot:

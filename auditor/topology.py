@@ -318,21 +318,28 @@ class HostView:
             return Reach(True, "nginx", f"{listens} and answers itself", server=first)
         unresolved: list[str] = []
         broken = 0
+        slot_related = False
         for server, location in proxies:
             target = self.resolve(location.proxy_pass or "")
             if target.unresolved:
                 unresolved.append(f"{target.unresolved} ({where(location.file, location.line)})")
-            elif self.proxy_reaches(target, slot):
+                continue
+            if self.proxy_reaches(target, slot):
                 how = "the switch" if self.follows_slot(target) else str(target.raw)
                 return Reach(True, "nginx", f"{listens} and proxies to slot {slot} through {how}", server=server)
-            elif target.endpoints and len(self.proxy_broken(target)) == len(target.endpoints):
+            if target.endpoints and len(self.proxy_broken(target)) == len(target.endpoints):
                 broken += 1
+            slot_related = slot_related or self.follows_slot(target) or any(
+                (self.slots_served(e) or set()) - {None} for e in target.endpoints)
         if unresolved:
             return Reach(False, "nginx", listens, skipped=unresolved[0], server=first)
         server, location = proxies[0]
         targets = ", ".join(sorted({loc.proxy_pass or "" for _, loc in proxies}))
-        return Reach(False, "nginx", f"{listens} and proxies to {targets} ({where(location.file, location.line)})",
-                     proxy_broken=broken == len(proxies), server=server)
+        detail = f"{listens} and proxies to {targets} ({where(location.file, location.line)})"
+        if not slot_related and broken < len(proxies):
+            # This server fronts services outside the slots (or other hosts): no slot depends on it.
+            return Reach(True, "nginx", detail, server=server)
+        return Reach(False, "nginx", detail, proxy_broken=broken == len(proxies), server=server)
 
     def route(self, server: NginxServer, path: str) -> Route:
         """The location nginx picks for a request path, by nginx's own order of matching."""
@@ -678,18 +685,28 @@ class Topology:
 
     def path_items(self) -> list[dict[str, object]]:
         """One item per listener and slot: ALB port → TG ports → nginx port → the slot's ports."""
+        tgs_of_listener: dict[str, set[str]] = defaultdict(set)
+        for forward in self.forward_actions:
+            tgs_of_listener[forward.listener_arn] |= {t.arn for t in forward.action.target_groups}
+        paths_of_tg: dict[str, list[SlotPath]] = defaultdict(list)
+        for sp in self.slot_paths:
+            for tg in sp.unit.for_slot(sp.slot):
+                paths_of_tg[tg.arn].append(sp)
+        # Under a declared alb switch a listener will forward to each slot's TG in turn.
+        declared_siblings = {tg.arn: {t.arn for t in unit.target_groups}
+                             for unit in self.units if unit.per_slot for tg in unit.target_groups}
         items: list[dict[str, object]] = []
         for listener in sorted(self.snapshot.resources.listeners, key=lambda x: self.keys.listener[x.arn]):
             key = self.keys.listener[listener.arn]
-            tg_arns = {t.arn for f in self.forward_actions if f.listener_arn == listener.arn
-                       for t in f.action.target_groups}
-            for unit in self.units:  # under a declared alb switch the listener will forward to each slot's TG
-                if unit.per_slot and tg_arns & {tg.arn for tg in unit.target_groups}:
-                    tg_arns |= {tg.arn for tg in unit.target_groups}
+            tg_arns = set(tgs_of_listener[listener.arn])
+            tg_arns |= {s for arn in tg_arns for s in declared_siblings.get(arn, ())}
             by_slot: dict[str | None, list[SlotPath]] = defaultdict(list)
-            for sp in self.slot_paths:
-                if any(tg.arn in tg_arns for tg in sp.unit.for_slot(sp.slot)):
-                    by_slot[sp.slot].append(sp)
+            seen: set[int] = set()
+            for arn in sorted(tg_arns):
+                for sp in paths_of_tg.get(arn, []):
+                    if id(sp) not in seen:
+                        seen.add(id(sp))
+                        by_slot[sp.slot].append(sp)
             if not by_slot:
                 tgs = sorted({f"TG:{self.target_groups[a].port}" for a in tg_arns if a in self.target_groups})
                 actions = sorted({a.type for a in listener.default_actions if a.type != "forward"})

@@ -53,7 +53,8 @@ def test_newer_schema_is_refused_with_a_clear_error(write_json):
     ('{"schema_version": 1, "environment": "dev"', "not valid JSON"),
     ("[1, 2]", "not a snapshot"),
     ('{"environment": "dev"}', "schema_version missing"),
-    ('{"schema_version": 1, "environment": "dev", "resources": {"widgets": []}}', "resources.widgets: unknown key"),
+    ('{"schema_version": 1, "environment": "dev", "resources": {"listeners": [{"arn": "l"}]}}',
+     "resources.listeners[0].load_balancer_arn: Field required"),
     ('{"schema_version": 1, "environment": "dev", "resources": {"target_groups": [{"arn": "x"}]}}',
      "resources.target_groups[0].name"),
 ])
@@ -114,3 +115,16 @@ def test_free_text_is_scrubbed_of_assignments_key_ids_and_known_secrets():
                          known=["xyzzy"])
     assert "hunter2" not in text and "AKIAABCDEFGHIJKLMNOP" not in text and "xyzzy" not in text
     assert "PORT=3000" in text
+
+
+def test_same_version_snapshots_with_more_facts_stay_readable_and_values_are_coerced():
+    data = estate("incident-dev")
+    data["resources"]["widgets"] = [{"a": 1}]
+    data["resources"]["target_groups"][0]["future_field"] = True
+    data["resources"]["target_groups"][0]["health_check"]["port"] = 3000
+    data["resources"]["load_balancers"][0]["attributes"] = {"idle_timeout.timeout_seconds": 60,
+                                                            "deletion_protection.enabled": False}
+    snap = snapshot.from_data(data)
+    assert snap.resources.target_groups[0].health_check.port == "3000"
+    assert snap.resources.load_balancers[0].attributes == {"idle_timeout.timeout_seconds": "60",
+                                                           "deletion_protection.enabled": "false"}

@@ -113,6 +113,22 @@ def test_nginx_in_compose_reaching_a_service_that_does_not_listen_is_p105():
     assert fired(data) == [("P105", "host:web", None)]
 
 
+def test_nginx_server_fronting_services_outside_the_slots_is_no_slot_path():
+    data = estate("switch-static")
+    host(data)["nginx"]["servers"][0]["locations"][0]["proxy_pass"] = "http://127.0.0.1:9000"
+    host(data)["docker"]["containers"].append(
+        {"name": "docs", "service": "docs", "ports": [{"host_ip": "127.0.0.1", "host_port": 9000, "container_port": 80}]})
+    assert fired(data) == []
+
+
+def test_nginx_proxying_to_another_host_serves_a_host_without_slots():
+    data = estate("switch-static")
+    docker = host(data)["docker"]
+    docker["slots"], docker["containers"] = {}, []
+    host(data)["nginx"]["servers"][0]["locations"][0]["proxy_pass"] = "https://api.internal.example.com"
+    assert fired(data) == []
+
+
 def test_host_without_docker_description_is_skipped_not_guessed():
     data = estate("incident-dev")
     host(data)["docker"] = None
