@@ -265,8 +265,15 @@ class Variable(Model):
     line: int = 0
 
 
+class MissingInclude(Model):
+    pattern: str
+    file: str = ""
+    line: int = 0
+
+
 class NginxConfig(Model):
     files: list[str] = Field(default_factory=list)
+    missing_includes: list[MissingInclude] = Field(default_factory=list)
     servers: list[NginxServer] = Field(default_factory=list)
     upstreams: list[Upstream] = Field(default_factory=list)
     variables: list[Variable] = Field(default_factory=list)
@@ -305,6 +312,8 @@ class Host(Resource):
     match: dict[str, str] = Field(default_factory=dict)
     nginx: NginxConfig | None = None
     docker: DockerFacts | None = None
+    # Layers audit.yaml describes but collection could not read (layer -> why): unknown, not absent.
+    uncollected: dict[str, str] = Field(default_factory=dict)
     app: App | None = None  # declared in audit.yaml: what the app serves
 
 

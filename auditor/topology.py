@@ -147,6 +147,16 @@ class HostView:
     def name(self) -> str:
         return self.host.name
 
+    @property
+    def unknown(self) -> str | None:
+        """Why the paths through this host cannot be followed, or None when they can."""
+        if self.host.uncollected:
+            layer, why = sorted(self.host.uncollected.items())[0]
+            return f"host {self.name}: {layer} was not collected ({why})"
+        if self.host.docker is None:
+            return f"host {self.name} has no docker description in audit.yaml, so the container layer is unknown"
+        return None
+
     def slot_of(self, container: Container) -> str | None:
         return self.slot_of_service.get(container.service or container.name)
 
@@ -285,9 +295,8 @@ class HostView:
 
     def reach(self, port: int, slot: str | None) -> Reach:
         """Does traffic arriving on ``port`` of this host reach ``slot`` (None: a host without slots)?"""
-        if self.host.docker is None:
-            return Reach(False, "none", "", skipped=f"host {self.name} has no docker description in audit.yaml, "
-                         "so the container layer is unknown")
+        if self.unknown:
+            return Reach(False, "none", "", skipped=self.unknown)
         direct = [(c, p) for c, p in self.publishers(port) if self.in_slot(c, slot)]
         slot_direct = [(c, p) for c, p in direct if self.slot_of(c) == slot]
         for container, published in slot_direct:

@@ -232,9 +232,8 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
             continue
         resource = f"host:{ctx.keys.host(view.host)}"
         proxies = [loc for server in nginx.servers for loc in server.locations if loc.proxy_pass]
-        if proxies and view.host.docker is None:
-            yield Skip(f"host {view.name} has no docker description in audit.yaml, so the container layer is "
-                       "unknown", resource)
+        if proxies and view.unknown:
+            yield Skip(view.unknown, resource)
             continue
         by_cause: dict[str, Problem] = {}
         for location in proxies:

@@ -1,0 +1,468 @@
+"""AWS: load balancers, listeners, rules, target groups, target health, security groups, instances and
+ECS services, read with boto3 — read-only by construction.
+
+Every client refuses, before anything is sent, an operation whose name does not
+start with Describe, List or Get. Calls are counted per operation, paginated
+everywhere (moto pages load balancers at 50, AWS at 400), retried adaptively,
+and run in a bounded thread pool: at most ``concurrency`` requests in flight per
+service.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from auditor.config import Aws
+from auditor.errors import AuditError
+from auditor.snapshot import (
+    Action,
+    EcsContainer,
+    EcsLoadBalancer,
+    EcsPortMapping,
+    EcsService,
+    ForwardTarget,
+    HealthCheck,
+    Instance,
+    Listener,
+    ListenerRule,
+    LoadBalancer,
+    Redactor,
+    Resources,
+    SecurityGroup,
+    SgRule,
+    SourceError,
+    SourceStatus,
+    Subnet,
+    TargetGroup,
+    TargetHealth,
+    TaskDefinition,
+)
+
+READ_ONLY = ("Describe", "List", "Get")
+# Credentials for a read-only role are the one exception: AssumeRole changes nothing in the account.
+CREDENTIALS = {("sts", "AssumeRole")}
+DEFAULT_CONCURRENCY = 8
+SERVICES = ("elbv2", "ec2", "ecs", "sts")
+_PROTOCOLS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
+
+
+class ReadOnlyViolation(AuditError):
+    """The collector was asked to call an operation that could change the account."""
+
+
+class CollectionError(AuditError):
+    """AWS could not be read; the message names the operation (and the IAM action to grant)."""
+
+
+class AccessDenied(CollectionError):
+    pass
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in items or []}
+
+
+def _account(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 else ""
+
+
+class AwsCollector:
+    def __init__(self, aws: Aws, region: str, concurrency: int = DEFAULT_CONCURRENCY,
+                 redactor: Redactor | None = None, progress: Callable[[str], None] | None = None,
+                 tag_filter: dict[str, str] | None = None, host_matches: list[dict[str, str]] | None = None,
+                 session: boto3.Session | None = None) -> None:
+        self.aws = aws
+        self.region = region
+        self.concurrency = concurrency
+        self.redactor = redactor or Redactor(None)
+        self.progress = progress or (lambda step: None)
+        self.scope = tag_filter if tag_filter is not None else (aws.scope.tags if aws.scope else None)
+        self.host_matches = host_matches or []
+        self.calls: Counter[str] = Counter()
+        self.errors: list[SourceError] = []
+        self._lock = threading.Lock()
+        self._limits = {s: threading.BoundedSemaphore(concurrency) for s in SERVICES}
+        self._session = session or self._make_session()
+        self._clients: dict[str, Any] = {}
+
+    # --- clients --------------------------------------------------------------------------------
+
+    def _make_session(self) -> boto3.Session:
+        base = boto3.Session(profile_name=self.aws.profile, region_name=self.region)
+        if not self.aws.role_arn:
+            return base
+        sts = self._guarded(base.client("sts", **self._client_args()))
+        creds = sts.assume_role(RoleArn=self.aws.role_arn, RoleSessionName="audit")["Credentials"]
+        return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                             aws_session_token=creds["SessionToken"], region_name=self.region)
+
+    def _client_args(self) -> dict[str, Any]:
+        config = BotoConfig(region_name=self.region, retries={"mode": "adaptive", "max_attempts": 10},
+                            max_pool_connections=self.concurrency, connect_timeout=5, read_timeout=30)
+        args: dict[str, Any] = {"config": config}
+        if self.aws.endpoint_url:  # else boto3 honours AWS_ENDPOINT_URL itself
+            args["endpoint_url"] = self.aws.endpoint_url
+        return args
+
+    def _guarded(self, client: Any) -> Any:
+        service = client.meta.service_model.service_name
+
+        def guard(model: Any, **_: Any) -> None:
+            if not model.name.startswith(READ_ONLY) and (service, model.name) not in CREDENTIALS:
+                raise ReadOnlyViolation(f"refusing {service}:{model.name}: audit only reads (Describe*, List*, Get*)")
+            with self._lock:
+                self.calls[f"{service}.{model.name}"] += 1
+
+        client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}.*", guard)
+        return client
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._guarded(self._session.client(service, **self._client_args()))
+            return self._clients[service]
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def _record(self, service: str, operation: str, exc: Exception) -> None:
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            message = exc.response.get("Error", {}).get("Message", "")
+        else:
+            code, message = type(exc).__name__, str(exc)
+        error = SourceError(source="aws", operation=f"{service}:{operation}", code=code,
+                            message=self.redactor.text(message))
+        with self._lock:
+            self.errors.append(error)
+
+    def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any] | None:
+        """One call; a failure is recorded (the collection becomes partial) and gives None."""
+        method = getattr(self.client(service), _snake(operation))
+        with self._limits[service]:
+            try:
+                return method(**kwargs)
+            except (NoCredentialsError,) as exc:
+                raise CollectionError(f"no AWS credentials for region {self.region}: {exc}") from None
+            except (ClientError, BotoCoreError) as exc:
+                self._record(service, operation, exc)
+                return None
+
+    def paginate(self, service: str, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        paginator = self.client(service).get_paginator(_snake(operation))
+        items: list[dict[str, Any]] = []
+        with self._limits[service]:
+            try:
+                for page in paginator.paginate(**kwargs):
+                    items.extend(page.get(key, []))
+            except NoCredentialsError as exc:
+                raise CollectionError(f"no AWS credentials for region {self.region}: {exc}") from None
+            except (ClientError, BotoCoreError) as exc:
+                self._record(service, operation, exc)
+        return items
+
+    # --- the collection ---------------------------------------------------------------------------
+
+    def collect(self, pool: ThreadPoolExecutor, deadline: float | None) -> tuple[Resources, SourceStatus]:
+        def gather(tasks: list[Callable[[], Any]]) -> list[Any]:
+            futures: list[Future[Any]] = [pool.submit(task) for task in tasks]
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, pending = wait(futures, timeout=timeout, return_when=FIRST_EXCEPTION)
+            if pending and not any(f.exception() for f in done):
+                for future in pending:
+                    future.cancel()
+                raise CollectionError(f"AWS collection in {self.region} did not finish within the --timeout")
+            return [f.result() for f in futures]
+
+        self.progress("load balancers and target groups")
+        lbs_raw, tgs_raw = gather([
+            lambda: [lb for lb in self.paginate("elbv2", "DescribeLoadBalancers", "LoadBalancers")
+                     if lb.get("Type", "application") == "application"],
+            lambda: self.paginate("elbv2", "DescribeTargetGroups", "TargetGroups"),
+        ])
+        arns = [lb["LoadBalancerArn"] for lb in lbs_raw] + [tg["TargetGroupArn"] for tg in tgs_raw]
+        tags: dict[str, dict[str, str]] = {}
+        for chunk_tags in gather([lambda c=c: self.paginate_tags(c) for c in _chunks(arns, 20)]):
+            tags.update(chunk_tags)
+
+        lbs = {lb["LoadBalancerArn"]: lb for lb in lbs_raw}
+        tgs = {tg["TargetGroupArn"]: tg for tg in tgs_raw}
+        selected_lbs, selected_tgs = self._scope(lbs, tgs, tags)
+
+        self.progress(f"{len(selected_lbs)} load balancers: attributes and listeners")
+        lb_facts = gather([lambda a=a: self._load_balancer(a) for a in sorted(selected_lbs)])
+        listeners_raw = [lst for _, lsts in lb_facts for lst in lsts]
+        rules_raw = [r for rules in gather([lambda l=lst: self.paginate(
+            "elbv2", "DescribeRules", "Rules", ListenerArn=l["ListenerArn"]) for lst in listeners_raw]) for r in rules]
+        # What the selected listeners forward to is collected, tagged or not.
+        for action in [a for lst in listeners_raw for a in lst.get("DefaultActions", [])] + [
+                a for r in rules_raw for a in r.get("Actions", [])]:
+            for target in _forward_targets(action):
+                if target.arn in tgs:
+                    selected_tgs.add(target.arn)
+
+        self.progress(f"{len(selected_tgs)} target groups: attributes and health")
+        tg_facts = gather([lambda a=a: self._target_group(a) for a in sorted(selected_tgs)])
+
+        self.progress("ECS services")
+        ecs = self._ecs_services(selected_tgs, gather)
+
+        self.progress("instances")
+        health = [h for _, hs in tg_facts for h in hs]
+        instances_raw = self._instances(health, tgs, gather)
+
+        self.progress("security groups and subnets")
+        sg_ids = sorted({g for a in selected_lbs for g in lbs[a].get("SecurityGroups", [])}
+                        | {g["GroupId"] for i in instances_raw for g in i.get("SecurityGroups", [])}
+                        | {g for s in ecs for g in s.security_groups})
+        sgs_raw = self._by_filter("ec2", "DescribeSecurityGroups", "SecurityGroups", "group-id", sg_ids, gather)
+        referenced = sorted({p["GroupId"] for sg in sgs_raw for perm in sg.get("IpPermissions", []) + sg.get(
+            "IpPermissionsEgress", []) for p in perm.get("UserIdGroupPairs", []) if p.get("GroupId")} - set(sg_ids))
+        sgs_raw += self._by_filter("ec2", "DescribeSecurityGroups", "SecurityGroups", "group-id", referenced, gather)
+        subnet_ids = sorted({z["SubnetId"] for a in selected_lbs for z in lbs[a].get("AvailabilityZones", [])
+                             if z.get("SubnetId")})
+        subnets = {s["SubnetId"]: s for s in self._by_filter("ec2", "DescribeSubnets", "Subnets", "subnet-id",
+                                                              subnet_ids, gather)}
+
+        resources = Resources(
+            load_balancers=[self._lb_model(lbs[a], tags.get(a, {}), attrs, subnets) for a, (attrs, _) in
+                            zip(sorted(selected_lbs), lb_facts)],
+            listeners=[self._listener_model(lst) for lst in listeners_raw],
+            listener_rules=[self._rule_model(r) for r in rules_raw],
+            target_groups=[self._tg_model(tgs[a], tags.get(a, {}), attrs) for a, (attrs, _) in
+                           zip(sorted(selected_tgs), tg_facts)],
+            target_health=health,
+            security_groups=[self._sg_model(sg) for sg in sgs_raw],
+            instances=[self._instance_model(i) for i in instances_raw],
+            ecs_services=ecs,
+        )
+        status = SourceStatus(status="partial" if self.errors else "ok", errors=list(self.errors),
+                              api_calls=dict(sorted(self.calls.items())))
+        return resources, status
+
+    def paginate_tags(self, arns: list[str]) -> dict[str, dict[str, str]]:
+        response = self.call("elbv2", "DescribeTags", ResourceArns=arns) or {}
+        return {d["ResourceArn"]: _tags(d.get("Tags")) for d in response.get("TagDescriptions", [])}
+
+    def _scope(self, lbs: dict[str, Any], tgs: dict[str, Any],
+               tags: dict[str, dict[str, str]]) -> tuple[set[str], set[str]]:
+        """Scope selects load balancers and target groups by tags; what they reference comes too."""
+        if not self.scope:
+            return set(lbs), set(tgs)
+
+        def matches(arn: str) -> bool:
+            return all(tags.get(arn, {}).get(k) == v for k, v in self.scope.items())
+
+        selected_tgs = {a for a in tgs if matches(a)}
+        selected_lbs = {a for a in lbs if matches(a)}
+        selected_lbs |= {lb for a in selected_tgs for lb in tgs[a].get("LoadBalancerArns", []) if lb in lbs}
+        return selected_lbs, selected_tgs
+
+    def _load_balancer(self, arn: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        attrs = self.call("elbv2", "DescribeLoadBalancerAttributes", LoadBalancerArn=arn) or {}
+        listeners = self.paginate("elbv2", "DescribeListeners", "Listeners", LoadBalancerArn=arn)
+        return {a["Key"]: a["Value"] for a in attrs.get("Attributes", [])}, listeners
+
+    def _target_group(self, arn: str) -> tuple[dict[str, str], list[TargetHealth]]:
+        attrs = self.call("elbv2", "DescribeTargetGroupAttributes", TargetGroupArn=arn) or {}
+        health = self.call("elbv2", "DescribeTargetHealth", TargetGroupArn=arn) or {}
+        facts = [
+            TargetHealth(
+                target_group_arn=arn, target_id=d["Target"]["Id"], port=d["Target"].get("Port"),
+                availability_zone=d["Target"].get("AvailabilityZone"),
+                state=d.get("TargetHealth", {}).get("State", "unknown"),
+                reason=d.get("TargetHealth", {}).get("Reason"),
+                description=d.get("TargetHealth", {}).get("Description"),
+                account=_account(arn), region=self.region,
+            )
+            for d in health.get("TargetHealthDescriptions", [])
+        ]
+        return {a["Key"]: a["Value"] for a in attrs.get("Attributes", [])}, facts
+
+    def _by_filter(self, service: str, operation: str, key: str, name: str, values: list[str],
+                   gather: Callable[[list[Callable[[], Any]]], list[Any]]) -> list[dict[str, Any]]:
+        # Filters, not id lists: an id that no longer exists is then simply absent, not an error.
+        pages = gather([lambda c=c: self.paginate(service, operation, key, Filters=[{"Name": name, "Values": c}])
+                        for c in _chunks(values, 200)])
+        return [item for page in pages for item in page]
+
+    def _instances(self, health: list[TargetHealth], tgs: dict[str, Any],
+                   gather: Callable[[list[Callable[[], Any]]], list[Any]]) -> list[dict[str, Any]]:
+        ids = sorted({h.target_id for h in health if h.target_id.startswith("i-")})
+        ips = sorted({h.target_id for h in health if not h.target_id.startswith("i-")
+                      and tgs.get(h.target_group_arn, {}).get("TargetType") == "ip"})
+        found: dict[str, dict[str, Any]] = {}
+        batches = [("instance-id", ids), ("private-ip-address", ips)]
+        for name, values in batches:
+            for reservation in self._by_filter("ec2", "DescribeInstances", "Reservations", name, values, gather):
+                for instance in reservation.get("Instances", []):
+                    found[instance["InstanceId"]] = dict(instance, OwnerId=reservation.get("OwnerId", ""))
+        # Instances a host description matches: commands may run per instance on them.
+        for match in self.host_matches:
+            filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in match.items()]
+            filters.append({"Name": "instance-state-name", "Values": ["running"]})
+            for reservation in self.paginate("ec2", "DescribeInstances", "Reservations", Filters=filters):
+                for instance in reservation.get("Instances", []):
+                    found.setdefault(instance["InstanceId"], dict(instance, OwnerId=reservation.get("OwnerId", "")))
+        return list(found.values())
+
+    def _ecs_services(self, selected_tgs: set[str],
+                      gather: Callable[[list[Callable[[], Any]]], list[Any]]) -> list[EcsService]:
+        clusters = self.paginate("ecs", "ListClusters", "clusterArns")
+        service_arns = gather([lambda c=c: (c, self.paginate("ecs", "ListServices", "serviceArns", cluster=c))
+                               for c in clusters])
+        described = gather([lambda c=c, chunk=chunk: (self.call("ecs", "DescribeServices", cluster=c,
+                                                                  services=chunk) or {}).get("services", [])
+                            for c, arns in service_arns for chunk in _chunks(arns, 10)])
+        services = [s for batch in described for s in batch
+                    if any(lb.get("targetGroupArn") in selected_tgs for lb in s.get("loadBalancers", []))]
+        families = sorted({s["taskDefinition"] for s in services if s.get("taskDefinition")})
+        definitions = dict(zip(families, gather([lambda f=f: (self.call(
+            "ecs", "DescribeTaskDefinition", taskDefinition=f) or {}).get("taskDefinition") for f in families])))
+        return [self._ecs_model(s, definitions.get(s.get("taskDefinition", ""))) for s in services]
+
+    # --- AWS shapes → snapshot models ---------------------------------------------------------------
+
+    def _lb_model(self, lb: dict[str, Any], tags: dict[str, str], attrs: dict[str, str],
+                  subnets: dict[str, Any]) -> LoadBalancer:
+        return LoadBalancer(
+            arn=lb["LoadBalancerArn"], name=lb["LoadBalancerName"], type=lb.get("Type", "application"),
+            scheme=lb.get("Scheme", "internet-facing"), dns_name=lb.get("DNSName", ""), vpc_id=lb.get("VpcId", ""),
+            security_groups=lb.get("SecurityGroups", []),
+            subnets=[Subnet(id=z["SubnetId"], cidr=subnets.get(z["SubnetId"], {}).get("CidrBlock"),
+                            availability_zone=z.get("ZoneName")) for z in lb.get("AvailabilityZones", [])
+                     if z.get("SubnetId")],
+            tags=tags, attributes=attrs, account=_account(lb["LoadBalancerArn"]), region=self.region,
+        )
+
+    def _listener_model(self, lst: dict[str, Any]) -> Listener:
+        return Listener(
+            arn=lst["ListenerArn"], load_balancer_arn=lst["LoadBalancerArn"], port=lst.get("Port", 0),
+            protocol=lst.get("Protocol", "HTTP"),
+            # moto gives HTTP listeners an SslPolicy; AWS does not. Only TLS listeners have one.
+            ssl_policy=lst.get("SslPolicy") if lst.get("Protocol") in ("HTTPS", "TLS") else None,
+            certificates=[c["CertificateArn"] for c in lst.get("Certificates", []) if c.get("CertificateArn")],
+            default_actions=[_action(a) for a in lst.get("DefaultActions", [])],
+            account=_account(lst["ListenerArn"]), region=self.region,
+        )
+
+    def _rule_model(self, rule: dict[str, Any]) -> ListenerRule:
+        listener_arn = rule["RuleArn"].replace(":listener-rule/", ":listener/").rsplit("/", 1)[0]
+        return ListenerRule(
+            arn=rule["RuleArn"], listener_arn=listener_arn, priority=str(rule.get("Priority", "default")),
+            is_default=bool(rule.get("IsDefault")), conditions=rule.get("Conditions", []),
+            actions=[_action(a) for a in rule.get("Actions", [])],
+            account=_account(rule["RuleArn"]), region=self.region,
+        )
+
+    def _tg_model(self, tg: dict[str, Any], tags: dict[str, str], attrs: dict[str, str]) -> TargetGroup:
+        matcher = tg.get("Matcher", {})
+        return TargetGroup(
+            arn=tg["TargetGroupArn"], name=tg["TargetGroupName"], port=tg.get("Port"),
+            protocol=tg.get("Protocol", "HTTP"), protocol_version=tg.get("ProtocolVersion", "HTTP1"),
+            target_type=tg.get("TargetType", "instance"), vpc_id=tg.get("VpcId", ""),
+            load_balancer_arns=sorted(set(tg.get("LoadBalancerArns", []))),  # moto may repeat them
+            health_check=HealthCheck(
+                enabled=tg.get("HealthCheckEnabled", True), protocol=tg.get("HealthCheckProtocol", "HTTP"),
+                port=str(tg.get("HealthCheckPort", "traffic-port")), path=tg.get("HealthCheckPath", "/"),
+                interval_seconds=tg.get("HealthCheckIntervalSeconds", 30),
+                timeout_seconds=tg.get("HealthCheckTimeoutSeconds", 5),
+                healthy_threshold=tg.get("HealthyThresholdCount", 5),
+                unhealthy_threshold=tg.get("UnhealthyThresholdCount", 2),
+                matcher=matcher.get("HttpCode") or matcher.get("GrpcCode") or "200",
+            ),
+            attributes=attrs, tags=tags, account=_account(tg["TargetGroupArn"]), region=self.region,
+        )
+
+    def _sg_model(self, sg: dict[str, Any]) -> SecurityGroup:
+        return SecurityGroup(
+            id=sg["GroupId"], name=sg.get("GroupName", ""), vpc_id=sg.get("VpcId", ""),
+            description=sg.get("Description", ""), tags=_tags(sg.get("Tags")),
+            ingress=[r for p in sg.get("IpPermissions", []) for r in _rules(p)],
+            egress=[r for p in sg.get("IpPermissionsEgress", []) for r in _rules(p)],
+            account=sg.get("OwnerId", ""), region=self.region,
+        )
+
+    def _instance_model(self, instance: dict[str, Any]) -> Instance:
+        return Instance(
+            id=instance["InstanceId"], private_ip=instance.get("PrivateIpAddress"),
+            state=instance.get("State", {}).get("Name", "unknown"), instance_type=instance.get("InstanceType"),
+            subnet_id=instance.get("SubnetId"), vpc_id=instance.get("VpcId"),
+            security_groups=[g["GroupId"] for g in instance.get("SecurityGroups", [])],
+            tags=_tags(instance.get("Tags")), account=instance.get("OwnerId", ""), region=self.region,
+        )
+
+    def _ecs_model(self, service: dict[str, Any], definition: dict[str, Any] | None) -> EcsService:
+        network = service.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
+        task = None
+        if definition:
+            task = TaskDefinition(
+                family=definition.get("family", ""), revision=definition.get("revision", 1),
+                network_mode=definition.get("networkMode", "bridge"),
+                containers=[EcsContainer(
+                    name=c.get("name", ""), image=c.get("image", ""), stop_timeout=c.get("stopTimeout"),
+                    port_mappings=[EcsPortMapping(container_port=m["containerPort"], host_port=m.get("hostPort"),
+                                                  protocol=m.get("protocol", "tcp"))
+                                   for m in c.get("portMappings", []) if "containerPort" in m],
+                    environment=self.redactor.mapping({e["name"]: e.get("value", "") for e in c.get("environment", [])}),
+                ) for c in definition.get("containerDefinitions", [])],
+            )
+        return EcsService(
+            arn=service["serviceArn"], cluster=service.get("clusterArn", ""), name=service.get("serviceName", ""),
+            launch_type=service.get("launchType"), desired_count=service.get("desiredCount", 0),
+            security_groups=network.get("securityGroups", []),
+            load_balancers=[EcsLoadBalancer(target_group_arn=lb["targetGroupArn"], container_name=lb["containerName"],
+                                            container_port=lb["containerPort"])
+                            for lb in service.get("loadBalancers", []) if lb.get("targetGroupArn")],
+            task_definition=task, account=_account(service["serviceArn"]), region=self.region,
+        )
+
+
+def _snake(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
+def _forward_targets(action: dict[str, Any]) -> list[ForwardTarget]:
+    if action.get("Type") != "forward":
+        return []
+    groups = action.get("ForwardConfig", {}).get("TargetGroups")
+    if groups:
+        return [ForwardTarget(arn=g["TargetGroupArn"], weight=g.get("Weight", 1)) for g in groups]
+    # moto (and older API answers) give a single forward as TargetGroupArn only.
+    return [ForwardTarget(arn=action["TargetGroupArn"])] if action.get("TargetGroupArn") else []
+
+
+def _action(action: dict[str, Any]) -> Action:
+    return Action(type=action.get("Type", ""), order=action.get("Order"), target_groups=_forward_targets(action),
+                  redirect=action.get("RedirectConfig"), fixed_response=action.get("FixedResponseConfig"))
+
+
+def _rules(permission: dict[str, Any]) -> list[SgRule]:
+    """One IpPermission as normalized rules: one source each."""
+    protocol = str(permission.get("IpProtocol", "-1"))
+    base = {"protocol": _PROTOCOLS.get(protocol, protocol), "from_port": permission.get("FromPort"),
+            "to_port": permission.get("ToPort")}
+    if base["protocol"] == "-1":
+        base["from_port"] = base["to_port"] = None
+    rules = [SgRule(**base, cidr=r["CidrIp"], description=r.get("Description")) for r in permission.get("IpRanges", [])]
+    rules += [SgRule(**base, ipv6_cidr=r["CidrIpv6"], description=r.get("Description"))
+              for r in permission.get("Ipv6Ranges", [])]
+    rules += [SgRule(**base, source_group=p.get("GroupId"), description=p.get("Description"))
+              for p in permission.get("UserIdGroupPairs", [])]
+    rules += [SgRule(**base, prefix_list=p.get("PrefixListId"), description=p.get("Description"))
+              for p in permission.get("PrefixListIds", [])]
+    return rules

@@ -1,0 +1,271 @@
+"""Nginx: parse a config (files, or an `nginx -T` dump) with crossplane into snapshot facts.
+
+crossplane reads one file at a time here (single=True) and includes are
+followed by us, so files on disk and a dump printed by `nginx -T` on another
+machine go through one walker. Context checks are off because conf.d snippets
+(`server {}` with no `http {}` around it) are the common case on real hosts.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import crossplane
+
+from auditor.errors import AuditError
+from auditor.snapshot import (
+    Listen,
+    Location,
+    MissingInclude,
+    NginxConfig,
+    NginxServer,
+    Redactor,
+    Upstream,
+    UpstreamServer,
+    Variable,
+)
+
+_DUMP_HEADER = re.compile(r"^# configuration file (?P<path>.+):\s*$", re.MULTILINE)
+# Contexts that hold no http servers: their `server` blocks are not on an HTTP path.
+_OTHER_PROTOCOLS = {"stream", "mail", "events", "types", "map", "geo", "split_clients", "if", "limit_except"}
+
+
+class NginxError(AuditError):
+    """An nginx config that cannot be read; the message names file and line."""
+
+
+Directive = dict[str, Any]
+Placed = tuple[Directive, str]  # a directive and the file it came from
+
+
+def _parse_one(path: str, display: str) -> list[Directive]:
+    result = crossplane.parse(path, single=True, check_ctx=False, check_args=False, catch_errors=True)
+    for error in result["errors"]:
+        line = error.get("line")
+        message = str(error.get("error", "")).split(f" in {path}")[0]
+        raise NginxError(f"{display}:{line or '?'}: {message}")
+    return result["config"][0]["parsed"] if result["config"] else []
+
+
+class _Files:
+    """Where included files come from: the disk, or the files of an `nginx -T` dump."""
+
+    def __init__(self, main: str, resolve: Callable[[str], list[str]], read: Callable[[str], list[Directive]]):
+        self.main = main
+        self.prefix = os.path.dirname(main)
+        self._resolve = resolve
+        self._read = read
+        self._cache: dict[str, list[Directive]] = {}
+        self.missing: list[MissingInclude] = []
+
+    def parsed(self, path: str) -> list[Directive]:
+        if path not in self._cache:
+            self._cache[path] = self._read(path)
+        return self._cache[path]
+
+    def include(self, directive: Directive, file: str) -> list[str]:
+        pattern = directive["args"][0] if directive["args"] else ""
+        # nginx resolves relative includes against its prefix: the main config's directory.
+        absolute = pattern if os.path.isabs(pattern) else os.path.join(self.prefix, pattern)
+        found = self._resolve(absolute)
+        if not found and not glob.has_magic(pattern):
+            self.missing.append(MissingInclude(pattern=pattern, file=file, line=directive["line"]))
+        return found
+
+    @property
+    def files(self) -> list[str]:
+        return list(self._cache)
+
+
+def _expand(directives: list[Directive], file: str, files: _Files, stack: tuple[str, ...] = ()) -> Iterator[Placed]:
+    """The directives of a block with every `include` replaced by what it includes."""
+    for directive in directives:
+        if directive["directive"] != "include":
+            yield directive, file
+            continue
+        for path in files.include(directive, file):
+            if path in stack or path == file:
+                raise NginxError(f"{file}:{directive['line']}: include loop through {path}")
+            yield from _expand(files.parsed(path), path, files, stack + (file,))
+
+
+def parse_listen(args: list[str]) -> Listen | None:
+    """`listen` in every form nginx takes; None for a unix socket."""
+    address, flags = args[0], set(args[1:])
+    if address.startswith("unix:"):
+        return None
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest.lstrip(":") or "80"
+    elif address.isdigit():
+        host, port = None, address
+    elif ":" in address:
+        host, port = address.rsplit(":", 1)
+    else:
+        host, port = address, "80"
+    if not port.isdigit():
+        raise NginxError(f"listen {address}: not a port")
+    return Listen(
+        address=None if host in (None, "*") else host,
+        port=int(port),
+        ssl="ssl" in flags,
+        http2="http2" in flags,
+        default_server=bool(flags & {"default_server", "default"}),
+    )
+
+
+class _Walker:
+    def __init__(self, files: _Files, redactor: Redactor) -> None:
+        self.files = files
+        self.redactor = redactor
+        self.servers: list[NginxServer] = []
+        self.upstreams: list[Upstream] = []
+        self.variables: list[Variable] = []
+
+    def walk(self, placed: Iterator[Placed]) -> None:
+        for directive, file in placed:
+            name = directive["directive"]
+            block = directive.get("block")
+            if name in _OTHER_PROTOCOLS:
+                continue
+            if name == "server" and block is not None:
+                self.server(directive, file)
+            elif name == "upstream" and block is not None and directive["args"]:
+                self.upstream(directive, file)
+            elif name == "set":
+                self.variable(directive, file)
+            elif block is not None:
+                self.walk(_expand(block, file, self.files))
+
+    def variable(self, directive: Directive, file: str) -> None:
+        args = directive["args"]
+        if len(args) >= 2 and args[0].startswith("$"):
+            self.variables.append(Variable(name=args[0][1:], value=args[1], file=file, line=directive["line"]))
+
+    def upstream(self, directive: Directive, file: str) -> None:
+        servers = []
+        for child, child_file in _expand(directive["block"], file, self.files):
+            if child["directive"] == "server" and child["args"]:
+                params = set(child["args"][1:])
+                servers.append(UpstreamServer(address=child["args"][0], backup="backup" in params,
+                                              down="down" in params, file=child_file, line=child["line"]))
+        self.upstreams.append(Upstream(name=directive["args"][0], file=file, line=directive["line"], servers=servers))
+
+    def server(self, directive: Directive, file: str) -> None:
+        server = NginxServer(file=file, line=directive["line"])
+        http2 = False
+        for child, child_file in _expand(directive["block"], file, self.files):
+            name, args = child["directive"], child["args"]
+            if name == "listen" and args:
+                listen = parse_listen(args)
+                if listen:
+                    server.listen.append(listen)
+            elif name == "server_name":
+                server.server_names.extend(args)
+            elif name == "http2" and args == ["on"]:
+                http2 = True
+            elif name == "set":
+                self.variable(child, child_file)
+            elif name == "location" and "block" in child:
+                self.location(child, child_file, server, [])
+        if not server.listen:
+            server.listen.append(Listen(port=80))  # nginx's default for a server without listen
+        if http2:
+            for listen in server.listen:
+                listen.http2 = True
+        self.servers.append(server)
+
+    def location(self, directive: Directive, file: str, server: NginxServer, headers: list[tuple[str, str]]) -> None:
+        args = directive["args"]
+        modifier, path = (args[0], args[1]) if len(args) > 1 else ("", args[0] if args else "")
+        if path.startswith("@"):
+            modifier = "@"
+        location = Location(path=path, modifier=modifier, file=file, line=directive["line"])
+        nested = []
+        for child, child_file in _expand(directive["block"], file, self.files):
+            name, child_args = child["directive"], child["args"]
+            if name == "proxy_pass" and child_args:
+                location.proxy_pass = child_args[0]
+            elif name == "return" and child_args:
+                self._return(location, child_args)
+            elif name in ("root", "alias") and child_args:
+                setattr(location, name, child_args[0])
+            elif name == "proxy_set_header" and len(child_args) >= 2:
+                location.headers[child_args[0]] = self.redactor.named(child_args[0], child_args[1])
+            elif name == "set":
+                self.variable(child, child_file)
+            elif name == "location" and "block" in child:
+                nested.append((child, child_file))
+        server.locations.append(location)
+        for child, child_file in nested:
+            self.location(child, child_file, server, headers)
+
+    def _return(self, location: Location, args: list[str]) -> None:
+        if args[0].isdigit():
+            location.return_code = int(args[0])
+            text = args[1] if len(args) > 1 else None
+            # A redirect's URL is configuration; a response body is free text.
+            location.return_text = text if text is None or 300 <= location.return_code < 400 \
+                else self.redactor.value(text)
+        else:
+            location.return_code, location.return_text = 302, args[0]
+
+    def result(self) -> NginxConfig:
+        return NginxConfig(files=self.files.files, servers=self.servers, upstreams=self.upstreams,
+                           variables=self.variables, missing_includes=self.files.missing)
+
+
+def _collect(files: _Files, redactor: Redactor) -> NginxConfig:
+    walker = _Walker(files, redactor)
+    walker.walk(_expand(files.parsed(files.main), files.main, files))
+    return walker.result()
+
+
+def parse_file(path: str | Path, redactor: Redactor | None = None) -> NginxConfig:
+    """Parse a config on disk, following its includes."""
+    main = str(Path(path).resolve())
+    if not os.path.isfile(main):
+        raise NginxError(f"{path}: nginx config not found")
+
+    def resolve(pattern: str) -> list[str]:
+        return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+
+    files = _Files(main, resolve, lambda p: _parse_one(p, p))
+    return _collect(files, redactor or Redactor(None))
+
+
+def split_dump(text: str) -> dict[str, str]:
+    """The files of an `nginx -T` dump, in load order (the main config first)."""
+    headers = list(_DUMP_HEADER.finditer(text))
+    out: dict[str, str] = {}
+    for header, following in zip(headers, headers[1:] + [None]):
+        end = following.start() if following else len(text)
+        out[header["path"].strip()] = text[header.end():end].lstrip("\n")
+    return out
+
+
+def parse_dump(text: str, source: str = "nginx -T", redactor: Redactor | None = None) -> NginxConfig:
+    """Parse what `nginx -T` printed; includes resolve against the files in the dump."""
+    contents = split_dump(text)
+    if not contents:
+        raise NginxError(f"{source}: no '# configuration file …:' header found; is this `nginx -T` output?")
+    main = next(iter(contents))
+    with tempfile.TemporaryDirectory(prefix="audit-nginx-") as tmp:
+        def read(path: str) -> list[Directive]:
+            local = os.path.join(tmp, path.lstrip("/"))
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            with open(local, "w", encoding="utf-8") as handle:
+                handle.write(contents[path])
+            return _parse_one(local, path)
+
+        def resolve(pattern: str) -> list[str]:
+            return sorted(p for p in contents if fnmatch.fnmatchcase(p, pattern))
+
+        return _collect(_Files(main, resolve, read), redactor or Redactor(None))
