@@ -12,18 +12,23 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 
 from auditor import __version__, engine, gate
+from auditor import collect as collect_module
 from auditor import config as config_module
 from auditor import diff as diff_module
 from auditor import snapshot as snapshot_module
+from auditor.collect import CollectOptions
+from auditor.collect.aws import DEFAULT_CONCURRENCY
 from auditor.config import Config, tokens_for
 from auditor.engine import severity_rank
-from auditor.errors import AuditError, GateDataMissing, SnapshotError
+from auditor.errors import AuditError, ConfigError, GateDataMissing, SnapshotError
 from auditor.report import json as json_report
 from auditor.report.text import Text
 
@@ -44,6 +49,10 @@ class Options:
         self.quiet: bool = bool(values.get("quiet"))
         self.no_color: bool = bool(values.get("no_color"))
         self.allow_partial: bool = bool(values.get("allow_partial"))
+        self.allow_commands: bool = bool(values.get("allow_commands"))
+        self.offline: bool = bool(values.get("offline"))
+        self.timeout: float | None = values.get("timeout")
+        self.concurrency: int = values.get("concurrency") or DEFAULT_CONCURRENCY
         if self.format not in AVAILABLE_FORMATS:
             raise AuditError(f"--format {self.format} is not available yet in this version "
                              f"(available: {', '.join(AVAILABLE_FORMATS)})")
@@ -69,6 +78,22 @@ class Options:
     def note(self, message: str) -> None:
         if not self.quiet:
             click.echo(message, err=True)
+
+    def collect(self, environment: str) -> snapshot_module.Snapshot:
+        """Collect an environment named in audit.yaml, with progress on stderr when a person watches."""
+        if self.config is None:
+            raise ConfigError(f"{environment}: not a snapshot file, and there is no {DEFAULT_CONFIG} to collect it "
+                              "from (give --config)")
+        self.config.environment(environment)  # an unknown name is its own error
+        console = Console(stderr=True, no_color=self.no_color)
+        show = not self.quiet and console.is_terminal
+        with console.status(f"collecting {environment}", spinner="dots") if show else nullcontext() as status:
+            options = CollectOptions(
+                allow_commands=self.allow_commands, allow_partial=self.allow_partial, offline=self.offline,
+                timeout=self.timeout, concurrency=self.concurrency,
+                progress=(lambda step: status.update(f"collecting {step}")) if show else (lambda step: None),
+            )
+            return collect_module.collect(self.config, environment, options)
 
 
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,10 +127,9 @@ def load_environment(targets: list[str], options: Options) -> list[snapshot_modu
     by_env: dict[str, list[snapshot_module.Snapshot]] = {}
     for target in targets:
         if not _is_snapshot_file(target):
-            if options.config is not None:
-                options.config.environment(target)  # an unknown name is its own error
-            raise AuditError(f"{target}: live collection is not available in this version; "
-                             f"give a snapshot file (e.g. .audit/{target}.json)")
+            snap = options.collect(target)
+            by_env.setdefault(snap.environment, []).append(snap)
+            continue
         snap = snapshot_module.load(target)
         if not options.allow_partial:
             partial = sorted(name for name, s in snap.sources.items() if s.status != "ok")
@@ -214,6 +238,41 @@ def gate_command(environment: str, slot: str | None, against: str | None, **valu
         first = verdict.missing[0]
         raise GateDataMissing(f"gate {result.environment}: cannot decide {first.rule_id}: {first.reason}")
     sys.exit(0 if verdict.passed else 1)
+
+
+@cli.command(name="snapshot")
+@click.argument("environment", metavar="ENV")
+@click.option("--shard", metavar="ACCOUNT/REGION", help="Collect one account/region slice (not available yet).")
+@common_options
+def snapshot_command(environment: str, shard: str | None, **values: Any) -> None:
+    """Collect ENV as audit.yaml describes it and save the snapshot (default .audit/ENV.json).
+
+    A failed or partial collection never replaces the previous file.
+    """
+    if shard:
+        raise click.UsageError("--shard needs multi-account collection, which is not available in this version")
+    options = Options(**values)
+    snap = options.collect(environment)
+    path = options.output or f".audit/{environment}.json"
+    snapshot_module.save(snap, path)
+    calls = sum(n for s in snap.sources.values() for n in s.api_calls.values())
+    counts = ", ".join(f"{len(getattr(snap.resources, c))} {c.replace('_', ' ')}" for c in snapshot_module.COLLECTIONS
+                       if getattr(snap.resources, c))
+    options.note(f"{environment}: wrote {path} ({counts or 'no resources'}; {calls} API calls)")
+
+
+@cli.command()
+@click.option("--keep", metavar="DIR", type=click.Path(file_okay=False), help="Build the estate in DIR and keep it.")
+@common_options
+def demo(keep: str | None, **values: Any) -> None:
+    """Start the bundled example estate on a local AWS endpoint (moto) and audit it.
+
+    Builds the incident's dev and prod, then runs `diff dev prod`, `check dev`
+    and `gate dev --slot green` and prints what each says.
+    """
+    from auditor import demo as demo_module
+
+    demo_module.run(keep, colour=Options(**values).colour)
 
 
 @cli.command()

@@ -167,6 +167,7 @@ class Suppression(Strict):
 
 
 class Config(Strict):
+    base_dir: Path = Field(default=Path("."), exclude=True)  # set by load(): relative paths start here
     version: Literal[1]
     environments: dict[str, Environment] = Field(min_length=1)
     diff: DiffConfig = Field(default_factory=DiffConfig)
@@ -238,7 +239,8 @@ def parse(data: Any, source: str = "audit.yaml", base: Path | None = None) -> Co
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         raise ConfigError(f"{source}: {_key_path(first['loc'])}: {_describe(first)}{suffix}") from None
-    _resolve_paths(config, base or Path.cwd())
+    config.base_dir = base or Path.cwd()
+    _resolve_paths(config, config.base_dir)
     return config
 
 

@@ -4,6 +4,7 @@ into one Snapshot per environment; every source records its status, errors and A
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +68,9 @@ def collect_aws(config: Config, env: str, options: CollectOptions) -> tuple[Reso
     if aws.accounts:
         raise CollectionError(f"environments.{env}.aws.accounts: several accounts are not supported in this "
                               "version; collect each account as its own environment")
-    matches = [h.match.tags for h in config.environments[env].hosts]
+    # Instances a per-instance command runs on are collected too, within the scope's tags.
+    scope = aws.scope.tags if aws.scope else {}
+    matches = [{**scope, **h.match.tags} for h in config.environments[env].hosts if _per_instance(h)]
     deadline = None if options.timeout is None else time.monotonic() + options.timeout
     merged = Resources()
     status = SourceStatus()
@@ -120,8 +123,9 @@ def _command_timeout(options: CollectOptions) -> float:
     return min(commands.DEFAULT_TIMEOUT, options.timeout) if options.timeout else commands.DEFAULT_TIMEOUT
 
 
-def _uses_commands(host: HostConfig) -> bool:
-    return bool((host.nginx and host.nginx.command) or (host.docker and host.docker.command))
+def _per_instance(host: HostConfig) -> bool:
+    """A host whose commands name the instance is collected once per matched instance."""
+    return any(commands.per_instance(spec.command) for spec in (host.nginx, host.docker) if spec and spec.command)
 
 
 def collect_host(host: HostConfig, instance: Instance | None, options: CollectOptions) -> tuple[Host, SourceStatus]:
@@ -168,18 +172,31 @@ def collect(config: Config, env: str, options: CollectOptions) -> Snapshot:
         resources, sources["aws"] = collect_aws(config, env, options)
     for host in environment.hosts:
         options.progress(f"{env}: host {host.name}")
-        per_instance = _uses_commands(host) and any(
-            commands.per_instance(spec.command) for spec in (host.nginx, host.docker) if spec and spec.command)
-        targets: list[Instance | None] = _instances_for(host, resources.instances) if per_instance else [None]
+        targets: list[Instance | None] = _instances_for(host, resources.instances) if _per_instance(host) else [None]
         for instance in targets:
             facts, status = collect_host(host, instance, options)
-            resources.hosts.append(facts)
+            resources.hosts.append(_relative_files(facts, config.base_dir))
             sources[f"host:{host.name}" + (f":{instance.id}" if instance else "")] = status
     snapshot = Snapshot(environment=env, sources=sources, resources=resources,
                         collected_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat())
     if not options.allow_partial:
         _refuse_partial(snapshot)
     return snapshot
+
+
+def _relative_files(host: Host, base: Path) -> Host:
+    """File names relative to audit.yaml's directory, so snapshots do not depend on the checkout's place."""
+    prefix = str(base.resolve()) + os.sep
+
+    def relative(node):
+        if isinstance(node, dict):
+            return {k: (v.removeprefix(prefix) if k == "file" and isinstance(v, str) else relative(v))
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [v.removeprefix(prefix) if isinstance(v, str) else relative(v) for v in node]
+        return node
+
+    return Host.model_validate(relative(host.model_dump()))
 
 
 def _refuse_partial(snapshot: Snapshot) -> None:

@@ -128,7 +128,7 @@ class AwsCollector:
             with self._lock:
                 self.calls[f"{service}.{model.name}"] += 1
 
-        client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}.*", guard)
+        client.meta.events.register("before-call", guard)  # every operation of this client
         return client
 
     def client(self, service: str) -> Any:
