@@ -116,7 +116,19 @@ class _Normalizer:
             data["subnets"] = sorted({s.get("availability_zone") or "" for s in data["subnets"]})
         if name == "instances" and "Name" in data["tags"]:
             data["tags"]["Name"] = TRAILING_INDEX.sub("", data["tags"]["Name"])
+        if name == "security_groups":
+            for direction in ("ingress", "egress"):
+                data[direction] = sorted({self._rule(r) for r in data[direction]})
+        if name == "hosts":
+            data["docker"] = _docker(data["docker"])
+            data["nginx"] = _nginx(data["nginx"])
         return self.value(data)
+
+    def _rule(self, rule: dict[str, Any]) -> str:
+        """A security-group rule as one comparable line: `tcp:3000-3000 from web-*-alb-sg`."""
+        ports = "all" if rule["protocol"] == "-1" else f"{rule['protocol']}:{rule['from_port']}-{rule['to_port']}"
+        source = rule["source_group"] or rule["cidr"] or rule["ipv6_cidr"] or rule["prefix_list"] or "?"
+        return f"{ports} {self.references.get(source, source)}"
 
     def _key(self, name: str, resource: Any) -> str:
         keys = self.keys
@@ -137,6 +149,50 @@ class _Normalizer:
         if name == "ecs_services":
             return keys.ecs_service(resource)
         return keys.host(resource)
+
+
+def _port(p: dict[str, Any]) -> str:
+    host = f"{p['host_ip']}:" if p["host_ip"] else ""
+    published = f"{host}{p['host_port']}:" if p["host_port"] else ""
+    return f"{published}{p['container_port']}/{p['protocol']}"
+
+
+def _docker(docker: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Containers by compose service, ports as `[ip:]host:container/proto` lines."""
+    if docker is None:
+        return None
+    containers = {}
+    for c in docker["containers"]:
+        containers[c["service"] or c["name"]] = {
+            "image": c["image"], "running": c["running"], "ports": sorted(_port(p) for p in c["ports"]),
+            "expose": sorted(c["expose"]), "environment": c["environment"], "privileged": c["privileged"]}
+    return {**docker, "containers": containers}
+
+
+def _nginx(nginx: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Servers by what they listen on, locations by modifier and path, upstreams and variables by name."""
+    if nginx is None:
+        return None
+
+    def listen(entry: dict[str, Any]) -> str:
+        flags = [f for f in ("ssl", "http2", "default_server") if entry[f]]
+        return " ".join([f"{entry['address']}:{entry['port']}" if entry["address"] else str(entry["port"]), *flags])
+
+    servers = {}
+    for server in nginx["servers"]:
+        key = ", ".join(sorted(listen(entry) for entry in server["listen"]))
+        if server["server_names"]:
+            key += " " + " ".join(server["server_names"])
+        servers[key] = {
+            f"{loc['modifier']} {loc['path']}".strip(): {k: v for k, v in loc.items() if k not in ("modifier", "path")}
+            for loc in server["locations"]}
+    return {
+        "servers": servers,
+        "upstreams": {u["name"]: sorted(x["address"] + (" backup" if x["backup"] else "") for x in u["servers"])
+                      for u in nginx["upstreams"]},
+        "variables": {v["name"]: v["value"] for v in nginx["variables"]},
+        "missing_includes": sorted(m["pattern"] for m in nginx["missing_includes"]),
+    }
 
 
 def _group(instances: list[dict[str, Any]]) -> dict[str, Any]:

@@ -116,4 +116,25 @@ def test_nginx_present_on_one_side_is_one_item():
     dev, prod = estate("incident-dev"), estate("incident-prod")
     items = [i for i in compare(dev, prod).items if i.resource_type == "host" and i.path.startswith("nginx")]
     assert [(i.path, i.a) for i in items] == [("nginx", None)]
-    assert host(prod)["nginx"]["servers"][0]["listen"][0]["port"] == items[0].b["servers"][0]["listen"][0]["port"]
+    assert items[0].b["servers"]["80 default_server _"]["= /health-check"]["proxy_pass"] == "$service_url"
+    assert items[0].b["variables"] == {"service_url": host(prod)["nginx"]["variables"][0]["value"]}
+
+
+def test_security_group_rules_compare_as_sets_of_normalized_lines():
+    prod = estate("incident-prod")
+    staging = renamed(prod, "prod", "staging", "333333333333")
+    staging["resources"]["security_groups"][1]["ingress"].append(
+        {"protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "0.0.0.0/0"})
+    (item,) = compare(staging, prod).items
+    assert (item.resource_type, item.key, item.path) == ("security_group", "web-*-app-sg", "ingress")
+    assert item.a == ["tcp:22-22 0.0.0.0/0", "tcp:80-80 web-*-alb-sg"] and item.b == ["tcp:80-80 web-*-alb-sg"]
+
+
+def test_containers_compare_by_service_and_port_mapping():
+    prod = estate("incident-prod")
+    staging = renamed(prod, "prod", "staging", "333333333333")
+    host(staging)["docker"]["containers"][1]["ports"][0]["host_port"] = 5000
+    host(staging)["docker"]["containers"][1]["name"] = "renamed-container"  # identity: not drift
+    (item,) = [i for i in compare(staging, prod).items if i.resource_type == "host"]
+    assert (item.path, item.a, item.b) == ("docker.containers.app-green.ports", ["127.0.0.1:5000:3000/tcp"],
+                                           ["127.0.0.1:4000:3000/tcp"])

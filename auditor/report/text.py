@@ -50,8 +50,10 @@ class Text:
         return "\n".join(lines) + "\n"
 
     @staticmethod
-    def _value(value: object) -> str:
-        return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else str(value)
+    def _value(value: object, width: int = 160) -> str:
+        """A drift value on one line; long ones are cut (the JSON output has them whole)."""
+        text = json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else str(value)
+        return text if len(text) <= width else text[:width - 1] + "…"
 
     def drift_item(self, item: DriftItem) -> str:
         mark = f" (expected: {item.reason})" if item.expected else ""
