@@ -1,0 +1,193 @@
+"""The AWS collector against moto in server mode, through boto3 over HTTP."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+
+from auditor import collect, config, engine, snapshot
+from auditor.collect.aws import AwsCollector, ReadOnlyViolation
+from auditor.config import Aws
+from fixtures import estates
+from tests.conftest import SNAPSHOTS
+
+
+def collector(**kwargs) -> AwsCollector:
+    return AwsCollector(Aws(region="us-east-1", **kwargs), "us-east-1")
+
+
+def run(c: AwsCollector):
+    with ThreadPoolExecutor(4) as pool:
+        return c.collect(pool, None)
+
+
+@pytest.fixture
+def incident(aws, tmp_path):
+    return config.load(estates.build_incident(tmp_path, aws))
+
+
+def test_collects_the_incident_dev_estate_within_its_scope(incident):
+    snap = collect.collect(incident, "dev", collect.CollectOptions())
+    res = snap.resources
+    assert [lb.name for lb in res.load_balancers] == ["web-dev-alb"]
+    assert [(tg.name, tg.port, tg.health_check.path) for tg in res.target_groups] == [("web-dev-tg", 3000, "/health-check")]
+    (listener,) = res.listeners
+    assert listener.port == 80 and listener.ssl_policy is None  # moto's SslPolicy on HTTP is dropped
+    assert [t.arn for t in listener.default_actions[0].target_groups] == [res.target_groups[0].arn]
+    assert [(h.target_id, h.port) for h in res.target_health] == [(res.instances[0].id, 3000)]
+    assert res.instances[0].tags["Role"] == "web"
+    app_sg = next(sg for sg in res.security_groups if sg.name == "web-dev-app-sg")
+    alb_sg = next(sg for sg in res.security_groups if sg.name == "web-dev-alb-sg")
+    assert {(r.from_port, r.source_group) for r in app_sg.ingress} == {(3000, alb_sg.id), (4000, alb_sg.id)}
+    assert {s.cidr for s in res.load_balancers[0].subnets} == {"10.10.0.0/24", "10.10.1.0/24"}
+    assert snap.sources["aws"].status == "ok"
+    assert snap.sources["aws"].api_calls["elbv2.DescribeTargetHealth"] == 1
+    assert all(lb.account == "123456789012" for lb in res.load_balancers)
+
+
+def test_demo_estates_give_the_same_findings_as_the_hand_written_snapshots(incident):
+    for env in ("dev", "prod"):
+        live = collect.collect(incident, env, collect.CollectOptions())
+        hand = snapshot.load(SNAPSHOTS / f"incident-{env}.json")
+        catalog = engine.load_catalog()
+
+        def found(snap):
+            return [(f.rule_id, f.resource, f.slot) for f in engine.run(snap, [env], catalog).findings]
+
+        assert found(live) == found(hand)
+    assert found(live) == []  # prod
+
+
+def test_secrets_in_compose_env_never_reach_the_snapshot(incident, monkeypatch):
+    monkeypatch.setenv("AUDIT_REDACTION_KEY", "k")
+    snap = collect.collect(incident, "dev", collect.CollectOptions(redactor=snapshot.Redactor("k")))
+    text = snapshot.dumps(snap)
+    assert estates.PLANTED_SECRET not in text and "Sup3rSecret" not in text
+    assert '"DATABASE_URL": "hmac:' in text
+
+
+def test_load_balancers_past_motos_page_of_fifty_are_all_collected(aws):
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"][
+        "SubnetId"] for i, z in enumerate("ab")]
+    elbv2 = boto3.client("elbv2")
+    for i in range(60):
+        elbv2.create_load_balancer(Name=f"lb-{i:02d}", Subnets=subnets)
+    resources, status = run(collector())
+    assert len(resources.load_balancers) == 60
+    assert status.api_calls["elbv2.DescribeLoadBalancers"] == 2  # two pages
+    assert status.api_calls["elbv2.DescribeTags"] == 3  # 20 ARNs a call
+
+
+def test_the_collector_refuses_any_operation_that_could_change_the_account(aws):
+    c = collector()
+    with pytest.raises(ReadOnlyViolation, match="refusing elbv2:CreateTargetGroup"):
+        c.client("elbv2").create_target_group(Name="x", Protocol="HTTP", Port=80, VpcId="vpc-1")
+    with pytest.raises(ReadOnlyViolation, match="refusing ec2:AuthorizeSecurityGroupIngress"):
+        c.client("ec2").authorize_security_group_ingress(GroupId="sg-1", IpPermissions=[])
+    assert boto3.client("elbv2").describe_target_groups()["TargetGroups"] == []
+    assert "elbv2.CreateTargetGroup" not in c.calls
+
+
+def test_weighted_forward_redirect_and_rules_are_normalized(aws):
+    ec2, elbv2 = boto3.client("ec2"), boto3.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"][
+        "SubnetId"] for i, z in enumerate("ab")]
+    lb = elbv2.create_load_balancer(Name="web-alb", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    blue, green = (elbv2.create_target_group(Name=f"web-{c}-tg", Protocol="HTTP", Port=p, VpcId=vpc)["TargetGroups"][
+        0]["TargetGroupArn"] for c, p in (("blue", 3000), ("green", 4000)))
+    listener = elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=443, DefaultActions=[{
+        "Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": blue, "Weight": 100},
+                                                              {"TargetGroupArn": green, "Weight": 0}]}}])
+    elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[{
+        "Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}])
+    elbv2.create_rule(ListenerArn=listener["Listeners"][0]["ListenerArn"], Priority=10,
+                      Conditions=[{"Field": "path-pattern", "Values": ["/api/*"]}],
+                      Actions=[{"Type": "forward", "TargetGroupArn": green}])
+    resources, _ = run(collector())
+    by_port = {lst.port: lst for lst in resources.listeners}
+    assert [(t.arn, t.weight) for t in by_port[443].default_actions[0].target_groups] == [(blue, 100), (green, 0)]
+    assert by_port[80].default_actions[0].type == "redirect"
+    assert by_port[80].default_actions[0].redirect["StatusCode"] == "HTTP_301"
+    (rule,) = [r for r in resources.listener_rules if not r.is_default]
+    assert rule.priority == "10" and rule.listener_arn == by_port[443].arn
+    assert rule.conditions[0]["Values"] == ["/api/*"]
+
+
+def test_ecs_service_with_its_task_definition_feeds_p110(aws):
+    ec2, elbv2, ecs = boto3.client("ec2"), boto3.client("elbv2"), boto3.client("ecs")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    tg = elbv2.create_target_group(Name="api-tg", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip")[
+        "TargetGroups"][0]["TargetGroupArn"]
+    sg = ec2.create_security_group(GroupName="api-task-sg", Description="tasks", VpcId=vpc)["GroupId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    ecs.create_cluster(clusterName="main")
+    ecs.register_task_definition(family="api", networkMode="awsvpc", containerDefinitions=[
+        {"name": "api", "image": "api:2", "memory": 256, "portMappings": [{"containerPort": 3000}],
+         "environment": [{"name": "API_TOKEN", "value": "tok-123"}, {"name": "PORT", "value": "3000"}]}])
+    ecs.create_service(cluster="main", serviceName="api", taskDefinition="api", desiredCount=1,
+                       loadBalancers=[{"targetGroupArn": tg, "containerName": "api", "containerPort": 8080}],
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [sg]}})
+    resources, _ = run(collector())
+    (service,) = resources.ecs_services
+    assert service.security_groups == [sg]
+    assert service.task_definition.network_mode == "awsvpc"
+    assert service.task_definition.containers[0].environment == {"API_TOKEN": "<redacted>", "PORT": "3000"}
+    snap = snapshot.Snapshot(environment="stage", resources=resources)
+    findings = engine.run(snap, ["stage"], engine.load_catalog()).findings
+    assert [(f.rule_id, f.resource) for f in findings] == [("P110", "ecs_service:main/api")]
+
+
+def test_scope_collects_untagged_things_the_selected_load_balancer_references(aws):
+    ec2, elbv2 = boto3.client("ec2"), boto3.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"][
+        "SubnetId"] for i, z in enumerate("ab")]
+    sg = ec2.create_security_group(GroupName="untagged-alb-sg", Description="x", VpcId=vpc)["GroupId"]
+    lb = elbv2.create_load_balancer(Name="web-alb", Subnets=subnets, SecurityGroups=[sg],
+                                    Tags=[{"Key": "Environment", "Value": "dev"}])["LoadBalancers"][0]["LoadBalancerArn"]
+    untagged_tg = elbv2.create_target_group(Name="untagged-tg", Protocol="HTTP", Port=80, VpcId=vpc)[
+        "TargetGroups"][0]["TargetGroupArn"]
+    elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": untagged_tg}])
+    elbv2.create_load_balancer(Name="other-alb", Subnets=subnets)
+    resources, _ = run(AwsCollector(Aws(region="us-east-1", scope={"tags": {"Environment": "dev"}}), "us-east-1"))
+    assert [lb.name for lb in resources.load_balancers] == ["web-alb"]
+    assert [tg.name for tg in resources.target_groups] == ["untagged-tg"]
+    assert [g.name for g in resources.security_groups] == ["untagged-alb-sg"]
+
+
+def test_snapshot_command_writes_the_file_and_a_failed_collection_keeps_the_old_one(incident, tmp_path):
+    from tests.test_cli import audit
+
+    config_path = incident.base_dir / "audit.yaml"
+    out = tmp_path / "dev.json"
+    proc = audit("snapshot", "dev", "-c", str(config_path), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert snapshot.load(out).resources.target_groups[0].port == 3000
+    before = out.read_text()
+    (incident.base_dir / "envs" / "dev" / "docker-compose.yml").write_text("services: [\n")
+    proc = audit("snapshot", "dev", "-c", str(config_path), "-o", str(out))
+    assert proc.returncode == 2 and "invalid YAML" in proc.stderr and "Traceback" not in proc.stderr
+    assert out.read_text() == before
+    assert audit("snapshot", "dev", "-c", str(config_path), "-o", str(out), "--allow-partial").returncode == 0
+    partial = snapshot.load(out)
+    assert partial.sources["host:web"].status == "error"
+    assert "docker" in partial.resources.hosts[0].uncollected
+
+
+def test_check_gate_and_diff_collect_environment_names_live(incident):
+    from tests.test_cli import audit
+
+    config_path = str(incident.base_dir / "audit.yaml")
+    assert audit("gate", "dev", "--slot", "green", "-c", config_path).returncode == 1
+    assert audit("gate", "dev", "--slot", "blue", "-c", config_path).returncode == 0
+    assert audit("gate", "prod", "-c", config_path).returncode == 0
+    proc = audit("diff", "dev", "prod", "-c", config_path, "--format", "json")
+    drift = {(d["resource_type"], d["key"], d["path"]): (d["a"], d["b"]) for d in __import__("json").loads(proc.stdout)["drift"]}
+    assert drift[("target_group", "web-*-tg", "port")] == (3000, 80)
+    assert drift[("path", "web-*-alb:80/blue", "nginx")] == (None, "nginx:80")
