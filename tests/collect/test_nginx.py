@@ -1,0 +1,164 @@
+"""Nginx: real files (ours and the public corpus) and the real `nginx -T`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from auditor.collect import nginx
+from auditor.snapshot import Listen, Redactor
+from tests.conftest import ROOT, SHARED
+
+FIXTURE = ROOT / "fixtures" / "nginx" / "nginx.conf"
+CORPUS = sorted((SHARED / "corpus" / "nginx").glob("*.conf"))
+
+
+def facts(config):
+    """What the rules read, without the file names (which differ between a dump and the disk)."""
+    return (
+        [(tuple((l.address, l.port, l.ssl, l.http2, l.default_server) for l in s.listen), tuple(s.server_names),
+          tuple((loc.modifier, loc.path, loc.proxy_pass, loc.return_code, loc.line) for loc in s.locations))
+         for s in config.servers],
+        [(u.name, [(x.address, x.backup) for x in u.servers]) for u in config.upstreams],
+        [(v.name, v.value, v.line) for v in config.variables],
+    )
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["80"], Listen(port=80)),
+    (["127.0.0.1:8080"], Listen(address="127.0.0.1", port=8080)),
+    (["[::]:80"], Listen(address="::", port=80)),
+    (["[::1]"], Listen(address="::1", port=80)),
+    (["*:8000"], Listen(port=8000)),
+    (["localhost"], Listen(address="localhost", port=80)),
+    (["443", "ssl", "http2"], Listen(port=443, ssl=True, http2=True)),
+    (["80", "default_server", "deferred"], Listen(port=80, default_server=True)),
+    (["unix:/run/nginx.sock"], None),
+])
+def test_listen_in_every_form(args, expected):
+    assert nginx.parse_listen(args) == expected
+
+
+def test_fixture_config_with_includes_relative_to_the_config_directory():
+    config = nginx.parse_file(FIXTURE)
+    main, loopback, redirect = sorted(config.servers, key=lambda s: s.listen[0].port)
+    assert [(l.address, l.port, l.default_server) for l in main.listen] == [(None, 80, True), ("::", 80, True)]
+    assert [(loc.modifier, loc.path) for loc in main.locations] == [
+        ("", "/"), ("=", "/health-check"), ("^~", "/static/"), ("~*", r"\.(css|js)$")]
+    assert main.locations[0].proxy_pass == "$service_url"
+    assert main.locations[1].return_code == 200
+    assert main.locations[2].root == "/srv/www"
+    (variable,) = config.variables
+    assert (variable.name, variable.value, Path(variable.file).name, variable.line) == (
+        "service_url", "http://127.0.0.1:3000", "service-url.inc", 1)
+    assert [(x.address, x.backup) for x in config.upstreams[0].servers] == [("127.0.0.1:3000", False),
+                                                                          ("127.0.0.1:4000", True)]
+    assert (loopback.listen[0].address, loopback.locations[0].proxy_pass) == ("127.0.0.1", "http://app")
+    assert (redirect.listen[0].http2, redirect.locations) == (True, [])
+    assert Path(redirect.file).name == "redirect.conf"
+    assert len(config.files) == 3
+
+
+def test_header_values_outside_the_allowlist_are_redacted():
+    config = nginx.parse_file(FIXTURE, Redactor(None))
+    headers = next(s for s in config.servers if s.listen[0].port == 80).locations[0].headers
+    assert headers == {"X-Forwarded-Proto": "$http_x_forwarded_proto", "Authorization": "<redacted>"}
+
+
+def test_server_level_return_is_kept_as_a_location_free_answer():
+    config = nginx.parse_file(FIXTURE)
+    redirect = next(s for s in config.servers if s.listen[0].port == 8443)
+    assert redirect.server_names == ["example.com", "www.example.com"]
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_every_corpus_file_is_read_or_refused_clearly(path):
+    try:
+        config = nginx.parse_file(path)
+    except nginx.NginxError as error:
+        assert str(path) in str(error) or path.name in str(error)
+        return
+    assert config.files
+
+
+def test_corpus_snippet_without_http_block_has_its_upstream_and_server():
+    config = nginx.parse_file(SHARED / "corpus" / "nginx" / "06-awesome-compose-loadbalancer-minimal.conf")
+    assert [u.name for u in config.upstreams] == ["loadbalancer"]
+    assert config.servers[0].locations[0].proxy_pass == "http://loadbalancer"
+
+
+def test_stream_servers_are_not_http_servers():
+    assert nginx.parse_file(SHARED / "corpus" / "nginx" / "12-stream-udp-only-no-eol.conf").servers == []
+
+
+def test_missing_include_is_recorded_not_fatal(tmp_path):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("http { include missing.conf; include none/*.conf; server { listen 81; } }\n")
+    config = nginx.parse_file(conf)
+    assert [(m.pattern, m.line) for m in config.missing_includes] == [("missing.conf", 1)]
+    assert config.servers[0].listen[0].port == 81
+
+
+@pytest.mark.parametrize("text,message", [
+    ("http { server { listen 80; }\n", "unexpected end of file"),
+    ("http { server { listen 80; } } }\n", 'unexpected "}"'),
+    ("http { include self.conf; }\n", "include loop"),
+])
+def test_broken_configs_are_one_clear_error(tmp_path, text, message):
+    conf = tmp_path / "self.conf"
+    conf.write_text(text)
+    with pytest.raises(nginx.NginxError) as error:
+        nginx.parse_file(conf)
+    assert message in str(error.value)
+    assert "self.conf:" in str(error.value)
+
+
+def test_dump_without_headers_is_refused():
+    with pytest.raises(nginx.NginxError, match="no '# configuration file"):
+        nginx.parse_dump("server { listen 80; }", "host web: nginx.command")
+
+
+def _nginx_binary() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+
+
+@pytest.fixture
+def real_nginx() -> str:
+    binary = _nginx_binary()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("nginx is not installed; `make test` installs it with apt-get as root")
+        pytest.skip("nginx is not installed (make test installs Debian's nginx when run as root)")
+    return binary
+
+
+def _dump(binary: str, conf: Path, tmp_path: Path) -> str:
+    args = [binary, "-T", "-c", str(conf)]
+    if os.geteuid() != 0:  # non-root nginx needs its own pid and error log (see shared NOTES)
+        args += ["-e", "stderr", "-g", f"pid {tmp_path}/nginx.pid;"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_real_nginx_dump_reads_the_same_as_the_files(real_nginx, tmp_path):
+    dump = _dump(real_nginx, FIXTURE, tmp_path)
+    from_dump = nginx.parse_dump(dump)
+    from_files = nginx.parse_file(FIXTURE)
+    assert facts(from_dump) == facts(from_files)
+    assert from_dump.variables[0].file.endswith("service-url.inc")
+    assert [Path(s.file).name for s in from_dump.servers] == ["redirect.conf", "nginx.conf", "nginx.conf"]
+
+
+def test_real_nginx_dump_of_an_included_snippet_layout(real_nginx, tmp_path):
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "nginx.conf").write_text("events {}\nhttp { include sites/*.conf; }\n")
+    (tmp_path / "sites" / "a.conf").write_text("server { listen 8081; location / { proxy_pass http://127.0.0.1:3000; } }\n")
+    (tmp_path / "sites" / "b.conf").write_text("server { listen 8082; location / { return 204; } }\n")
+    config = nginx.parse_dump(_dump(real_nginx, tmp_path / "nginx.conf", tmp_path))
+    assert [s.listen[0].port for s in config.servers] == [8081, 8082]
+    assert [Path(s.file).name for s in config.servers] == ["a.conf", "b.conf"]
