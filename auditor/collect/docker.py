@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from auditor.errors import AuditError
@@ -173,6 +175,26 @@ def _environment(value: Any) -> dict[str, str]:
 
 # --- compose -------------------------------------------------------------------------------------------
 
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "compose-spec.json"
+
+
+@functools.cache
+def _validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+
+
+def _validate(data: Any, path: Path, lines: dict[str, int]) -> None:
+    """The Compose Specification's own schema, so a malformed file gets a precise error, not a guess."""
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if error is None:
+        return
+    location = list(error.absolute_path)
+    service = str(location[1]) if len(location) > 1 and location[0] == "services" else None
+    line = f":{lines[service]}" if service in lines else ""
+    key = ".".join(str(p) for p in location) or "(top level)"
+    raise DockerError(f"{path}{line}: {key}: {error.message}")
+
+
 
 def _service_lines(text: str) -> dict[str, int]:
     """Line of each service's key, for evidence that points at the file."""
@@ -210,10 +232,11 @@ def parse_compose(path: str | Path, redactor: Redactor | None = None, environ: d
         return []
     if not isinstance(data, dict) or not isinstance(data.get("services", {}), dict):
         raise DockerError(f"{path}: not a compose file (expected a mapping with services:)")
+    lines = _service_lines(text)
+    _validate(data, path, lines)
     # compose reads .env beside the file; the shell's environment wins over it.
     env = {**read_env_file(path.parent / ".env"), **(os.environ if environ is None else environ)}
     project = str(data.get("name") or path.resolve().parent.name).lower()
-    lines = _service_lines(text)
     containers = []
     for service, spec in (data.get("services") or {}).items():
         where = f"{path}:{lines.get(str(service), 0)}: service {service}"
