@@ -137,11 +137,13 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
     for layer, spec, read in (("nginx", host.nginx, _read_nginx), ("docker", host.docker, _read_docker)):
         if spec is None:
             continue
-        is_command = getattr(spec, "command", None) is not None
-        if is_command and (options.offline or not options.allow_commands):
-            why = "--offline never runs commands" if options.offline else "commands run only with --allow-commands"
-            if not options.offline:
-                raise CollectionError(f"host {host.name}: {layer}.command runs a command; {why}")
+        command = getattr(spec, "command", None)
+        if command is not None and not options.offline and not options.allow_commands:
+            raise CollectionError(f"host {host.name}: {layer}.command runs a command; "
+                                  "commands run only with --allow-commands")
+        if command is not None and (options.offline or (instance is None and commands.per_instance(command))):
+            why = ("--offline never runs commands" if options.offline
+                   else f"no running instance matches {host.match.tags} to run it on")
             result.uncollected[layer] = why
             status.errors.append(SourceError(source=source, operation=layer, code="NotRun", message=why))
             continue
@@ -172,7 +174,8 @@ def collect(config: Config, env: str, options: CollectOptions) -> Snapshot:
         resources, sources["aws"] = collect_aws(config, env, options)
     for host in environment.hosts:
         options.progress(f"{env}: host {host.name}")
-        targets: list[Instance | None] = _instances_for(host, resources.instances) if _per_instance(host) else [None]
+        matched = _instances_for(host, resources.instances) if _per_instance(host) else []
+        targets: list[Instance | None] = list(matched) or [None]
         for instance in targets:
             facts, status = collect_host(host, instance, options)
             resources.hosts.append(_relative_files(facts, config.base_dir))

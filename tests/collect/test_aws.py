@@ -191,3 +191,20 @@ def test_check_gate_and_diff_collect_environment_names_live(incident):
     drift = {(d["resource_type"], d["key"], d["path"]): (d["a"], d["b"]) for d in __import__("json").loads(proc.stdout)["drift"]}
     assert drift[("target_group", "web-*-tg", "port")] == (3000, 80)
     assert drift[("path", "web-*-alb:80/blue", "nginx")] == (None, "nginx:80")
+
+
+def test_timeout_stops_collection_with_one_line_and_no_file(incident, tmp_path):
+    from tests.test_cli import audit
+
+    out = tmp_path / "dev.json"
+    proc = audit("snapshot", "dev", "-c", str(incident.base_dir / "audit.yaml"), "-o", str(out), "--timeout", "0")
+    assert proc.returncode == 2
+    assert "did not finish within the --timeout" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_one_request_in_flight_per_service_still_completes_without_deadlock(incident):
+    c = AwsCollector(incident.environments["dev"].aws, "us-east-1", concurrency=1)
+    resources, status = run(c)
+    assert [tg.name for tg in resources.target_groups] == ["web-dev-tg"]
+    assert status.status == "ok"
