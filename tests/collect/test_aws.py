@@ -208,3 +208,17 @@ def test_one_request_in_flight_per_service_still_completes_without_deadlock(inci
     resources, status = run(c)
     assert [tg.name for tg in resources.target_groups] == ["web-dev-tg"]
     assert status.status == "ok"
+
+
+def test_the_example_iam_policy_grants_every_operation_the_collector_calls(incident):
+    import json
+
+    from auditor.collect import iam_action
+    from tests.conftest import ROOT
+
+    policy = json.loads((ROOT / "examples" / "iam-policy.json").read_text())
+    granted = {a for s in policy["Statement"] for a in s["Action"]}
+    snap = collect.collect(incident, "dev", collect.CollectOptions())
+    called = {iam_action(op.replace(".", ":", 1)) for op in snap.sources["aws"].api_calls}
+    assert called <= granted
+    assert all(a.split(":")[1].startswith(("Describe", "List", "Get")) for a in granted)
