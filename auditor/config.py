@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from auditor.errors import ConfigError
+from auditor.errors import ConfigError, read_text
 
 
 class Strict(BaseModel):
@@ -246,12 +246,7 @@ def parse(data: Any, source: str = "audit.yaml", base: Path | None = None) -> Co
 
 def load(path: str | Path) -> Config:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (give one with --config)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    text = read_text(path, "config file", ConfigError, " (give one with --config)")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -1,5 +1,10 @@
 """The one error family a user sees: its message is the line printed on stderr (exit 2)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
+
 
 class AuditError(Exception):
     """A problem with the user's input, config or environment; never a bug."""
@@ -15,3 +20,14 @@ class SnapshotError(AuditError):
 
 class GateDataMissing(AuditError):
     """The gate cannot answer because a path rule lacked the data it needs."""
+
+
+def read_text(path: str | Path, what: str, error: type[AuditError] = AuditError, hint: str = "") -> str:
+    """A user's file as text, or one line naming it and what is wrong."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found{hint}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(f"{path}: cannot read {what}: {reason}") from None

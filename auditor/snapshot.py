@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from auditor import __version__
 from auditor.config import App, Switch
-from auditor.errors import SnapshotError
+from auditor.errors import SnapshotError, read_text
 
 SCHEMA_VERSION = 1
 
@@ -458,12 +458,7 @@ def from_data(data: Any, source: str = "snapshot") -> Snapshot:
 
 def load(path: str | Path) -> Snapshot:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SnapshotError(f"{path}: snapshot file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"{path}: cannot read snapshot: {exc}") from None
+    text = read_text(path, "snapshot file", SnapshotError)
     if not text.strip():
         raise SnapshotError(f"{path}: snapshot file is empty")
     try:

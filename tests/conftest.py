@@ -48,3 +48,10 @@ def write_json(tmp_path: Path):
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(config, items):
+    """The corpus and schemas live in ../shared beside the checkout (as in CI); without them the
+    corpus tests would silently collect nothing, so say it loudly instead."""
+    if not (SHARED / "corpus").is_dir():
+        raise pytest.UsageError(f"{SHARED}/corpus is missing: the tests read the shared corpus beside the checkout")

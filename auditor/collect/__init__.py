@@ -17,7 +17,7 @@ from auditor.collect import commands, docker, nginx
 from auditor.collect.aws import DEFAULT_CONCURRENCY, AwsCollector, CollectionError
 from auditor.config import Config
 from auditor.config import Host as HostConfig
-from auditor.errors import AuditError
+from auditor.errors import AuditError, read_text
 from auditor.snapshot import (
     Container,
     DockerFacts,
@@ -108,10 +108,7 @@ def _read_docker(host: HostConfig, facts: commands.HostFacts, options: CollectOp
     if spec.compose:
         return [c for path in spec.compose for c in docker.parse_compose(path, options.redactor)]
     if spec.inspect is not None:
-        try:
-            text = Path(spec.inspect).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise docker.DockerError(f"{spec.inspect}: cannot read docker inspect output: {exc.strerror}") from None
+        text = read_text(spec.inspect, "docker inspect output", docker.DockerError)
         return docker.parse_inspect(text, str(spec.inspect), options.redactor)
     argv = commands.expand(spec.command, facts)
     what = f"host {host.name}: docker.command"
@@ -181,7 +178,7 @@ def collect(config: Config, env: str, options: CollectOptions) -> Snapshot:
             resources.hosts.append(_relative_files(facts, config.base_dir))
             sources[f"host:{host.name}" + (f":{instance.id}" if instance else "")] = status
     snapshot = Snapshot(environment=env, sources=sources, resources=resources,
-                        collected_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat())
+                        collected_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
     if not options.allow_partial:
         _refuse_partial(snapshot)
     return snapshot

@@ -156,7 +156,7 @@ class AwsCollector:
         with self._limits[service]:
             try:
                 return method(**kwargs)
-            except (NoCredentialsError,) as exc:
+            except NoCredentialsError as exc:
                 raise CollectionError(f"no AWS credentials for region {self.region}: {exc}") from None
             except (ClientError, BotoCoreError) as exc:
                 self._record(service, operation, exc)

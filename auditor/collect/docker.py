@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from auditor.errors import AuditError
+from auditor.errors import AuditError, read_text
 from auditor.snapshot import Container, PublishedPort, Redactor
 
 
@@ -216,12 +216,7 @@ def parse_compose(path: str | Path, redactor: Redactor | None = None, environ: d
     """The services of a compose file as containers (running state unknown: a file says what should run)."""
     path = Path(path)
     redactor = redactor or Redactor(None)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DockerError(f"{path}: compose file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DockerError(f"{path}: cannot read compose file: {exc}") from None
+    text = read_text(path, "compose file", DockerError)
     try:
         data = yaml.load(text, Loader=_ComposeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
