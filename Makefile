@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: install install-test test nginx demo clean
+.PHONY: install install-test test nginx demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,7 @@ clean:
 # The bundled incident on a local AWS endpoint (moto in server mode, inside the process).
 demo: install
 	$(BIN)/audit demo
+
+# Benchmarks: whole commands against baselines measured in the same run (see bench/README.md).
+bench: install-test
+	$(BIN)/python bench/run.py

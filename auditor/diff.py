@@ -81,15 +81,15 @@ class _Normalizer:
         }
 
     def value(self, value: Any) -> Any:
-        if isinstance(value, dict):
+        """A fact as it compares across environments: references as role keys, tokens as `*`,
+        identity fields gone, set-like lists sorted."""
+        kind = type(value)
+        if kind is str:
+            return self.references.get(value) or self.keys.strip(value)
+        if kind is dict:
             return {k: self.value(v) for k, v in value.items() if k not in IDENTITY_FIELDS}
-        if isinstance(value, list):
-            items = [self.value(v) for v in value]
-            return sorted(items, key=repr)
-        if isinstance(value, str):
-            if value in self.references:
-                return self.references[value]
-            return strip_tokens(value, self.tokens)
+        if kind is list:
+            return sorted((self.value(v) for v in value), key=repr)
         return value
 
     def collection(self, name: str) -> dict[str, list[dict[str, Any]]]:
@@ -109,6 +109,8 @@ class _Normalizer:
     def _normalize(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
         if name == "listener_rules":
             data.pop("priority", None)  # part of the key
+        if name == "listeners":
+            data["certificates"] = len(data["certificates"])  # ARNs differ per account; how many does not
         if name == "hosts":
             data.pop("match", None)
         if name == "load_balancers":
@@ -283,14 +285,17 @@ def _compare(resource_type: str, a: dict[str, list[dict[str, Any]]], b: dict[str
             items.append(DriftItem(kind="only_in_a", resource_type=resource_type, key=key, path=""))
         elif not left:
             items.append(DriftItem(kind="only_in_b", resource_type=resource_type, key=key, path=""))
-        else:
+        elif left[0] != right[0]:
             flat_a, flat_b = _flatten(left[0]), _flatten(right[0])
             reported: set[tuple[str, ...]] = set()
             for path in sorted(set(flat_a) | set(flat_b)):
                 # A section present on one side only (nginx: null vs an nginx config) is one item.
                 whole = next((path[:n] for n in range(1, len(path))
                               if flat_a.get(path[:n], 0) is None or flat_b.get(path[:n], 0) is None), path)
-                va, vb = _get(left[0], whole), _get(right[0], whole)
+                if whole == path:
+                    va, vb = flat_a.get(path), flat_b.get(path)
+                else:
+                    va, vb = _get(left[0], whole), _get(right[0], whole)
                 if va != vb and whole not in reported:
                     reported.add(whole)
                     items.append(DriftItem(kind="changed", resource_type=resource_type, key=key,
@@ -332,4 +337,4 @@ def _pair(left: dict[str, Any], right: dict[str, Any], key_a: str, key_b: str) -
 
 def _paths(normalizer: _Normalizer) -> dict[str, list[dict[str, Any]]]:
     return {path["key"]: [{k: v for k, v in path.items() if k != "key"}]
-            for path in normalizer.topology.path_items()}
+            for path in normalizer.topology.path_items}

@@ -6,6 +6,7 @@ drift name resources by these keys (DESIGN.md "Keys").
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -17,8 +18,13 @@ TRAILING_INDEX = re.compile(r"[-_.]?\d+$")
 
 def strip_tokens(name: str, tokens: Iterable[str]) -> str:
     """Replace each environment token that stands as a whole delimited part of ``name`` by ``*``."""
-    lowered = {t.lower() for t in tokens}
-    return "".join("*" if part.lower() in lowered else part for part in _PARTS.split(name))
+    return _strip(name, frozenset(t.lower() for t in tokens))
+
+
+@functools.lru_cache(maxsize=65536)
+def _strip(name: str, tokens: frozenset[str]) -> str:
+    # Names repeat across a snapshot (tags, references): each is split once.
+    return "".join("*" if part.lower() in tokens else part for part in _PARTS.split(name))
 
 
 class Keys:
@@ -26,6 +32,7 @@ class Keys:
 
     def __init__(self, snapshot: Snapshot, tokens: Iterable[str]) -> None:
         self.tokens = list(tokens)
+        self._lowered = frozenset(t.lower() for t in self.tokens)
         res = snapshot.resources
         self.load_balancer = {lb.arn: self._named(lb.tags, lb.name) for lb in res.load_balancers}
         self.target_group = {tg.arn: self._named(tg.tags, tg.name) for tg in res.target_groups}
@@ -34,7 +41,7 @@ class Keys:
         self.listener = {lst.arn: self._listener(lst) for lst in res.listeners}
 
     def strip(self, name: str) -> str:
-        return strip_tokens(name, self.tokens)
+        return _strip(name, self._lowered)
 
     def _named(self, tags: dict[str, str], name: str) -> str:
         return self.strip(tags.get("Name") or name)

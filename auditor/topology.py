@@ -511,7 +511,11 @@ class Topology:
             instance = self.instances.get(health.target_id) or self.instance_by_ip.get(health.target_id)
             self.targets[tg.arn].append(Target(tg, health.target_id, port, instance))
         self.hosts_by_instance: dict[str, Host] = {h.instance_id: h for h in res.hosts if h.instance_id}
-        self.shared_hosts = [h for h in res.hosts if not h.instance_id]
+        # Hosts indexed by one of their match tags: an instance looks up only hosts that could match.
+        self._hosts_by_tag: dict[tuple[str, str], list[Host]] = defaultdict(list)
+        for host in res.hosts:
+            if not host.instance_id and host.match:
+                self._hosts_by_tag[min(host.match.items())].append(host)
         self._views: dict[tuple[str, str | None], HostView] = {}
         # The load balancers that send traffic to each TG: AWS's own list, and the listeners'.
         self.lbs_of_tg: dict[str, set[str]] = defaultdict(set)
@@ -551,7 +555,8 @@ class Topology:
         """The host description for an instance, or (None, why not)."""
         if instance.id in self.hosts_by_instance:
             return self.hosts_by_instance[instance.id], None
-        matches = [h for h in self.shared_hosts if h.match and all(instance.tags.get(k) == v for k, v in h.match.items())]
+        candidates = [h for tag in instance.tags.items() for h in self._hosts_by_tag.get(tag, [])]
+        matches = [h for h in candidates if all(instance.tags.get(k) == v for k, v in h.match.items())]
         if len(matches) > 1:
             names = ", ".join(h.name for h in matches)
             return None, f"instance {instance.id} matches several hosts in audit.yaml ({names})"
@@ -692,6 +697,7 @@ class Topology:
 
     # --- the path shape, for drift and for people ------------------------------------------------
 
+    @cached_property
     def path_items(self) -> list[dict[str, object]]:
         """One item per listener and slot: ALB port → TG ports → nginx port → the slot's ports."""
         tgs_of_listener: dict[str, set[str]] = defaultdict(set)
@@ -743,7 +749,7 @@ class Topology:
         """Each listener's path shape in one line, e.g. ``ALB:443 → TG:80 → nginx:80 → app{blue:3000, green:4000}``;
         a slot the path does not reach is marked ✗."""
         by_listener: dict[str, list[dict[str, object]]] = defaultdict(list)
-        for item in self.path_items():
+        for item in self.path_items:
             by_listener[str(item["key"]).split("/")[0]].append(item)
         lines = []
         for items in by_listener.values():

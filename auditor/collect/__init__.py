@@ -30,6 +30,8 @@ from auditor.snapshot import (
     SourceStatus,
 )
 
+__all__ = ["DEFAULT_CONCURRENCY", "CollectOptions", "collect", "iam_action"]
+
 # IAM actions are named by the service's IAM prefix, not boto3's client name.
 IAM_PREFIX = {"elbv2": "elasticloadbalancing", "ec2": "ec2", "ecs": "ecs", "sts": "sts"}
 
