@@ -27,10 +27,11 @@ from auditor.config import Config, tokens_for
 from auditor.engine import severity_rank
 from auditor.errors import AuditError, ConfigError, GateDataMissing, SnapshotError
 from auditor.report import json as json_report
+from auditor.report import markdown as markdown_report
 from auditor.report.text import Text
 
 FORMATS = ("text", "json", "sarif", "junit", "markdown", "html")
-AVAILABLE_FORMATS = ("text", "json")
+AVAILABLE_FORMATS = ("text", "json", "markdown")
 FAIL_ON = ("critical", "high", "medium", "low", "info", "never")
 DEFAULT_CONFIG = "audit.yaml"
 
@@ -71,6 +72,15 @@ class Options:
             snapshot_module.write_atomic(self.output, text)
         else:
             click.echo(text, nl=False)
+
+    @property
+    def renderer(self) -> Any:
+        """The report module (or object) for --format: render_check, render_diff, render_gate."""
+        if self.format == "json":
+            return json_report
+        if self.format == "markdown":
+            return markdown_report
+        return Text(self.colour)
 
     def note(self, message: str) -> None:
         if not self.quiet:
@@ -176,10 +186,7 @@ def check(targets: tuple[str, ...], **values: Any) -> None:
     """
     options = Options(**values)
     results = run_checks(load_environment(list(targets), options), options)
-    if options.format == "json":
-        options.emit(json_report.render_check(results))
-    else:
-        options.emit(Text(options.colour).results(results))
+    options.emit(options.renderer.render_check(results, options.fail_on))
     sys.exit(exit_code(results, options.fail_on))
 
 
@@ -202,10 +209,7 @@ def diff(environments: tuple[str, ...], **values: Any) -> None:
                             config.diff if config else None)
         for s in snapshots[:-1]
     ]
-    if options.format == "json":
-        options.emit(json_report.render_diff(drifts))
-    else:
-        options.emit(Text(options.colour).drift(drifts))
+    options.emit(options.renderer.render_diff(drifts))
     sys.exit(1 if any(d.unexpected for d in drifts) and options.fail_on != "never" else 0)
 
 
@@ -232,10 +236,7 @@ def gate_command(environment: str, slot: str | None, against: str | None, **valu
         drift = diff_module.compare(snap, reference, tokens_for(config, snap.environment),
                                     tokens_for(config, reference.environment), config.diff if config else None)
     verdict = gate.evaluate(result, slot, options.fail_on, drift)
-    if options.format == "json":
-        options.emit(json_report.render_gate(result, verdict))
-    else:
-        options.emit(Text(options.colour).gate(result, verdict))
+    options.emit(options.renderer.render_gate(result, verdict))
     if verdict.missing:
         first = verdict.missing[0]
         raise GateDataMissing(f"gate {result.environment}: cannot decide {first.rule_id}: {first.reason}")

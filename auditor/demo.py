@@ -72,14 +72,14 @@ def _run(root: Path, endpoint: str, colour: bool, started: float, kept: bool) ->
         snapshot.save(snapshots[env], root / ".audit" / f"{env}.json")
     calls = {env: sum(n for s in snap.sources.values() for n in s.api_calls.values()) for env, snap in snapshots.items()}
     say(text.style("\n$ audit diff dev prod", bold=True))
-    say(text.drift([diff.compare(snapshots["dev"], snapshots["prod"], ["dev"], ["prod"], cfg.diff)]), nl=False)
+    say(text.render_diff([diff.compare(snapshots["dev"], snapshots["prod"], ["dev"], ["prod"], cfg.diff)]), nl=False)
     today = dt.date.today()
     result = engine.run_configured(snapshots["dev"], cfg, ["dev"], today)
     say(text.style("\n$ audit check dev", bold=True))
-    say(text.results([result]), nl=False)
+    say(text.render_check([result]), nl=False)
     verdict = gate.evaluate(result, "green", "high")
     say(text.style("\n$ audit gate dev --slot green", bold=True))
-    say(text.gate(result, verdict), nl=False)
+    say(text.render_gate(result, verdict), nl=False)
     say(f"exit {0 if verdict.passed else 1}: the gate refuses green" if not verdict.passed else "exit 0")
     say(f"\n{calls['dev']} + {calls['prod']} API calls; demo took {time.monotonic() - started:.1f} s"
         + (f"; estate kept in {root} (audit.yaml, envs/, .audit/)" if kept else ""))

@@ -47,7 +47,7 @@ def diff_data(drift: Drift) -> dict[str, Any]:
     }
 
 
-def render_check(results: list[Result]) -> str:
+def render_check(results: list[Result], fail_on: str = "high") -> str:
     return json.dumps(check_data(results), indent=2, sort_keys=False) + "\n"
 
 

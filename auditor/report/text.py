@@ -28,7 +28,7 @@ class Text:
                f"{f.resource}{slot}{muted}"
         return [head, f"    {f.message}", f"    fix: {' '.join(f.remediation.split())}"]
 
-    def results(self, results: list[Result]) -> str:
+    def render_check(self, results: list[Result], fail_on: str = "high") -> str:
         lines: list[str] = []
         for result in results:
             lines.append(self.style(f"== {result.environment}", bold=True))
@@ -65,7 +65,7 @@ class Text:
         sign = "-" if item.kind == "only_in_a" else "+"
         return f"  {sign} {where}: only in {'a' if sign == '-' else 'b'}{mark}"
 
-    def drift(self, drifts: list[Drift]) -> str:
+    def render_diff(self, drifts: list[Drift]) -> str:
         lines = []
         for d in drifts:
             expected = len(d.items) - len(d.unexpected)
@@ -82,7 +82,7 @@ class Text:
                 lines += [self.drift_item(i) for i in items]
         return "\n".join(lines) + "\n"
 
-    def gate(self, result: Result, verdict: Verdict) -> str:
+    def render_gate(self, result: Result, verdict: Verdict) -> str:
         slots = ", ".join(s or "(no slots)" for s in verdict.slots)
         lines = [self.style(f"gate {verdict.environment}, slot {slots}: {verdict.outcome.upper()}", bold=True)]
         if verdict.failing:

@@ -1,0 +1,43 @@
+"""Markdown for PR comments: summary first, a table of what matters, the rest folded."""
+
+from __future__ import annotations
+
+from auditor import diff, gate, snapshot
+from auditor.config import DiffConfig
+from auditor.report import markdown
+from tests.conftest import SNAPSHOTS, estate, run
+
+
+def test_check_lists_findings_at_or_above_the_threshold_and_folds_the_rest():
+    result = run(estate("incident-dev"))
+    text = markdown.render_check([result], "high")
+    lines = text.splitlines()
+    assert lines[0] == "### audit check dev: 1 finding (0 critical, 1 high, 0 medium, 0 low, 0 info)"
+    assert "| high | P104 slot-port-divergence | `target_group:web-*-tg` | green | Slot green publishes 4000" in text
+    assert "<details><summary>Details and remediation</summary>" in text
+    folded = markdown.render_check([result], "critical")
+    assert "No finding at or above `critical`." in folded
+    assert "<details><summary>1 below critical or suppressed</summary>" in folded
+
+
+def test_pipes_in_messages_do_not_break_the_table():
+    result = run(estate("incident-dev"))
+    result.findings[0].message = "a | b"
+    assert "| a \\| b |" in markdown.render_check([result])
+
+
+def test_diff_shows_shapes_unexpected_rows_and_folds_expected_items():
+    a, b = (snapshot.load(SNAPSHOTS / f"incident-{e}.json") for e in ("dev", "prod"))
+    config = DiffConfig.model_validate({"expected": [{"path": "paths[*].nginx", "reason": "dev has no nginx"}]})
+    text = markdown.render_diff([diff.compare(a, b, ["dev"], ["prod"], config)])
+    assert text.startswith("### audit diff dev → prod: 14 unexpected, 2 expected")
+    assert "- **dev**: `ALB:80 → TG:3000 → app{blue:3000, green:4000 ✗}`" in text
+    assert "| changed | `target_group:web-*-tg` | `port` | `3000` | `80` |" in text
+    assert "<details><summary>2 expected</summary>" in text and "dev has no nginx" in text
+
+
+def test_gate_states_the_verdict():
+    result = run(estate("incident-dev"))
+    assert "**FAIL**" in markdown.render_gate(result, gate.evaluate(result, "green", "high"))
+    passed = markdown.render_gate(result, gate.evaluate(result, "blue", "high"))
+    assert "**PASS**" in passed and "1 shown, not gating" in passed
