@@ -15,8 +15,34 @@ _COLOURS = {"critical": "magenta", "high": "red", "medium": "yellow", "low": "cy
 
 
 class Text:
+    """Plain lines when piped; rich tables with colour on a terminal."""
+
     def __init__(self, colour: bool) -> None:
         self.colour = colour
+
+    @staticmethod
+    def _severity(f: Finding) -> object:
+        from rich.text import Text as RichText
+
+        return RichText(f.severity + (" (suppressed)" if f.suppressed else ""), style=_COLOURS[f.severity])
+
+    def table(self, headers: list[str], rows: list[list[object]]) -> str:
+        from io import StringIO
+        from shutil import get_terminal_size
+
+        from rich.console import Console
+        from rich.table import Table
+
+        from rich.markup import escape
+        from rich.text import Text as RichText
+
+        table = Table(*(escape(h) for h in headers), show_lines=False, header_style="bold")
+        for row in rows:
+            # Cells are data (nginx paths, JSON values) and never rich markup; colour comes as Text.
+            table.add_row(*(cell if isinstance(cell, RichText) else RichText(str(cell)) for cell in row))
+        out = StringIO()
+        Console(file=out, force_terminal=True, width=get_terminal_size((120, 40)).columns).print(table)
+        return out.getvalue().rstrip("\n")
 
     def style(self, text: str, **kwargs: object) -> str:
         return click.style(text, **kwargs) if self.colour else text
@@ -32,8 +58,13 @@ class Text:
         lines: list[str] = []
         for result in results:
             lines.append(self.style(f"== {result.environment}", bold=True))
-            for f in result.findings:
-                lines += self.finding(f)
+            if self.colour and result.findings:
+                lines.append(self.table(["Severity", "Rule", "Resource", "Slot", "Finding"], [
+                    [self._severity(f),
+                     f"{f.rule_id} {f.rule}", f.resource, f.slot or "", f.message] for f in result.findings]))
+            else:
+                for f in result.findings:
+                    lines += self.finding(f)
             for s in result.skipped:
                 where = f" {s.resource}" if s.resource else ""
                 slot = f" [slot {s.slot}]" if s.slot else ""
@@ -79,7 +110,13 @@ class Text:
                 by_type.setdefault(item.resource_type, []).append(item)
             for resource_type, items in by_type.items():
                 lines.append(f"{resource_type}:")
-                lines += [self.drift_item(i) for i in items]
+                if self.colour:
+                    lines.append(self.table(["Change", "Key", "Path", d.a, d.b], [
+                        [i.kind + (f" (expected: {i.reason})" if i.expected else ""), i.key, i.path,
+                         self._value(i.a, 60) if i.kind != "only_in_b" else "", self._value(i.b, 60)
+                         if i.kind != "only_in_a" else ""] for i in items]))
+                else:
+                    lines += [self.drift_item(i) for i in items]
         return "\n".join(lines) + "\n"
 
     def render_gate(self, result: Result, verdict: Verdict) -> str:

@@ -1,0 +1,22 @@
+"""Text: plain lines when piped, rich tables on a terminal; data is never read as markup."""
+
+from __future__ import annotations
+
+from auditor.report.text import Text
+from tests.conftest import estate, run
+
+
+def test_plain_text_has_one_block_per_finding_and_the_summary_last():
+    out = Text(False).render_check([run(estate("incident-dev"))])
+    assert "\x1b[" not in out
+    assert out.splitlines()[1].startswith("HIGH P104 slot-port-divergence  target_group:web-*-tg [slot green]")
+    assert out.splitlines()[-1] == "dev: 1 finding (0 critical, 1 high, 0 medium, 0 low, 0 info), 0 skipped"
+
+
+def test_terminal_output_is_a_table_and_keeps_brackets_in_data():
+    result = run(estate("incident-dev"))
+    result.findings[0].message = "location [a-z] at nginx.conf:3 [bold]not markup[/bold]"
+    out = Text(True).render_check([result])
+    assert "┃ Severity" in out
+    assert "[a-z]" in out and "[bold]not markup[/bold]" in out
+    assert out.rstrip().splitlines()[-1].endswith("0 skipped")
