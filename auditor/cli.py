@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -27,11 +28,13 @@ from auditor.config import Config, tokens_for
 from auditor.engine import severity_rank
 from auditor.errors import AuditError, ConfigError, GateDataMissing, SnapshotError
 from auditor.report import json as json_report
+from auditor.report import junit as junit_report
 from auditor.report import markdown as markdown_report
+from auditor.report import sarif as sarif_report
 from auditor.report.text import Text
 
 FORMATS = ("text", "json", "sarif", "junit", "markdown", "html")
-AVAILABLE_FORMATS = ("text", "json", "markdown")
+AVAILABLE_FORMATS = ("text", "json", "sarif", "junit", "markdown")
 FAIL_ON = ("critical", "high", "medium", "low", "info", "never")
 DEFAULT_CONFIG = "audit.yaml"
 
@@ -80,6 +83,13 @@ class Options:
             return json_report
         if self.format == "markdown":
             return markdown_report
+        if self.format == "junit":
+            return junit_report
+        if self.format == "sarif":
+            # AWS findings point at the audit.yaml that describes the environment (GitHub needs a file).
+            uri = Path(self.config_path or DEFAULT_CONFIG).as_posix()
+            return SimpleNamespace(**{name: functools.partial(getattr(sarif_report, name), config_uri=uri)
+                                      for name in ("render_check", "render_diff", "render_gate")})
         return Text(self.colour)
 
     def note(self, message: str) -> None:

@@ -119,6 +119,7 @@ class Result:
     skipped: list[Skipped]
     notes: list[str]
     topology: Topology
+    rules: dict[str, RuleFile] = field(default_factory=dict)  # what ran, severities as configured
 
 
 def _load_check(reference: str, source: Path) -> Callable[[Context], Iterable[Problem | Skip]]:
@@ -216,7 +217,9 @@ def run(
                 finding.suppression_reason = suppression.reason
             findings.append(finding)
     findings.sort(key=lambda f: (severity_rank(f.severity), f.rule_id, f.resource, f.slot or ""))
-    return Result(snapshot.environment, findings, skipped, notes, topology)
+    ran = {rule_id: rule.meta.model_copy(update={"severity": rules_config.severity.get(rule_id, rule.meta.severity)})
+           for rule_id, rule in sorted(catalog.items()) if rule_id not in rules_config.disable}
+    return Result(snapshot.environment, findings, skipped, notes, topology, ran)
 
 
 def run_configured(snapshot: Snapshot, config: Config | None, tokens: list[str], today: dt.date) -> Result:

@@ -1,0 +1,136 @@
+"""SARIF 2.1.0 for GitHub code scanning: one run per environment, rules with help text and
+`security-severity`, results with levels and stable fingerprints.
+
+Findings from files (nginx, compose) point at file and line. AWS findings have
+no file: they carry a logical location (the ARN-free role key) and, because
+GitHub code scanning rejects a result without a physical location, also point
+at the audit.yaml that describes the environment.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from auditor import __version__
+from auditor.diff import Drift
+from auditor.engine import Finding, Result, RuleFile
+from auditor.gate import Verdict
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+# GitHub maps security-severity to its own critical (>= 9.0), high (7.0-8.9), medium and low.
+SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
+
+
+def _rule(meta: RuleFile) -> dict[str, Any]:
+    help_text = " ".join(meta.remediation.split())
+    references = "".join(f"\n- {r}" for r in meta.references)
+    return {
+        "id": meta.id,
+        "name": meta.name,
+        "shortDescription": {"text": meta.title},
+        "fullDescription": {"text": " ".join(meta.rationale.split())},
+        "help": {"text": help_text, "markdown": f"**Fix:** {help_text}" + (f"\n\nReferences:{references}"
+                                                                           if references else "")},
+        **({"helpUri": meta.references[0]} if meta.references else {}),
+        "defaultConfiguration": {"level": LEVEL[meta.severity]},
+        "properties": {"security-severity": SECURITY_SEVERITY[meta.severity], "precision": "high",
+                       "tags": ["reliability", {"P": "traffic-path", "A": "alb", "T": "target-group",
+                                                "S": "security-group", "N": "nginx", "D": "docker"}.get(
+                                                    meta.id[0], "custom")]},
+    }
+
+
+def _location(finding: Finding, config_uri: str) -> dict[str, Any]:
+    evidence = finding.evidence
+    if isinstance(evidence.get("file"), str) and evidence["file"] and isinstance(evidence.get("line"), int):
+        physical = {"artifactLocation": {"uri": evidence["file"]},
+                    "region": {"startLine": max(1, evidence["line"])}}
+    else:
+        physical = {"artifactLocation": {"uri": config_uri}, "region": {"startLine": 1}}
+    return {
+        "physicalLocation": physical,
+        "logicalLocations": [{"name": finding.resource.split(":", 1)[-1], "kind": "resource",
+                              "fullyQualifiedName": f"{finding.environment}/{finding.resource}"}],
+    }
+
+
+def _result(finding: Finding, index: dict[str, int], config_uri: str) -> dict[str, Any]:
+    slot = f" (slot {finding.slot})" if finding.slot else ""
+    result: dict[str, Any] = {
+        "ruleId": finding.rule_id,
+        "level": LEVEL[finding.severity],
+        "message": {"text": f"{finding.message}{slot}"},
+        "locations": [_location(finding, config_uri)],
+        "partialFingerprints": {"auditFingerprint/v1": finding.fingerprint},
+        "properties": {"environment": finding.environment, "resource": finding.resource, "slot": finding.slot,
+                       "severity": finding.severity, "evidence": finding.evidence},
+    }
+    if finding.rule_id in index:
+        result["ruleIndex"] = index[finding.rule_id]
+    if finding.suppressed:
+        result["suppressions"] = [{"kind": "external", "justification": finding.suppression_reason or ""}]
+    return result
+
+
+def _run(result: Result, config_uri: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    rules = list(result.rules.values())
+    index = {meta.id: i for i, meta in enumerate(rules)}
+    return {
+        "tool": {"driver": {"name": "auditor", "version": __version__,
+                            "rules": [_rule(meta) for meta in rules]}},
+        "automationDetails": {"id": f"audit/{result.environment}/"},
+        "results": [_result(f, index, config_uri) for f in result.findings],
+        "properties": {"skipped": [s.model_dump(mode="json") for s in result.skipped], **(extra or {})},
+    }
+
+
+def _log(runs: list[dict[str, Any]]) -> str:
+    return json.dumps({"$schema": SCHEMA, "version": "2.1.0", "runs": runs}, indent=2) + "\n"
+
+
+def render_check(results: list[Result], fail_on: str = "high", config_uri: str = "audit.yaml") -> str:
+    return _log([_run(r, config_uri) for r in results])
+
+
+def render_gate(result: Result, verdict: Verdict, config_uri: str = "audit.yaml") -> str:
+    gate = {"gate": {"slots": verdict.slots, "result": verdict.outcome,
+                     "failing": [f.fingerprint for f in verdict.failing]}}
+    return _log([_run(result, config_uri, gate)])
+
+
+DRIFT_RULES = {
+    "changed": "A setting differs between environments",
+    "only_in_a": "A resource exists only in the first environment",
+    "only_in_b": "A resource exists only in the reference environment",
+    "ambiguous": "Several resources share one role key, so they were not compared",
+}
+
+
+def render_diff(drifts: list[Drift], config_uri: str = "audit.yaml") -> str:
+    rules = [{"id": f"drift/{kind}", "name": f"drift-{kind.replace('_', '-')}", "shortDescription": {"text": text},
+              "defaultConfiguration": {"level": "warning"}, "properties": {"security-severity": "5.5"}}
+             for kind, text in DRIFT_RULES.items()]
+    index = {r["id"]: i for i, r in enumerate(rules)}
+    runs = []
+    for d in drifts:
+        results = []
+        for item in d.items:
+            where = f"{item.resource_type}:{item.key}" + (f".{item.path}" if item.path else "")
+            text = (f"{where}: {json.dumps(item.a)} in {d.a}, {json.dumps(item.b)} in {d.b}" if item.kind == "changed"
+                    else f"{where}: {DRIFT_RULES[item.kind].lower()} ({d.a} vs {d.b})")
+            result: dict[str, Any] = {
+                "ruleId": f"drift/{item.kind}", "ruleIndex": index[f"drift/{item.kind}"],
+                "level": "note" if item.expected else "warning", "message": {"text": text},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": config_uri}, "region": {"startLine": 1}},
+                               "logicalLocations": [{"name": item.key, "kind": "resource",
+                                                     "fullyQualifiedName": where}]}],
+                "partialFingerprints": {"auditDrift/v1": f"{d.a}>{d.b}:{where}"},
+            }
+            if item.expected:
+                result["suppressions"] = [{"kind": "external", "justification": item.reason or ""}]
+            results.append(result)
+        runs.append({"tool": {"driver": {"name": "auditor", "version": __version__, "rules": rules}},
+                     "automationDetails": {"id": f"audit-diff/{d.a}-{d.b}/"}, "results": results})
+    return _log(runs)
