@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: install install-test test nginx demo bench clean
+.PHONY: install install-test test nginx chromium demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
-test: install-test nginx
+test: install-test nginx chromium
 	$(BIN)/python -m pytest
 
 # The nginx tests run the real `nginx -T` (Debian's package). As root it is installed here;
@@ -25,6 +25,14 @@ nginx:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
 	  else echo "nginx is not installed and this is not root: the nginx -T tests will skip"; fi; \
+	fi
+
+# The HTML report is tested in Debian's headless Chromium, installed the same way.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed and this is not root: the HTML browser tests will skip"; fi; \
 	fi
 
 clean:

@@ -28,13 +28,13 @@ from auditor.config import Config, tokens_for
 from auditor.engine import severity_rank
 from auditor.errors import AuditError, ConfigError, GateDataMissing, SnapshotError
 from auditor.report import json as json_report
+from auditor.report import html as html_report
 from auditor.report import junit as junit_report
 from auditor.report import markdown as markdown_report
 from auditor.report import sarif as sarif_report
 from auditor.report.text import Text
 
 FORMATS = ("text", "json", "sarif", "junit", "markdown", "html")
-AVAILABLE_FORMATS = ("text", "json", "sarif", "junit", "markdown")
 FAIL_ON = ("critical", "high", "medium", "low", "info", "never")
 DEFAULT_CONFIG = "audit.yaml"
 
@@ -54,9 +54,6 @@ class Options:
         self.offline: bool = bool(values.get("offline"))
         self.timeout: float | None = values.get("timeout")
         self.concurrency: int | None = values.get("concurrency")
-        if self.format not in AVAILABLE_FORMATS:
-            raise AuditError(f"--format {self.format} is not available yet in this version "
-                             f"(available: {', '.join(AVAILABLE_FORMATS)})")
 
     @functools.cached_property
     def config(self) -> Config | None:
@@ -85,6 +82,8 @@ class Options:
             return markdown_report
         if self.format == "junit":
             return junit_report
+        if self.format == "html":
+            return html_report
         if self.format == "sarif":
             # AWS findings point at the audit.yaml that describes the environment (GitHub needs a file).
             uri = Path(self.config_path or DEFAULT_CONFIG).as_posix()
