@@ -186,6 +186,9 @@ def run(
         for s in suppressions
         if s.expires is not None and s.expires < today
     ]
+    # A partial collection accepted with --allow-partial still says what is missing.
+    notes += [f"{name} was not fully collected: {e.message or e.code}"
+              for name, status in sorted(snapshot.sources.items()) for e in status.errors]
     for rule_id, rule in sorted(catalog.items()):
         if rule_id in rules_config.disable:
             continue

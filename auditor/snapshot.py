@@ -540,7 +540,7 @@ class Redactor:
     def mapping(self, values: dict[str, str]) -> dict[str, str]:
         return {name: self.named(name, value) for name, value in values.items()}
 
-    _ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|\S+)")
+    _ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s*=\s*)(?P<value>\"[^\"]*\"|'[^']*'|\S+)")
     _AWS_KEY = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
 
     def text(self, text: str, known: list[str] = ()) -> str:
