@@ -215,9 +215,31 @@ def test_the_example_iam_policy_grants_every_operation_the_collector_calls(incid
     from auditor.collect import iam_action
     from tests.conftest import ROOT
 
+    ec2, elbv2, ecs = boto3.client("ec2"), boto3.client("elbv2"), boto3.client("ecs")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    tg = elbv2.create_target_group(Name="api-dev-tg", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip",
+                                   Tags=[{"Key": "Environment", "Value": "dev"}])["TargetGroups"][0]["TargetGroupArn"]
+    ecs.create_cluster(clusterName="main")
+    ecs.register_task_definition(family="api", containerDefinitions=[
+        {"name": "api", "image": "api:2", "memory": 256, "portMappings": [{"containerPort": 8080}]}])
+    ecs.create_service(cluster="main", serviceName="api", taskDefinition="api", desiredCount=1,
+                       loadBalancers=[{"targetGroupArn": tg, "containerName": "api", "containerPort": 8080}])
     policy = json.loads((ROOT / "examples" / "iam-policy.json").read_text())
     granted = {a for s in policy["Statement"] for a in s["Action"]}
     snap = collect.collect(incident, "dev", collect.CollectOptions())
+    # api_calls is what botocore's before-call hook saw, every operation the collector sent
     called = {iam_action(op.replace(".", ":", 1)) for op in snap.sources["aws"].api_calls}
+    assert {"ecs:DescribeServices", "ecs:DescribeTaskDefinition", "elasticloadbalancing:DescribeRules"} <= called
     assert called <= granted
     assert all(a.split(":")[1].startswith(("Describe", "List", "Get")) for a in granted)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "junit", "markdown", "html"])
+def test_every_format_on_the_live_demo_estate(incident, fmt):
+    from tests.test_cli import audit
+
+    config_path = str(incident.base_dir / "audit.yaml")
+    for args in (["check", "dev"], ["diff", "dev", "prod"], ["gate", "dev", "--slot", "green"]):
+        proc = audit(*args, "-c", config_path, "--format", fmt)
+        assert proc.returncode == 1, proc.stderr
+        assert "P104" in proc.stdout or args[0] == "diff"
