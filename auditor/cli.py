@@ -95,7 +95,7 @@ class Options:
         if not self.quiet:
             click.echo(message, err=True)
 
-    def collect(self, environment: str) -> snapshot_module.Snapshot:
+    def collect(self, environment: str, shard: str | None = None) -> snapshot_module.Snapshot:
         """Collect an environment named in audit.yaml, with progress on stderr when a person watches."""
         # boto3 and rich load only when something is collected: check/diff of files start faster.
         from rich.console import Console
@@ -114,7 +114,7 @@ class Options:
                 timeout=self.timeout, concurrency=self.concurrency or collect_module.DEFAULT_CONCURRENCY,
                 progress=(lambda step: status.update(f"collecting {step}")) if show else (lambda step: None),
             )
-            return collect_module.collect(self.config, environment, options)
+            return collect_module.collect(self.config, environment, options, shard)
 
 
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -254,17 +254,16 @@ def gate_command(environment: str, slot: str | None, against: str | None, **valu
 
 @cli.command(name="snapshot")
 @click.argument("environment", metavar="ENV")
-@click.option("--shard", metavar="ACCOUNT/REGION", help="Collect one account/region slice (not available yet).")
+@click.option("--shard", metavar="ACCOUNT/REGION", help="Collect one slice: the role's account id (or `default`) "
+              "and a region; `audit merge` joins the slices.")
 @common_options
 def snapshot_command(environment: str, shard: str | None, **values: Any) -> None:
     """Collect ENV as audit.yaml describes it and save the snapshot (default .audit/ENV.json).
 
     A failed or partial collection never replaces the previous file.
     """
-    if shard:
-        raise click.UsageError("--shard needs multi-account collection, which is not available in this version")
     options = Options(**values)
-    snap = options.collect(environment)
+    snap = options.collect(environment, shard)
     path = options.output or f".audit/{environment}.json"
     snapshot_module.save(snap, path)
     calls = sum(n for s in snap.sources.values() for n in s.api_calls.values())

@@ -351,6 +351,9 @@ class Snapshot(Model):
     environment: str
     collected_at: str = ""
     sources: dict[str, SourceStatus] = Field(default_factory=dict)
+    # ACCOUNT/REGION slices this snapshot holds, and all the environment has: merge checks both.
+    slices: list[str] = Field(default_factory=list)
+    expected_slices: list[str] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
 
 
@@ -468,6 +471,21 @@ def load(path: str | Path) -> Snapshot:
     return from_data(data, str(path))
 
 
+def _check_slices(shards: list[Snapshot]) -> None:
+    """Each ACCOUNT/REGION slice once, and every slice the environment has."""
+    seen: dict[str, int] = {}
+    for index, shard in enumerate(shards):
+        for name in shard.slices:
+            if name in seen:
+                raise SnapshotError(f"slice {name} of {shard.environment} is in two of the snapshots "
+                                    f"(number {seen[name] + 1} and {index + 1})")
+            seen[name] = index
+    missing = sorted({s for shard in shards for s in shard.expected_slices} - set(seen))
+    if missing and seen:
+        raise SnapshotError(f"{shards[0].environment} is missing the slices {', '.join(missing)}: collect them "
+                            "with audit snapshot ENV --shard ACCOUNT/REGION")
+
+
 def merge(shards: list[Snapshot]) -> Snapshot:
     """Join shards of one environment (e.g. one per account/region) into one snapshot."""
     if not shards:
@@ -478,6 +496,7 @@ def merge(shards: list[Snapshot]) -> Snapshot:
     versions = sorted({s.schema_version for s in shards})
     if len(versions) > 1:
         raise SnapshotError(f"cannot merge snapshots of different schema versions: {versions}")
+    _check_slices(shards)
     if len(shards) == 1:
         return shards[0]
     merged: dict[str, dict[tuple[str, ...], Any]] = {name: {} for name in COLLECTIONS}
@@ -495,6 +514,8 @@ def merge(shards: list[Snapshot]) -> Snapshot:
                 into.api_calls[op] = into.api_calls.get(op, 0) + count
     return Snapshot(
         environment=environments[0],
+        slices=sorted({s for shard in shards for s in shard.slices}),
+        expected_slices=sorted({s for shard in shards for s in shard.expected_slices}),
         collected_at=max(s.collected_at for s in shards),
         tool_version=shards[0].tool_version,
         sources=sources,

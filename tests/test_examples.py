@@ -38,3 +38,14 @@ def test_pre_commit_hook_checks_host_files_offline(tmp_path):
     assert "docker-compose.yml:2: service app: port '99999' is not a number from 1 to 65535" in proc.stderr
     proc = audit(*hook["entry"].split()[1:], "dev", "--allow-partial", cwd=tmp_path)
     assert "host:web was not fully collected" in proc.stdout and "99999" in proc.stdout
+
+
+def test_sharded_workflow_collects_slices_in_a_matrix_and_joins_them():
+    workflow = yaml.safe_load((ROOT / "examples" / "github" / "audit-sharded.yml").read_text())
+    slice_job, join = workflow["jobs"]["slice"], workflow["jobs"]["join"]
+    assert all({"env", "account", "region"} <= set(m) for m in slice_job["strategy"]["matrix"]["include"])
+    assert "--shard ${{ matrix.account }}/${{ matrix.region }}" in " ".join(
+        s.get("run", "") for s in slice_job["steps"])
+    join_runs = " ".join(str(s.get("run", s.get("uses", ""))) for s in join["steps"])
+    assert join["needs"] == "slice"
+    assert "audit merge" in join_runs and "--format sarif" in join_runs and "upload-sarif" in join_runs

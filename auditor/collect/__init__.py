@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from auditor.collect import commands, docker, nginx
 from auditor.collect.aws import DEFAULT_CONCURRENCY, AwsCollector, CollectionError
-from auditor.config import Config
+from auditor.config import Aws, Config
 from auditor.config import Host as HostConfig
 from auditor.errors import AuditError, read_text
 from auditor.snapshot import (
@@ -31,6 +32,9 @@ from auditor.snapshot import (
 )
 
 __all__ = ["DEFAULT_CONCURRENCY", "CollectOptions", "collect", "iam_action"]
+
+# Account × region slices collected at once; each has its own pool of `concurrency` requests.
+MAX_SLICES_IN_FLIGHT = 4
 
 # IAM actions are named by the service's IAM prefix, not boto3's client name.
 IAM_PREFIX = {"elbv2": "elasticloadbalancing", "ec2": "ec2", "ecs": "ecs", "sts": "sts"}
@@ -53,42 +57,73 @@ def iam_action(operation: str) -> str:
     return f"{IAM_PREFIX.get(service, service)}:{name}"
 
 
-def _regions(config_aws, env: str) -> list[str]:
-    regions = config_aws.regions or ([config_aws.region] if config_aws.region else [])
+@dataclass(frozen=True)
+class Slice:
+    """One account and region of an environment: the unit of concurrency and of sharding."""
+
+    account: str  # the role's account id, or "default": the credentials' own account
+    region: str
+    role_arn: str | None
+
+    def __str__(self) -> str:
+        return f"{self.account}/{self.region}"
+
+
+def _regions(aws: Aws, env: str) -> list[str]:
+    regions = aws.regions or ([aws.region] if aws.region else [])
     if not regions:
-        default = boto3.Session(profile_name=config_aws.profile).region_name
+        default = boto3.Session(profile_name=aws.profile).region_name
         if not default:
             raise CollectionError(f"environments.{env}.aws: give region (or regions); no default region is set")
         regions = [default]
     return regions
 
 
-def collect_aws(config: Config, env: str, options: CollectOptions) -> tuple[Resources, SourceStatus]:
+def slices(aws: Aws, env: str) -> list[Slice]:
+    """Every account × region the environment spans, in audit.yaml's order."""
+    if not aws.accounts:
+        return [Slice("default", region, aws.role_arn) for region in _regions(aws, env)]
+    return [Slice(account.role_arn.split(":")[4] or "default", region, account.role_arn)
+            for account in aws.accounts for region in (account.regions or _regions(aws, env))]
+
+
+def _collect_slice(piece: Slice, aws: Aws, env: str, options: CollectOptions, matches: list[dict[str, str]],
+                   deadline: float | None) -> tuple[Resources, SourceStatus]:
+    source = f"aws:{piece}"
+    try:
+        collector = AwsCollector(aws, piece.region, options.concurrency, options.redactor,
+                                 lambda step: options.progress(f"{env}: {source}: {step}"), matches, piece.role_arn)
+    except (ClientError, BotoCoreError) as exc:
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else type(exc).__name__
+        message = f"cannot assume {piece.role_arn}: {exc}"
+        return Resources(), SourceStatus(status="error", errors=[SourceError(
+            source=source, operation="sts:AssumeRole", code=code, message=options.redactor.text(message))])
+    with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="audit-aws") as pool:
+        return collector.collect(pool, deadline)
+
+
+def collect_aws(config: Config, env: str, options: CollectOptions,
+                shard: str | None = None) -> tuple[Resources, dict[str, SourceStatus], list[str]]:
+    """The AWS side of an environment, every slice concurrently (or the one ``shard`` names):
+    resources, a source status per slice, and the names of all the environment's slices."""
     aws = config.environments[env].aws
-    if aws is None:
-        return Resources(), SourceStatus()
-    if aws.accounts:
-        raise CollectionError(f"environments.{env}.aws.accounts: several accounts are not supported in this "
-                              "version; collect each account as its own environment")
+    every = slices(aws, env)
+    chosen = every if shard is None else [s for s in every if str(s) == shard]
+    if not chosen:
+        raise CollectionError(f"--shard {shard}: environment {env} has the slices {', '.join(map(str, every))}")
     # Instances a per-instance command runs on are collected too, within the scope's tags.
     scope = aws.scope.tags if aws.scope else {}
     matches = [{**scope, **h.match.tags} for h in config.environments[env].hosts if _per_instance(h)]
     deadline = None if options.timeout is None else time.monotonic() + options.timeout
     merged = Resources()
-    status = SourceStatus()
-    with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="audit-aws") as pool:
-        for region in _regions(aws, env):
-            collector = AwsCollector(aws, region, options.concurrency, options.redactor,
-                                     lambda step, r=region: options.progress(f"{env}: aws {r}: {step}"),
-                                     host_matches=matches)
-            resources, region_status = collector.collect(pool, deadline)
+    sources = {}
+    with ThreadPoolExecutor(max_workers=min(len(chosen), MAX_SLICES_IN_FLIGHT)) as outer:
+        collected = outer.map(lambda piece: _collect_slice(piece, aws, env, options, matches, deadline), chosen)
+        for piece, (resources, status) in zip(chosen, collected, strict=True):
             for name in Resources.model_fields:
                 getattr(merged, name).extend(getattr(resources, name))
-            status.errors += region_status.errors
-            for op, count in region_status.api_calls.items():
-                status.api_calls[op] = status.api_calls.get(op, 0) + count
-    status.status = "partial" if status.errors else "ok"
-    return merged, status
+            sources[f"aws:{piece}"] = status
+    return merged, sources, [str(s) for s in every]
 
 
 def _instances_for(host: HostConfig, instances: list[Instance]) -> list[Instance]:
@@ -163,14 +198,21 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
     return result, status
 
 
-def collect(config: Config, env: str, options: CollectOptions) -> Snapshot:
-    """Collect one environment. Raises CollectionError when the collection is partial and
-    ``options.allow_partial`` is off; the caller then keeps any previous snapshot."""
+def collect(config: Config, env: str, options: CollectOptions, shard: str | None = None) -> Snapshot:
+    """Collect one environment (or the one ACCOUNT/REGION slice ``shard`` names). Raises
+    CollectionError when the collection is partial and ``options.allow_partial`` is off; the caller
+    then keeps any previous snapshot."""
     environment = config.environment(env)
     sources: dict[str, SourceStatus] = {}
     resources = Resources()
+    collected: list[str] = []
+    expected: list[str] = []
     if not options.offline and environment.aws is not None:
-        resources, sources["aws"] = collect_aws(config, env, options)
+        resources, aws_sources, expected = collect_aws(config, env, options, shard)
+        sources.update(aws_sources)
+        collected = [name.removeprefix("aws:") for name in aws_sources]
+    elif shard:
+        raise CollectionError(f"--shard {shard}: environment {env} collects no AWS slices here")
     for host in environment.hosts:
         options.progress(f"{env}: host {host.name}")
         matched = _instances_for(host, resources.instances) if _per_instance(host) else []
@@ -179,7 +221,8 @@ def collect(config: Config, env: str, options: CollectOptions) -> Snapshot:
             facts, status = collect_host(host, instance, options)
             resources.hosts.append(_relative_files(facts, config.base_dir))
             sources[f"host:{host.name}" + (f":{instance.id}" if instance else "")] = status
-    snapshot = Snapshot(environment=env, sources=sources, resources=resources,
+    snapshot = Snapshot(environment=env, sources=sources, resources=resources, slices=collected,
+                        expected_slices=expected,
                         collected_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
     if not options.allow_partial:
         _refuse_partial(snapshot)
@@ -208,7 +251,7 @@ def _refuse_partial(snapshot: Snapshot) -> None:
             continue
         error = errors[0]
         if error.code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-            raise CollectionError(f"{snapshot.environment}: {error.operation} was denied: grant "
+            raise CollectionError(f"{snapshot.environment}: {name}: {error.operation} was denied: grant "
                                   f"{iam_action(error.operation)} (or pass --allow-partial)")
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         what = f"{error.operation}: " if error.operation and error.operation not in error.message else ""

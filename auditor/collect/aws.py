@@ -84,30 +84,31 @@ def _account(arn: str) -> str:
 class AwsCollector:
     def __init__(self, aws: Aws, region: str, concurrency: int = DEFAULT_CONCURRENCY,
                  redactor: Redactor | None = None, progress: Callable[[str], None] | None = None,
-                 tag_filter: dict[str, str] | None = None, host_matches: list[dict[str, str]] | None = None,
-                 session: boto3.Session | None = None) -> None:
+                 host_matches: list[dict[str, str]] | None = None, role_arn: str | None = None) -> None:
         self.aws = aws
         self.region = region
         self.concurrency = concurrency
         self.redactor = redactor or Redactor(None)
         self.progress = progress or (lambda step: None)
-        self.scope = tag_filter if tag_filter is not None else (aws.scope.tags if aws.scope else None)
+        self.scope = aws.scope.tags if aws.scope else None
         self.host_matches = host_matches or []
         self.calls: Counter[str] = Counter()
         self.errors: list[SourceError] = []
         self._lock = threading.Lock()
         self._limits = {s: threading.BoundedSemaphore(concurrency) for s in SERVICES}
-        self._session = session or self._make_session()
+        self._session = self._make_session(role_arn or aws.role_arn)
         self._clients: dict[str, Any] = {}
 
     # --- clients --------------------------------------------------------------------------------
 
-    def _make_session(self) -> boto3.Session:
+    def _make_session(self, role_arn: str | None) -> boto3.Session:
+        """The profile's credentials, or a read-only role's (session name `audit`); a role that cannot
+        be assumed raises the ClientError, for the caller to record against its slice."""
         base = boto3.Session(profile_name=self.aws.profile, region_name=self.region)
-        if not self.aws.role_arn:
+        if not role_arn:
             return base
         sts = self._guarded(base.client("sts", **self._client_args()))
-        creds = sts.assume_role(RoleArn=self.aws.role_arn, RoleSessionName="audit")["Credentials"]
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="audit")["Credentials"]
         return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                              aws_session_token=creds["SessionToken"], region_name=self.region)
 

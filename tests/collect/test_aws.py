@@ -42,8 +42,8 @@ def test_collects_the_incident_dev_estate_within_its_scope(incident):
     alb_sg = next(sg for sg in res.security_groups if sg.name == "web-dev-alb-sg")
     assert {(r.from_port, r.source_group) for r in app_sg.ingress} == {(3000, alb_sg.id), (4000, alb_sg.id)}
     assert {s.cidr for s in res.load_balancers[0].subnets} == {"10.10.0.0/24", "10.10.1.0/24"}
-    assert snap.sources["aws"].status == "ok"
-    assert snap.sources["aws"].api_calls["elbv2.DescribeTargetHealth"] == 1
+    assert snap.sources["aws:default/us-east-1"].status == "ok"
+    assert snap.sources["aws:default/us-east-1"].api_calls["elbv2.DescribeTargetHealth"] == 1
     assert all(lb.account == "123456789012" for lb in res.load_balancers)
 
 
@@ -228,7 +228,7 @@ def test_the_example_iam_policy_grants_every_operation_the_collector_calls(incid
     granted = {a for s in policy["Statement"] for a in s["Action"]}
     snap = collect.collect(incident, "dev", collect.CollectOptions())
     # api_calls is what botocore's before-call hook saw, every operation the collector sent
-    called = {iam_action(op.replace(".", ":", 1)) for op in snap.sources["aws"].api_calls}
+    called = {iam_action(op.replace(".", ":", 1)) for op in snap.sources["aws:default/us-east-1"].api_calls}
     assert {"ecs:DescribeServices", "ecs:DescribeTaskDefinition", "elasticloadbalancing:DescribeRules"} <= called
     assert called <= granted
     assert all(a.split(":")[1].startswith(("Describe", "List", "Get")) for a in granted)
