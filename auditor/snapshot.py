@@ -228,11 +228,16 @@ class Location(Model):
     file: str = ""
     line: int = 0
     proxy_pass: str | None = None
+    grpc_pass: str | None = None
     return_code: int | None = None
     return_text: str | None = None
     root: str | None = None
     alias: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)  # proxy_set_header, redacted
+    # proxy_set_header in force here (nginx inherits the parent's set only when a level sets none), redacted
+    headers: dict[str, str] = Field(default_factory=dict)
+    add_headers: list[str] = Field(default_factory=list)  # names this location's own add_header sets
+    proxy_read_timeout: float | None = None  # seconds in force here; None: nginx's default (60)
+    lines: dict[str, int] = Field(default_factory=dict)  # where each directive of the location is
 
 
 class NginxServer(Model):
@@ -241,6 +246,25 @@ class NginxServer(Model):
     listen: list[Listen] = Field(default_factory=list)
     server_names: list[str] = Field(default_factory=list)
     locations: list[Location] = Field(default_factory=list)
+    return_code: int | None = None  # a server-level `return`, which answers before any location
+    return_text: str | None = None
+    # Settings in force for the server (its own, else http's); None: nginx's default.
+    keepalive_timeout: float | None = None  # default 75
+    proxy_read_timeout: float | None = None  # default 60
+    server_tokens: str | None = None  # default "on"
+    resolver: bool = False
+    add_headers: list[str] = Field(default_factory=list)  # names in force at server level
+    lines: dict[str, int] = Field(default_factory=dict)  # where each setting in force was set
+    files: dict[str, str] = Field(default_factory=dict)  # and in which file, when not the server's
+
+
+class NginxIgnore(Model):
+    """`# audit:ignore RULE reason` on the line before a directive."""
+
+    rule: str
+    reason: str = ""
+    file: str = ""
+    line: int = 0  # the directive's line
 
 
 class UpstreamServer(Model):
@@ -274,6 +298,8 @@ class MissingInclude(Model):
 class NginxConfig(Model):
     files: list[str] = Field(default_factory=list)
     missing_includes: list[MissingInclude] = Field(default_factory=list)
+    maps: list[str] = Field(default_factory=list)  # variables (without $) that map/geo/split_clients define
+    ignores: list[NginxIgnore] = Field(default_factory=list)
     servers: list[NginxServer] = Field(default_factory=list)
     upstreams: list[Upstream] = Field(default_factory=list)
     variables: list[Variable] = Field(default_factory=list)
@@ -295,6 +321,7 @@ class Container(Model):
     expose: list[int] = Field(default_factory=list)
     environment: dict[str, str] = Field(default_factory=dict)
     privileged: bool = False
+    volumes: list[str] = Field(default_factory=list)  # host paths (or volume names) mounted into it
     file: str = ""
     line: int = 0
 

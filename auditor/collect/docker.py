@@ -163,6 +163,13 @@ def _expose(values: Any, where: str) -> list[int]:
     return ports
 
 
+def _volume_source(volume: Any) -> str:
+    """What a `volumes:` entry mounts: `/var/run/docker.sock:/var/run/docker.sock:ro` → its source."""
+    if isinstance(volume, dict):
+        return str(volume.get("source") or "")
+    return str(volume).split(":")[0]
+
+
 def _environment(value: Any) -> dict[str, str]:
     if isinstance(value, dict):
         return {str(k): "" if v is None else str(v) for k, v in value.items()}
@@ -248,6 +255,7 @@ def parse_compose(path: str | Path, redactor: Redactor | None = None, environ: d
             expose=_expose(spec.get("expose"), where),
             environment=redactor.mapping(_environment(spec.get("environment"))),
             privileged=bool(spec.get("privileged")),
+            volumes=[_volume_source(v) for v in spec.get("volumes") or []],
             file=str(path),
             line=lines.get(str(service), 0),
         ))
@@ -307,6 +315,7 @@ def parse_inspect(text: str, source: str, redactor: Redactor | None = None) -> l
             expose=sorted(p for p in exposed if p not in published),
             environment=redactor.mapping(_environment(config.get("Env"))),
             privileged=bool((item.get("HostConfig") or {}).get("Privileged")),
+            volumes=[str(m.get("Source") or m.get("Name") or "") for m in item.get("Mounts") or []],
             file=source,
         ))
     return containers

@@ -25,6 +25,7 @@ from auditor.snapshot import (
     Location,
     MissingInclude,
     NginxConfig,
+    NginxIgnore,
     NginxServer,
     Redactor,
     Upstream,
@@ -46,7 +47,8 @@ Placed = tuple[Directive, str]  # a directive and the file it came from
 
 
 def _parse_one(path: str, display: str) -> list[Directive]:
-    result = crossplane.parse(path, single=True, check_ctx=False, check_args=False, catch_errors=True)
+    result = crossplane.parse(path, single=True, comments=True, check_ctx=False, check_args=False,
+                              catch_errors=True)
     for error in result["errors"]:
         line = error.get("line")
         message = str(error.get("error", "")).split(f" in {path}")[0]
@@ -64,6 +66,7 @@ class _Files:
         self._read = read
         self._cache: dict[str, list[Directive]] = {}
         self.missing: list[MissingInclude] = []
+        self.ignores: list[NginxIgnore] = []
 
     def parsed(self, path: str) -> list[Directive]:
         if path not in self._cache:
@@ -79,6 +82,13 @@ class _Files:
             self.missing.append(MissingInclude(pattern=pattern, file=file, line=directive["line"]))
         return found
 
+    def comment(self, directive: Directive, file: str) -> None:
+        match = _IGNORE.match(directive.get("comment", ""))
+        if match:
+            ignore = NginxIgnore(rule=match[1], reason=match[2].strip(), file=file, line=directive["line"] + 1)
+            if ignore not in self.ignores:  # a block expanded twice reads its comments twice
+                self.ignores.append(ignore)
+
     @property
     def files(self) -> list[str]:
         return list(self._cache)
@@ -87,6 +97,9 @@ class _Files:
 def _expand(directives: list[Directive], file: str, files: _Files, stack: tuple[str, ...] = ()) -> Iterator[Placed]:
     """The directives of a block with every `include` replaced by what it includes."""
     for directive in directives:
+        if directive["directive"] == "#":
+            files.comment(directive, file)
+            continue
         if directive["directive"] != "include":
             yield directive, file
             continue
@@ -121,6 +134,49 @@ def parse_listen(args: list[str]) -> Listen | None:
     )
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+_UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
+# Settings a server inherits from http unless it sets its own.
+_INHERITED = ("keepalive_timeout", "proxy_read_timeout", "server_tokens", "resolver")
+_VARIABLE_BLOCKS = {"map": 1, "geo": -1, "split_clients": 1}  # index of the variable the block defines
+_IGNORE = re.compile(r"^\s*audit:ignore\s+([A-Z][0-9]{3})\b\s*(.*)$")
+
+
+def duration(value: str) -> float | None:
+    """An nginx time (`75`, `75s`, `1m`, `500ms`) in seconds; None when it is not one."""
+    match = _DURATION.match(value.strip())
+    return float(match[1]) * _UNITS[match[2]] if match else None
+
+
+class _Level:
+    """What one context (http, server, location) sets, its own directives gathered before its blocks:
+    nginx applies a setting wherever in the block it stands."""
+
+    def __init__(self, parent: _Level | None, placed: list[Placed]) -> None:
+        self.settings: dict[str, tuple[str, str, int]] = dict(parent.settings) if parent else {}
+        self.headers: dict[str, str] = dict(parent.headers) if parent else {}
+        self.add_headers: list[str] = list(parent.add_headers) if parent else []
+        own_headers: dict[str, str] = {}
+        own_add: list[str] = []
+        for directive, file in placed:
+            name, args = directive["directive"], directive["args"]
+            if name in _INHERITED and args:
+                self.settings[name] = (" ".join(args), file, directive["line"])
+            elif name == "proxy_set_header" and len(args) >= 2:
+                own_headers[args[0]] = args[1]
+            elif name == "add_header" and args:
+                own_add.append(args[0])
+        # proxy_set_header and add_header are inherited only by a level that sets none of its own.
+        if own_headers:
+            self.headers = own_headers
+        if own_add:
+            self.add_headers = own_add
+        self.own_add_headers = own_add
+
+    def seconds(self, name: str) -> float | None:
+        return duration(self.settings[name][0].split()[0]) if name in self.settings else None
+
+
 class _Walker:
     def __init__(self, files: _Files, redactor: Redactor) -> None:
         self.files = files
@@ -128,21 +184,28 @@ class _Walker:
         self.servers: list[NginxServer] = []
         self.upstreams: list[Upstream] = []
         self.variables: list[Variable] = []
+        self.maps: list[str] = []
 
-    def walk(self, placed: Iterator[Placed]) -> None:
+    def expand(self, directives: list[Directive], file: str) -> list[Placed]:
+        return list(_expand(directives, file, self.files))
+
+    def walk(self, placed: list[Placed], level: _Level | None = None) -> None:
+        level = _Level(level, placed)
         for directive, file in placed:
             name = directive["directive"]
             block = directive.get("block")
+            if name in _VARIABLE_BLOCKS and directive["args"]:
+                self.maps.append(directive["args"][_VARIABLE_BLOCKS[name]].lstrip("$"))
             if name in _OTHER_PROTOCOLS:
                 continue
             if name == "server" and block is not None:
-                self.server(directive, file)
+                self.server(directive, file, level)
             elif name == "upstream" and block is not None and directive["args"]:
                 self.upstream(directive, file)
             elif name == "set":
                 self.variable(directive, file)
             elif block is not None:
-                self.walk(_expand(block, file, self.files))
+                self.walk(self.expand(block, file), level)
 
     def variable(self, directive: Directive, file: str) -> None:
         args = directive["args"]
@@ -151,17 +214,27 @@ class _Walker:
 
     def upstream(self, directive: Directive, file: str) -> None:
         servers = []
-        for child, child_file in _expand(directive["block"], file, self.files):
+        for child, child_file in self.expand(directive["block"], file):
             if child["directive"] == "server" and child["args"]:
                 params = set(child["args"][1:])
                 servers.append(UpstreamServer(address=child["args"][0], backup="backup" in params,
                                               down="down" in params, file=child_file, line=child["line"]))
         self.upstreams.append(Upstream(name=directive["args"][0], file=file, line=directive["line"], servers=servers))
 
-    def server(self, directive: Directive, file: str) -> None:
-        server = NginxServer(file=file, line=directive["line"])
+    def server(self, directive: Directive, file: str, parent: _Level) -> None:
+        placed = self.expand(directive["block"], file)
+        level = _Level(parent, placed)
+        server = NginxServer(file=file, line=directive["line"], add_headers=level.add_headers,
+                             keepalive_timeout=level.seconds("keepalive_timeout"),
+                             proxy_read_timeout=level.seconds("proxy_read_timeout"),
+                             server_tokens=level.settings["server_tokens"][0] if "server_tokens" in level.settings
+                             else None, resolver="resolver" in level.settings)
+        for name, (_, where_file, line) in level.settings.items():
+            server.lines[name] = line
+            if where_file != file:
+                server.files[name] = where_file
         http2 = False
-        for child, child_file in _expand(directive["block"], file, self.files):
+        for child, child_file in placed:
             name, args = child["directive"], child["args"]
             if name == "listen" and args:
                 listen = parse_listen(args)
@@ -171,10 +244,13 @@ class _Walker:
                 server.server_names.extend(args)
             elif name == "http2" and args == ["on"]:
                 http2 = True
+            elif name == "return" and args and server.return_code is None:
+                server.return_code, server.return_text = self._return(args)
+                server.lines["return"] = child["line"]
             elif name == "set":
                 self.variable(child, child_file)
             elif name == "location" and "block" in child:
-                self.location(child, child_file, server, [])
+                self.location(child, child_file, server, level)
         if not server.listen:
             server.listen.append(Listen(port=80))  # nginx's default for a server without listen
         if http2:
@@ -182,49 +258,51 @@ class _Walker:
                 listen.http2 = True
         self.servers.append(server)
 
-    def location(self, directive: Directive, file: str, server: NginxServer, headers: list[tuple[str, str]]) -> None:
+    def location(self, directive: Directive, file: str, server: NginxServer, parent: _Level) -> None:
         args = directive["args"]
         modifier, path = (args[0], args[1]) if len(args) > 1 else ("", args[0] if args else "")
         if path.startswith("@"):
             modifier = "@"
-        location = Location(path=path, modifier=modifier, file=file, line=directive["line"])
+        placed = self.expand(directive["block"], file)
+        level = _Level(parent, placed)
+        location = Location(path=path, modifier=modifier, file=file, line=directive["line"],
+                            headers={k: self.redactor.named(k, v) for k, v in level.headers.items()},
+                            add_headers=level.own_add_headers, proxy_read_timeout=level.seconds("proxy_read_timeout"))
         nested = []
-        for child, child_file in _expand(directive["block"], file, self.files):
+        for child, child_file in placed:
             name, child_args = child["directive"], child["args"]
-            if name == "proxy_pass" and child_args:
-                location.proxy_pass = child_args[0]
+            location.lines.setdefault(name, child["line"])
+            if name in ("proxy_pass", "grpc_pass") and child_args:
+                setattr(location, name, child_args[0])
             elif name == "return" and child_args:
-                self._return(location, child_args)
+                location.return_code, location.return_text = self._return(child_args)
             elif name in ("root", "alias") and child_args:
                 setattr(location, name, child_args[0])
-            elif name == "proxy_set_header" and len(child_args) >= 2:
-                location.headers[child_args[0]] = self.redactor.named(child_args[0], child_args[1])
             elif name == "set":
                 self.variable(child, child_file)
             elif name == "location" and "block" in child:
                 nested.append((child, child_file))
         server.locations.append(location)
         for child, child_file in nested:
-            self.location(child, child_file, server, headers)
+            self.location(child, child_file, server, level)
 
-    def _return(self, location: Location, args: list[str]) -> None:
-        if args[0].isdigit():
-            location.return_code = int(args[0])
-            text = args[1] if len(args) > 1 else None
-            # A redirect's URL is configuration; a response body is free text.
-            location.return_text = text if text is None or 300 <= location.return_code < 400 \
-                else self.redactor.value(text)
-        else:
-            location.return_code, location.return_text = 302, args[0]
+    def _return(self, args: list[str]) -> tuple[int, str | None]:
+        if not args[0].isdigit():
+            return 302, args[0]
+        code = int(args[0])
+        text = args[1] if len(args) > 1 else None
+        # A redirect's URL is configuration; a response body is free text.
+        return code, text if text is None or 300 <= code < 400 else self.redactor.value(text)
 
     def result(self) -> NginxConfig:
         return NginxConfig(files=self.files.files, servers=self.servers, upstreams=self.upstreams,
-                           variables=self.variables, missing_includes=self.files.missing)
+                           variables=self.variables, missing_includes=self.files.missing,
+                           maps=sorted(set(self.maps)), ignores=self.files.ignores)
 
 
 def _collect(files: _Files, redactor: Redactor) -> NginxConfig:
     walker = _Walker(files, redactor)
-    walker.walk(_expand(files.parsed(files.main), files.main, files))
+    walker.walk(walker.expand(files.parsed(files.main), files.main))
     return walker.result()
 
 
