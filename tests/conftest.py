@@ -28,8 +28,9 @@ def run(data: dict[str, Any], tokens: list[str] | None = None) -> engine.Result:
 
 
 def fired(data: dict[str, Any], rule_id: str | None = None) -> list[tuple[str, str, str | None]]:
-    """(rule id, resource, slot) of every finding, optionally of one rule."""
-    return [(f.rule_id, f.resource, f.slot) for f in run(data).findings if rule_id in (None, f.rule_id)]
+    """(rule id, resource, slot) of the findings of one rule, or (by default) of every path rule."""
+    return [(f.rule_id, f.resource, f.slot) for f in run(data).findings
+            if (f.rule_id == rule_id if rule_id else f.rule_id.startswith("P"))]
 
 
 def host(data: dict[str, Any], name: str = "web") -> dict[str, Any]:

@@ -321,10 +321,14 @@ def _sg_targets(ctx: Context) -> Iterator[tuple[str, str | None, list[str], int,
                        lb.container_port, [], tg)
 
 
-def sg_blocks_alb_to_target(ctx: Context) -> Iterator[Problem | Skip]:
-    """P106: the target's security groups admit nothing from the ALB on the port the TG uses."""
+def _sg_paths(ctx: Context, health: bool) -> Iterator[Problem | Skip]:
+    """P106/P107: the targets' groups must admit the ALB on the traffic port, and on an explicit
+    health-check port that differs from it."""
     keys = ctx.keys.security_group
-    for resource, slot, sg_ids, port, instances, tg in _sg_targets(ctx):
+    for resource, slot, sg_ids, traffic_port, instances, tg in _sg_targets(ctx):
+        port = health_check_port(tg, traffic_port) if health else traffic_port
+        if health and port == traffic_port:
+            continue
         alb_groups, alb_cidrs = ctx.topology.alb_security_groups(tg)
         missing = [g for g in sg_ids if g not in ctx.topology.security_groups]
         if missing or not sg_ids:
@@ -338,17 +342,60 @@ def sg_blocks_alb_to_target(ctx: Context) -> Iterator[Problem | Skip]:
             continue
         if _blocked(ctx, sg_ids, port, alb_groups, alb_cidrs):
             target_keys = [keys.get(g, g) for g in sg_ids]
+            what = f"health checks on port {port}" if health else f"port {port}"
             yield Problem(
                 resource=resource,
                 slot=slot,
                 message=(f"Security groups {', '.join(target_keys)} of the targets of {resource} admit nothing from "
                          f"the load balancer's groups ({', '.join(keys.get(g, g) for g in alb_groups) or 'none'}) on "
-                         f"port {port}: the ALB cannot connect and every target is unhealthy ({NACL_NOTE})."),
+                         f"{what}: the ALB cannot connect and every target is unhealthy ({NACL_NOTE})."),
                 evidence={"port": port, "target_security_groups": target_keys,
                           "alb_security_groups": [keys.get(g, g) for g in alb_groups], "alb_subnets": alb_cidrs,
                           "instances": instances, "note": NACL_NOTE},
                 identity=("port", "target_security_groups"),
             )
+
+
+def sg_blocks_alb_to_target(ctx: Context) -> Iterator[Problem | Skip]:
+    """P106: the target's security groups admit nothing from the ALB on the port the TG uses."""
+    yield from _sg_paths(ctx, health=False)
+
+
+def sg_blocks_health_check(ctx: Context) -> Iterator[Problem | Skip]:
+    """P107: the same for an explicit health-check port that differs from the traffic port."""
+    yield from _sg_paths(ctx, health=True)
+
+
+def alb_egress_blocks_target(ctx: Context) -> Iterator[Problem | Skip]:
+    """P108: the ALB's own groups let no traffic out to the targets on the TG (or health-check) port."""
+    keys = ctx.keys.security_group
+    for resource, slot, sg_ids, traffic_port, _, tg in _sg_targets(ctx):
+        alb_groups, _ = ctx.topology.alb_security_groups(tg)
+        if not alb_groups or any(g not in ctx.topology.security_groups for g in alb_groups):
+            continue  # P106 reports what is missing
+        addresses = [t.instance.private_ip for t in ctx.topology.targets.get(tg.arn, [])
+                     if t.instance and t.instance.private_ip]
+        for port in sorted({traffic_port, health_check_port(tg, traffic_port)}):
+            if not _egress_allows(ctx, alb_groups, port, set(sg_ids), addresses):
+                names = [keys.get(g, g) for g in alb_groups]
+                yield Problem(resource, f"The load balancer's security groups ({', '.join(names)}) allow no egress "
+                              f"to the targets of {resource} on port {port}: every connection and health check "
+                              f"times out ({NACL_NOTE}).", slot=slot,
+                              evidence={"port": port, "alb_security_groups": names, "note": NACL_NOTE},
+                              identity=("port",))
+
+
+def _egress_allows(ctx: Context, groups: list[str], port: int, targets: set[str], addresses: list[str]) -> bool:
+    for group in groups:
+        for rule in ctx.topology.security_groups[group].egress:
+            if not rule.covers_port(port):
+                continue
+            if rule.source_group in targets or rule.prefix_list:
+                return True
+            cidr = rule.cidr or rule.ipv6_cidr
+            if cidr and (not addresses or all(_covered(f"{a}/32", [cidr]) for a in addresses if ":" not in a)):
+                return True
+    return False
 
 
 def loopback_published_port_targeted(ctx: Context) -> Iterator[Problem]:

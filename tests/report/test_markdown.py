@@ -12,17 +12,18 @@ def test_check_lists_findings_at_or_above_the_threshold_and_folds_the_rest():
     result = run(estate("incident-dev"))
     text = markdown.render_check([result], "high")
     lines = text.splitlines()
-    assert lines[0] == "### audit check dev: 1 finding (0 critical, 1 high, 0 medium, 0 low, 0 info)"
+    assert lines[0] == "### audit check dev: 7 findings (0 critical, 1 high, 4 medium, 2 low, 0 info)"
     assert "| high | P104 slot-port-divergence | `target_group:web-*-tg` | green | Slot green publishes 4000" in text
     assert "<details><summary>Details and remediation</summary>" in text
+    assert "| medium | P114" not in text.split("<details>")[0]  # below the threshold: folded
     folded = markdown.render_check([result], "critical")
     assert "No finding at or above `critical`." in folded
-    assert "<details><summary>1 below critical or suppressed</summary>" in folded
+    assert "<details><summary>7 below critical or suppressed</summary>" in folded
 
 
 def test_pipes_in_messages_do_not_break_the_table():
     result = run(estate("incident-dev"))
-    result.findings[0].message = "a | b"
+    result.findings[0].message = "a | b"  # P104, the one high finding
     assert "| a \\| b |" in markdown.render_check([result])
 
 
@@ -40,4 +41,4 @@ def test_gate_states_the_verdict():
     result = run(estate("incident-dev"))
     assert "**FAIL**" in markdown.render_gate(result, gate.evaluate(result, "green", "high"))
     passed = markdown.render_gate(result, gate.evaluate(result, "blue", "high"))
-    assert "**PASS**" in passed and "1 shown, not gating" in passed
+    assert "**PASS**" in passed and "7 shown, not gating" in passed

@@ -12,7 +12,7 @@ def test_plain_text_has_one_block_per_finding_and_the_summary_last():
     out = Text(False).render_check([run(estate("incident-dev"))])
     assert "\x1b[" not in out
     assert out.splitlines()[1].startswith("HIGH P104 slot-port-divergence  target_group:web-*-tg [slot green]")
-    assert out.splitlines()[-1] == "dev: 1 finding (0 critical, 1 high, 0 medium, 0 low, 0 info), 0 skipped"
+    assert out.splitlines()[-1] == "dev: 7 findings (0 critical, 1 high, 4 medium, 2 low, 0 info), 0 skipped"
 
 
 def test_terminal_output_is_a_table_and_keeps_brackets_in_data():

@@ -1,0 +1,120 @@
+"""Docker and ECS (D6xx): how containers publish, what they run and what they can touch."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from auditor.engine import Context, Problem
+from auditor.snapshot import Container
+from auditor.topology import ANY_ADDRESS, HostView
+
+DOCKER_SOCKET = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+def _hosts(ctx: Context) -> Iterator[tuple[HostView, str]]:
+    for view in ctx.topology.host_views:
+        if view.host.docker is not None:
+            yield view, f"host:{ctx.keys.host(view.host)}"
+
+
+def _where(container: Container) -> dict[str, object]:
+    return {"container": container.name, "service": container.service, "file": container.file,
+            "line": container.line}
+
+
+def slot_port_collision(ctx: Context) -> Iterator[Problem]:
+    """D601: two slots publish the same host port: the second one cannot start while the first runs."""
+    for view, resource in _hosts(ctx):
+        owners: dict[int, list[str]] = defaultdict(list)
+        for slot in sorted(view.slots):
+            for port in view.published(slot):
+                owners[port].append(slot)
+        for port, slots in sorted(owners.items()):
+            if len(slots) > 1:
+                yield Problem(resource, f"Slots {' and '.join(slots)} on host {view.name} both publish port {port}: "
+                              "the new colour cannot start beside the old one, so the switch has nothing to switch to.",
+                              evidence={"port": port, "slots": slots}, identity=("port",))
+
+
+def _app_port(container: Container) -> int | None:
+    value = container.environment.get("PORT", "")
+    return int(value) if value.isdigit() else None
+
+
+def app_port_mismatch(ctx: Context) -> Iterator[Problem]:
+    """D602: a port mapping targets a container port the app does not listen on (its PORT)."""
+    for view, resource in _hosts(ctx):
+        for container in view.containers:
+            port = _app_port(container)
+            mapped = sorted({p.container_port for p in container.ports if p.host_port})
+            if port is not None and mapped and port not in mapped:
+                yield Problem(resource, f"Container {container.name} on host {view.name} listens on PORT {port} but "
+                              f"publishes container port{'s' if len(mapped) > 1 else ''} "
+                              f"{', '.join(map(str, mapped))}: connections are refused.",
+                              evidence={**_where(container), "app_port": port, "mapped": mapped},
+                              identity=("container", "app_port"))
+    for service in ctx.snapshot.resources.ecs_services:
+        for container in service.task_definition.containers if service.task_definition else []:
+            port = int(container.environment["PORT"]) if container.environment.get("PORT", "").isdigit() else None
+            mapped = sorted(m.container_port for m in container.port_mappings)
+            if port is not None and mapped and port not in mapped:
+                key = ctx.keys.ecs_service(service)
+                yield Problem(f"ecs_service:{key}", f"ECS container {container.name} of {key} listens on PORT {port} "
+                              f"but maps {', '.join(map(str, mapped))}.",
+                              evidence={"container": container.name, "app_port": port, "mapped": mapped},
+                              identity=("container", "app_port"))
+
+
+def privileged_or_socket(ctx: Context) -> Iterator[Problem]:
+    """D603: a privileged container or one with the Docker socket owns the host."""
+    for view, resource in _hosts(ctx):
+        for container in view.containers:
+            socket = [v for v in container.volumes if v in DOCKER_SOCKET]
+            if container.privileged or socket:
+                what = "runs privileged" if container.privileged else f"mounts {socket[0]}"
+                yield Problem(resource, f"Container {container.name} on host {view.name} {what}: whoever controls "
+                              "it controls the host.", evidence={**_where(container), "privileged": container.privileged,
+                                                                 "docker_socket": bool(socket)},
+                              identity=("container",))
+
+
+def _mutable(image: str) -> bool:
+    if not image or "@sha256:" in image:
+        return False
+    name = image.rsplit("/", 1)[-1]
+    return ":" not in name or name.endswith(":latest")
+
+
+def mutable_image_tag(ctx: Context) -> Iterator[Problem]:
+    """D604: `latest` or no tag: what runs can change with no deploy, and differs between slots."""
+    for view, resource in _hosts(ctx):
+        for container in view.containers:
+            if _mutable(container.image):
+                yield Problem(resource, f"Container {container.name} on host {view.name} runs {container.image}, "
+                              "a tag that moves.", evidence={**_where(container), "image": container.image},
+                              identity=("container", "image"))
+    for service in ctx.snapshot.resources.ecs_services:
+        for container in service.task_definition.containers if service.task_definition else []:
+            if _mutable(container.image):
+                key = ctx.keys.ecs_service(service)
+                yield Problem(f"ecs_service:{key}", f"ECS container {container.name} of {key} runs {container.image}, "
+                              "a tag that moves.", evidence={"container": container.name, "image": container.image},
+                              identity=("container", "image"))
+
+
+def app_port_exposed_beside_proxy(ctx: Context) -> Iterator[Problem]:
+    """D605: nginx fronts the slots, yet a slot publishes on every interface, where Docker's iptables
+    rules let it bypass the host firewall."""
+    fronted = {id(sp.host): sp.host for sp in ctx.topology.slot_paths
+               if any(r.via == "nginx" and r.served for _, r in sp.traffic)}
+    for view in fronted.values():
+        resource = f"host:{ctx.keys.host(view.host)}"
+        for slot in sorted(view.slots):
+            for container in view.slot_containers(slot):
+                exposed = sorted({p.host_port for p in container.ports if p.host_port and p.host_ip in ANY_ADDRESS})
+                if exposed:
+                    yield Problem(resource, f"Slot {slot} ({container.name}) publishes "
+                                  f"{', '.join(map(str, exposed))} on every interface of host {view.name} while nginx "
+                                  "fronts it: bind it to 127.0.0.1.",
+                                  evidence={**_where(container), "ports": exposed}, identity=("container",))

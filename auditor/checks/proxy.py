@@ -1,0 +1,84 @@
+"""What nginx does to requests on the path (P115, P116): the scheme it reports and the health
+check it answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from auditor.engine import Context, Problem
+from auditor.topology import where
+
+
+def _tls_at_alb(ctx: Context) -> set[str]:
+    """TGs that an HTTPS listener (or its rules) forwards to: TLS ends at the ALB for them."""
+    protocol = {lst.arn: lst.protocol for lst in ctx.snapshot.resources.listeners}
+    return {t.arn for f in ctx.topology.forward_actions if protocol.get(f.listener_arn) == "HTTPS"
+            for t in f.action.target_groups}
+
+
+def forwarded_proto_overwritten(ctx: Context) -> Iterator[Problem]:
+    """P115: TLS ends at the ALB, the TG is HTTP, and nginx reports `http` (X-Forwarded-Proto $scheme)
+    or redirects every request to https (a loop, and the health check sees 301)."""
+    tls = _tls_at_alb(ctx)
+    seen = set()
+    for sp in ctx.topology.slot_paths:
+        for target, reach in sp.traffic:
+            tg = target.target_group
+            if tg.arn not in tls or tg.protocol != "HTTP" or reach.via != "nginx" or reach.server is None:
+                continue
+            server = reach.server
+            causes = []
+            if server.return_code in (301, 302, 307, 308) and (server.return_text or "").startswith("https://"):
+                causes.append((f"answers every request with return {server.return_code} {server.return_text}",
+                               server.file, server.lines.get("return", server.line)))
+            for location in server.locations:
+                proto = next((v for k, v in location.headers.items() if k.lower() == "x-forwarded-proto"), None)
+                if location.proxy_pass and proto == "$scheme":
+                    causes.append((f"sets X-Forwarded-Proto $scheme in location {location.path}", location.file,
+                                   location.line))
+                if location.path == "/" and location.modifier == "" and location.return_code in (301, 302, 307, 308) \
+                        and (location.return_text or "").startswith("https://"):
+                    causes.append((f"redirects location / to {location.return_text}", location.file, location.line))
+            for cause, file, line in causes:
+                key = (tg.arn, file, line)
+                if key in seen:
+                    continue
+                seen.add(key)
+                name = ctx.topology.tg_key(tg)
+                yield Problem(f"target_group:{name}",
+                              f"TLS ends at the load balancer and {name} speaks HTTP, but nginx on host "
+                              f"{sp.host.name} {cause} ({where(file, line)}): the app sees http and redirects in a "
+                              "loop. Pass the ALB's value: proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto.",
+                              evidence={"host": sp.host.name, "file": file, "line": line, "cause": cause},
+                              identity=("host", "file", "line"))
+
+
+def health_check_answered_by_proxy(ctx: Context) -> Iterator[Problem]:
+    """P116: the health-check path is answered by nginx itself (return or a static file) while nginx
+    proxies the rest to the app: a dead app stays healthy."""
+    seen = set()
+    for sp in ctx.topology.slot_paths:
+        for target, reach in sp.traffic:
+            hc = target.target_group.health_check
+            if reach.via != "nginx" or not hc.enabled or hc.protocol.upper() not in ("HTTP", "HTTPS"):
+                continue
+            port = (sp.host.nginx_port_for(target.port) or (target.port, None))[0]
+            server = sp.host.default_server(port)
+            if server is None or not any(loc.proxy_pass for loc in server.locations):
+                continue
+            route = sp.host.route(server, hc.path)
+            location = route.location
+            if location is None or location.proxy_pass or location.grpc_pass:
+                continue
+            key = (target.target_group.arn, location.file, location.line)
+            if key in seen:
+                continue
+            seen.add(key)
+            how = f"return {location.return_code}" if location.return_code else "a static file"
+            name = ctx.topology.tg_key(target.target_group)
+            yield Problem(f"target_group:{name}",
+                          f"Target group {name} health-checks {hc.path}, which nginx on host {sp.host.name} answers "
+                          f"with {how} (location {location.path}, {where(location.file, location.line)}) instead of "
+                          "asking the app: a dead app stays healthy.",
+                          evidence={"host": sp.host.name, "file": location.file, "line": location.line,
+                                    "health_check_path": hc.path}, identity=("host", "file", "line"))

@@ -1,0 +1,76 @@
+"""Security groups (S4xx): what the internet can reach directly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from auditor.engine import Context, Problem
+from auditor.snapshot import SecurityGroup, SgRule
+
+WORLD = {"0.0.0.0/0", "::/0"}
+# SSH, RDP, the Docker API, databases, caches and search: never for the whole internet.
+ADMIN_PORTS = [22, 3389, 2375, 2376, 3306, 5432, 1433, 1521, 6379, 11211, 27017, 9200, 9300, 5601, 2379, 10250]
+
+
+def _open_to_world(sg: SecurityGroup) -> Iterator[tuple[SgRule, str]]:
+    for rule in sg.ingress:
+        for source in (rule.cidr, rule.ipv6_cidr):
+            if source in WORLD:
+                yield rule, source
+
+
+def _ports(rule: SgRule) -> str:
+    if rule.protocol == "-1":
+        return "all traffic"
+    return f"{rule.protocol}/{rule.from_port}" + (f"-{rule.to_port}" if rule.to_port != rule.from_port else "")
+
+
+def admin_port_open_to_world(ctx: Context) -> Iterator[Problem]:
+    """S401: an admin or database port (rules.options.S401.ports) open to 0.0.0.0/0 or ::/0."""
+    ports = [int(p) for p in ctx.options.get("ports", ADMIN_PORTS)]
+    for sg in ctx.snapshot.resources.security_groups:
+        key = ctx.keys.security_group[sg.id]
+        for rule, source in _open_to_world(sg):
+            if rule.protocol == "-1":
+                continue  # S403 says it, once
+            exposed = [p for p in ports if rule.covers_port(p)]
+            if exposed:
+                yield Problem(f"security_group:{key}",
+                              f"Security group {key} opens {_ports(rule)} to {source}, which includes admin port"
+                              f"{'s' if len(exposed) > 1 else ''} {', '.join(map(str, exposed))}.",
+                              evidence={"rule": _ports(rule), "source": source, "admin_ports": exposed},
+                              identity=("rule", "source"))
+
+
+def target_port_open_to_world(ctx: Context) -> Iterator[Problem]:
+    """S402: the targets' own security group opens the app port to the internet, bypassing the ALB."""
+    seen = set()
+    for targets in ctx.topology.targets.values():
+        for target in targets:
+            if target.instance is None:
+                continue
+            for sg_id in target.instance.security_groups:
+                sg = ctx.topology.security_groups.get(sg_id)
+                if sg is None or (sg_id, target.port) in seen:
+                    continue
+                for rule, source in _open_to_world(sg):
+                    if rule.protocol != "-1" and rule.covers_port(target.port):
+                        seen.add((sg_id, target.port))
+                        key = ctx.keys.security_group[sg_id]
+                        yield Problem(f"security_group:{key}",
+                                      f"Security group {key} of the targets opens port {target.port} to {source}: "
+                                      "the app is reachable around the load balancer, its TLS and its rules.",
+                                      evidence={"port": target.port, "source": source, "rule": _ports(rule),
+                                                "target_group": ctx.topology.tg_key(target.target_group)},
+                                      identity=("port", "source"))
+                        break
+
+
+def all_traffic_open_to_world(ctx: Context) -> Iterator[Problem]:
+    """S403: every protocol and port open to the internet."""
+    for sg in ctx.snapshot.resources.security_groups:
+        for rule, source in _open_to_world(sg):
+            if rule.protocol == "-1":
+                key = ctx.keys.security_group[sg.id]
+                yield Problem(f"security_group:{key}", f"Security group {key} admits all traffic from {source}.",
+                              evidence={"source": source}, identity=("source",))

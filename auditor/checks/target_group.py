@@ -1,0 +1,137 @@
+"""Target groups (T3xx): health-check timing and matching, use, protocol against what the host serves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from auditor.engine import Context, Problem
+from auditor.snapshot import Listen, TargetGroup
+from auditor.topology import SlotPath
+
+DEFAULT_DRAIN_BUDGET = 300
+DEFAULT_DEREGISTRATION_DELAY = 300
+
+
+def _resource(ctx: Context, tg: TargetGroup) -> str:
+    return f"target_group:{ctx.topology.tg_key(tg)}"
+
+
+def _codes(matcher: str) -> list[tuple[int, int]]:
+    """`200`, `200,302`, `200-399` as ranges; gRPC codes are not HTTP statuses and are left alone."""
+    ranges = []
+    for part in matcher.replace(" ", "").split(","):
+        low, _, high = part.partition("-")
+        if low.isdigit() and (not high or high.isdigit()):
+            ranges.append((int(low), int(high or low)))
+    return ranges
+
+
+def health_check_matcher_lenient(ctx: Context) -> Iterator[Problem]:
+    """T301: the matcher counts a redirect or a client/server error as healthy."""
+    for tg in ctx.snapshot.resources.target_groups:
+        if tg.protocol_version == "GRPC":
+            continue
+        lenient = [f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in _codes(tg.health_check.matcher) if hi >= 300]
+        if lenient:
+            key = ctx.topology.tg_key(tg)
+            yield Problem(_resource(ctx, tg),
+                          f"Target group {key} counts HTTP {', '.join(lenient)} from {tg.health_check.path} as healthy: "
+                          "a login redirect or a 404 from nginx keeps a broken target in service.",
+                          evidence={"matcher": tg.health_check.matcher, "path": tg.health_check.path},
+                          identity=("matcher",))
+
+
+def _timing(ctx: Context, limit: int, threshold: str, what: str) -> Iterator[Problem]:
+    for tg in ctx.snapshot.resources.target_groups:
+        hc = tg.health_check
+        count = getattr(hc, threshold)
+        total = hc.interval_seconds * count
+        if hc.enabled and total > limit:
+            key = ctx.topology.tg_key(tg)
+            yield Problem(_resource(ctx, tg),
+                          f"Target group {key} needs {count} checks {hc.interval_seconds} s apart ({total} s) {what}.",
+                          evidence={"interval_seconds": hc.interval_seconds, threshold: count, "seconds": total,
+                                    "limit": limit}, identity=("limit",))
+
+
+def slow_to_healthy(ctx: Context) -> Iterator[Problem]:
+    """T302: interval × healthy threshold > 60 s: every deploy and scale-out waits that long."""
+    yield from _timing(ctx, 60, "healthy_threshold", "before a new target takes traffic")
+
+
+def health_check_slow_detection(ctx: Context) -> Iterator[Problem]:
+    """T303: interval × unhealthy threshold > 90 s: a dead target keeps receiving traffic that long."""
+    yield from _timing(ctx, 90, "unhealthy_threshold", "before a dead target stops receiving traffic")
+
+
+def target_group_unused(ctx: Context) -> Iterator[Problem]:
+    """T304: nothing forwards to the target group (and no declared blue/green switch will)."""
+    used = {tg.arn for tg in ctx.topology.forwarded} | {tg.arn for u in ctx.topology.units for tg in u.target_groups}
+    used |= set(ctx.topology.ecs_by_tg)
+    for tg in ctx.snapshot.resources.target_groups:
+        if tg.arn not in used:
+            key = ctx.topology.tg_key(tg)
+            yield Problem(_resource(ctx, tg), f"No listener or rule forwards to target group {key}.",
+                          evidence={"port": tg.port, "load_balancers": len(tg.load_balancer_arns)})
+
+
+def deregistration_delay_blocks_deploy(ctx: Context) -> Iterator[Problem]:
+    """T306: the deregistration delay is longer than the deploy's drain budget (rules.options.T306.drain_budget)."""
+    budget = int(ctx.options.get("drain_budget", DEFAULT_DRAIN_BUDGET))
+    for tg in ctx.snapshot.resources.target_groups:
+        delay = int(tg.attributes.get("deregistration_delay.timeout_seconds", DEFAULT_DEREGISTRATION_DELAY))
+        if delay > budget:
+            key = ctx.topology.tg_key(tg)
+            yield Problem(_resource(ctx, tg),
+                          f"Target group {key} drains deregistered targets for {delay} s, longer than the deploy's "
+                          f"budget of {budget} s: deploys stall or kill connections mid-drain.",
+                          evidence={"deregistration_delay": delay, "drain_budget": budget}, identity=("drain_budget",))
+
+
+def _nginx_listens(sp: SlotPath) -> Iterator[tuple[TargetGroup, int, list[Listen], list[object]]]:
+    """For each target reached through nginx: its TG, the port, nginx's listens there and its servers."""
+    for target, reach in sp.traffic:
+        if reach.via != "nginx":
+            continue
+        port = (sp.host.nginx_port_for(target.port) or (target.port, None))[0]
+        pairs = sp.host.servers_by_port.get(port, [])
+        yield target.target_group, port, [listen for _, listen in pairs], [server for server, _ in pairs]
+
+
+def protocol_mismatch(ctx: Context) -> Iterator[Problem]:
+    """T305: the TG speaks HTTPS to a plain-HTTP nginx listen, or HTTP to a TLS one."""
+    seen = set()
+    for sp in ctx.topology.slot_paths:
+        for tg, port, listens, _ in _nginx_listens(sp):
+            tls = any(listen.ssl for listen in listens)
+            if (tg.protocol == "HTTPS") == tls or (tg.arn, port) in seen:
+                continue
+            seen.add((tg.arn, port))
+            served = "TLS" if tls else "plain HTTP"
+            yield Problem(_resource(ctx, tg),
+                          f"Target group {ctx.topology.tg_key(tg)} speaks {tg.protocol} to port {port} on host "
+                          f"{sp.host.name}, where nginx serves {served}: every health check fails.",
+                          evidence={"protocol": tg.protocol, "port": port, "host": sp.host.name, "nginx_tls": tls},
+                          identity=("port", "host"))
+
+
+def protocol_version_mismatch(ctx: Context) -> Iterator[Problem]:
+    """T307: an HTTP2/GRPC target group in front of nginx without http2, or gRPC through proxy_pass."""
+    seen = set()
+    for sp in ctx.topology.slot_paths:
+        for tg, port, listens, servers in _nginx_listens(sp):
+            if tg.protocol_version not in ("HTTP2", "GRPC") or (tg.arn, port) in seen:
+                continue
+            seen.add((tg.arn, port))
+            problems = []
+            if not any(listen.http2 for listen in listens):
+                problems.append(f"nginx on {port} has no http2 listen")
+            proxied = [loc for server in servers for loc in server.locations if loc.proxy_pass]
+            if tg.protocol_version == "GRPC" and proxied:
+                problems.append(f"it forwards with proxy_pass, not grpc_pass ({proxied[0].file}:{proxied[0].line})")
+            if problems:
+                yield Problem(_resource(ctx, tg),
+                              f"Target group {ctx.topology.tg_key(tg)} speaks {tg.protocol_version} to host "
+                              f"{sp.host.name}, but {' and '.join(problems)}.",
+                              evidence={"protocol_version": tg.protocol_version, "port": port, "host": sp.host.name,
+                                        "problems": problems}, identity=("port", "host"))
