@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import gc
+import json
 import os
 import sys
 import traceback
@@ -20,7 +21,7 @@ from typing import Any
 
 import click
 
-from auditor import __version__, engine, gate
+from auditor import __version__, baseline, engine, gate
 from auditor import config as config_module
 from auditor import diff as diff_module
 from auditor import snapshot as snapshot_module
@@ -163,7 +164,8 @@ def load_environment(targets: list[str], options: Options) -> list[snapshot_modu
 
 def run_checks(snapshots: list[snapshot_module.Snapshot], options: Options) -> list[engine.Result]:
     today = dt.date.today()
-    return [engine.run_configured(s, options.config, tokens_for(options.config, s.environment), today)
+    catalog = engine.configured_catalog(options.config)
+    return [engine.run_configured(s, options.config, tokens_for(options.config, s.environment), today, catalog)
             for s in snapshots]
 
 
@@ -187,16 +189,24 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.option("--baseline", "baseline_path", metavar="FILE", help="Report only findings not in this baseline.")
+@click.option("--write-baseline", metavar="FILE", help="Write the current findings as a baseline (exit 0).")
 @common_options
-def check(targets: tuple[str, ...], **values: Any) -> None:
-    """Run the rule catalog on snapshot files (several files of one environment are merged).
+def check(targets: tuple[str, ...], baseline_path: str | None, write_baseline: str | None, **values: Any) -> None:
+    """Run the rule catalog on environments (collected live) or snapshot files (several files of one
+    environment are merged first).
 
     Exit 1 when a finding is at or above --fail-on.
     """
     options = Options(**values)
     results = run_checks(load_environment(list(targets), options), options)
+    if write_baseline:
+        baseline.write(write_baseline, results)
+        options.note(f"wrote {write_baseline} ({sum(len(r.findings) for r in results)} findings)")
+    elif baseline_path:
+        results = baseline.without_known(results, baseline.read(baseline_path))
     options.emit(options.renderer.render_check(results, options.fail_on))
-    sys.exit(exit_code(results, options.fail_on))
+    sys.exit(0 if write_baseline else exit_code(results, options.fail_on))
 
 
 @cli.command()
@@ -300,11 +310,10 @@ def merge(shards: tuple[str, ...], output: str) -> None:
 def rules(**values: Any) -> None:
     """List the rule catalog."""
     options = Options(**values)
-    catalog = engine.load_catalog()
+    catalog = engine.configured_catalog(options.config)
     if options.format == "json":
-        import json
-
-        options.emit(json.dumps([r.meta.model_dump(exclude={"check"}) for r in catalog.values()], indent=2) + "\n")
+        options.emit(json.dumps([r.meta.model_dump(exclude={"check", "condition"}) for r in catalog.values()],
+                                indent=2) + "\n")
         return
     lines = [f"{r.id}  {r.meta.severity:<8}  {r.meta.name:<36} {r.meta.title}" for r in catalog.values()]
     options.emit("\n".join(lines) + "\n")
@@ -316,8 +325,7 @@ def rules(**values: Any) -> None:
 def explain(rule_id: str, **values: Any) -> None:
     """Show one rule: why it matters, how to fix it, references."""
     options = Options(**values)
-    catalog = engine.load_catalog()
-    rule = catalog.get(rule_id.upper())
+    rule = engine.configured_catalog(options.config).get(rule_id.upper())
     if rule is None:
         raise AuditError(f"unknown rule id {rule_id!r} (see `audit rules`)")
     meta = rule.meta

@@ -98,7 +98,7 @@ class _Normalizer:
         resources = getattr(self.topology.snapshot.resources, name)
         for resource in resources:
             data = resource.model_dump(mode="json")
-            keyed[self._key(name, resource)].append(self._normalize(name, data))
+            keyed[self.keys.of(name, resource)].append(self._normalize(name, data))
         if name == "instances":
             return {key: [_group(items)] for key, items in keyed.items()}
         if name == "target_health":
@@ -131,26 +131,6 @@ class _Normalizer:
         ports = "all" if rule["protocol"] == "-1" else f"{rule['protocol']}:{rule['from_port']}-{rule['to_port']}"
         source = rule["source_group"] or rule["cidr"] or rule["ipv6_cidr"] or rule["prefix_list"] or "?"
         return f"{ports} {self.references.get(source, source)}"
-
-    def _key(self, name: str, resource: Any) -> str:
-        keys = self.keys
-        if name == "load_balancers":
-            return keys.load_balancer[resource.arn]
-        if name == "listeners":
-            return keys.listener[resource.arn]
-        if name == "listener_rules":
-            return keys.listener_rule(resource)
-        if name == "target_groups":
-            return keys.target_group[resource.arn]
-        if name == "target_health":
-            return keys.target(resource)
-        if name == "security_groups":
-            return keys.security_group[resource.id]
-        if name == "instances":
-            return keys.instance[resource.id]
-        if name == "ecs_services":
-            return keys.ecs_service(resource)
-        return keys.host(resource)
 
 
 def _port(p: dict[str, Any]) -> str:

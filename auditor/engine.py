@@ -11,14 +11,17 @@ import datetime as dt
 import fnmatch
 import hashlib
 import importlib
+import importlib.util
 import json
-from collections.abc import Callable, Iterable
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from auditor.config import Config, RulesConfig, Suppression
 from auditor.errors import ConfigError
@@ -67,6 +70,19 @@ class Context:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "matches", "exists", "missing"]
+
+
+class Condition(BaseModel):
+    """A team rule's single declarative condition over one resource type."""
+
+    model_config = ConfigDict(extra="forbid")
+    resource_type: str
+    key: str
+    op: Op
+    value: Any = None
+
+
 class RuleFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[A-Z][0-9]{3}$")
@@ -76,7 +92,14 @@ class RuleFile(BaseModel):
     rationale: str
     remediation: str
     references: list[str] = Field(default_factory=list)
-    check: str
+    check: str | None = None  # MODULE.FUNCTION: auditor/checks, or a module beside a team's rule
+    condition: Condition | None = None
+
+    @model_validator(mode="after")
+    def _one_check(self) -> RuleFile:
+        if (self.check is None) == (self.condition is None):
+            raise ValueError("give exactly one of check or condition")
+        return self
 
 
 @dataclass
@@ -122,18 +145,92 @@ class Result:
     rules: dict[str, RuleFile] = field(default_factory=dict)  # what ran, severities as configured
 
 
-def _load_check(reference: str, source: Path) -> Callable[[Context], Iterable[Problem | Skip]]:
+def _load_check(reference: str, source: Path, team: bool) -> Callable[[Context], Iterable[Problem | Skip]]:
     module_name, _, function = reference.rpartition(".")
     if not module_name:
         raise ConfigError(f"{source}: check {reference!r} must be MODULE.FUNCTION")
     try:
-        module = importlib.import_module(f"auditor.checks.{module_name}")
+        if team:  # a Python module beside the team's rule file
+            path = source.parent / f"{module_name}.py"
+            spec = importlib.util.spec_from_file_location(f"audit_team_rules.{source.parent.name}.{module_name}", path)
+            if spec is None or spec.loader is None or not path.is_file():
+                raise ConfigError(f"{source}: check {reference!r} needs {path}")
+            module = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
+            if spec.name not in sys.modules:
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(f"auditor.checks.{module_name}")
         return getattr(module, function)
-    except (ImportError, AttributeError):
+    except AttributeError:
+        raise ConfigError(f"{source}: check {reference!r}: no function {function} in {module_name}") from None
+    except ImportError:
         raise ConfigError(f"{source}: check {reference!r} does not exist in auditor/checks") from None
+    except SyntaxError as exc:
+        raise ConfigError(f"{source}: check {reference!r}: {exc.filename}:{exc.lineno}: {exc.msg}") from None
 
 
-def load_rule(path: Path) -> Rule:
+_SINGULAR_TO_COLLECTION = {
+    "load_balancer": "load_balancers", "listener": "listeners", "listener_rule": "listener_rules",
+    "target_group": "target_groups", "target_health": "target_health", "security_group": "security_groups",
+    "instance": "instances", "ecs_service": "ecs_services", "host": "hosts",
+}
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "in": lambda a, b: a in b,
+    "not_in": lambda a, b: a not in b, "matches": lambda a, b: re.search(str(b), str(a)) is not None,
+}
+
+
+def _field(resource: Any, key: str) -> tuple[bool, Any]:
+    """A dotted field of a resource (`health_check.interval_seconds`, `attributes["a.b"]`, `tags.Team`)."""
+    value: Any = resource.model_dump(mode="json")
+    for part in re.findall(r'\["([^"]*)"\]|([^.\[\]]+)', key):
+        name = part[0] or part[1]
+        if not isinstance(value, dict) or name not in value:
+            return False, None
+        value = value[name]
+    return True, value
+
+
+def _condition_check(condition: Condition, source: Path) -> Callable[[Context], Iterable[Problem | Skip]]:
+    collection = _SINGULAR_TO_COLLECTION.get(condition.resource_type)
+    if collection is None:
+        raise ConfigError(f"{source}: condition.resource_type: expected one of {', '.join(_SINGULAR_TO_COLLECTION)}")
+
+    def check(ctx: Context) -> Iterator[Problem]:
+        for resource in getattr(ctx.snapshot.resources, collection):
+            found, value = _field(resource, condition.key)
+            if condition.op == "exists":
+                holds = found
+            elif condition.op == "missing":
+                holds = not found
+            else:
+                try:
+                    holds = found and _OPS[condition.op](_number(value), _number(condition.value))
+                except TypeError:
+                    holds = False  # a value of another type does not meet the condition
+            if holds:
+                key = ctx.keys.of(collection, resource)
+                yield Problem(f"{condition.resource_type}:{key}",
+                              f"{condition.resource_type} {key}: {condition.key} is {value!r} "
+                              f"({condition.op} {condition.value!r}).",
+                              evidence={"key": condition.key, "value": value}, identity=("key",))
+
+    return check
+
+
+def _number(value: Any) -> Any:
+    """AWS gives attribute values as strings: "60" compares as 60."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def load_rule(path: Path, team: bool = False) -> Rule:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         meta = RuleFile.model_validate(data)
@@ -142,14 +239,18 @@ def load_rule(path: Path) -> Rule:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
     if path.stem != meta.id:
         raise ConfigError(f"{path}: file name must be the rule id {meta.id}")
-    return Rule(meta, _load_check(meta.check, path))
+    if team and not re.fullmatch(r"X9[0-9]{2}", meta.id):
+        raise ConfigError(f"{path}: a team's own rule needs an id X900-X999, not {meta.id}")
+    if meta.condition is not None:
+        return Rule(meta, _condition_check(meta.condition, path))
+    return Rule(meta, _load_check(meta.check or "", path, team))
 
 
-def load_catalog(directory: Path = RULES_DIR) -> dict[str, Rule]:
-    rules = [load_rule(p) for p in sorted(directory.glob("*.yaml"))]
+def load_catalog(directory: Path = RULES_DIR, team: bool = False) -> dict[str, Rule]:
+    rules = [load_rule(p, team) for p in sorted(directory.glob("*.yaml"))]
     return {r.id: r for r in rules}
 
 
@@ -189,6 +290,9 @@ def run(
     # A partial collection accepted with --allow-partial still says what is missing.
     notes += [f"{name} was not fully collected: {e.message or e.code}"
               for name, status in sorted(snapshot.sources.items()) for e in status.errors]
+    # `# audit:ignore RULE reason` on the line before an nginx directive suppresses that rule there.
+    ignores = {(i.rule, i.file, i.line): i.reason for h in snapshot.resources.hosts if h.nginx
+               for i in h.nginx.ignores}
     for rule_id, rule in sorted(catalog.items()):
         if rule_id in rules_config.disable:
             continue
@@ -215,9 +319,10 @@ def run(
                 fingerprint=fingerprint(rule_id, item.resource, item.slot, identity),
             )
             suppression = _suppression_for(finding, list(suppressions), today)
-            if suppression:
+            inline = ignores.get((rule_id, str(item.evidence.get("file")), item.evidence.get("line")))
+            if suppression or inline is not None:
                 finding.suppressed = True
-                finding.suppression_reason = suppression.reason
+                finding.suppression_reason = suppression.reason if suppression else f"audit:ignore {inline}".strip()
             findings.append(finding)
     findings.sort(key=lambda f: (severity_rank(f.severity), f.rule_id, f.resource, f.slot or ""))
     ran = {rule_id: rule.meta.model_copy(update={"severity": rules_config.severity.get(rule_id, rule.meta.severity)})
@@ -225,16 +330,24 @@ def run(
     return Result(snapshot.environment, findings, skipped, notes, topology, ran)
 
 
-def run_configured(snapshot: Snapshot, config: Config | None, tokens: list[str], today: dt.date) -> Result:
+def configured_catalog(config: Config | None) -> dict[str, Rule]:
+    """The built-in catalog plus a team's own rules from rules.paths."""
     catalog = load_catalog()
     if config:
         for directory in config.rules.paths:
             if not directory.is_dir():
                 raise ConfigError(f"rules.paths: {directory} is not a directory")
-            catalog.update(load_catalog(directory))
-        unknown = sorted((set(config.rules.disable) | set(config.rules.severity)) - set(catalog))
+            catalog.update(load_catalog(directory, team=True))
+        unknown = sorted((set(config.rules.disable) | set(config.rules.severity) | set(config.rules.options))
+                         - set(catalog))
         if unknown:
             raise ConfigError(f"rules: unknown rule id {unknown[0]} (see `audit rules`)")
+    return catalog
+
+
+def run_configured(snapshot: Snapshot, config: Config | None, tokens: list[str], today: dt.date,
+                   catalog: dict[str, Rule] | None = None) -> Result:
+    catalog = catalog if catalog is not None else configured_catalog(config)
     return run(
         snapshot,
         tokens,

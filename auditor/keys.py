@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from auditor.snapshot import EcsService, Host, Instance, Listener, ListenerRule, Snapshot, TargetHealth
 
@@ -68,6 +69,26 @@ class Keys:
     def ecs_service(self, service: EcsService) -> str:
         cluster = service.cluster.rsplit("/", 1)[-1]
         return self.strip(f"{cluster}/{service.name}")
+
+    def of(self, collection: str, resource: Any) -> str:
+        """The role key of any resource, by the snapshot collection it sits in."""
+        if collection == "load_balancers":
+            return self.load_balancer[resource.arn]
+        if collection == "listeners":
+            return self.listener[resource.arn]
+        if collection == "listener_rules":
+            return self.listener_rule(resource)
+        if collection == "target_groups":
+            return self.target_group[resource.arn]
+        if collection == "target_health":
+            return self.target(resource)
+        if collection == "security_groups":
+            return self.security_group[resource.id]
+        if collection == "instances":
+            return self.instance[resource.id]
+        if collection == "ecs_services":
+            return self.ecs_service(resource)
+        return self.host(resource)
 
     def host(self, host: Host) -> str:
         if host.instance_id:

@@ -26,7 +26,9 @@ BUILTIN = {
 }
 REQUEST_PREFIXES = ("http_", "arg_", "cookie_", "sent_http_", "upstream_", "ssl_", "jwt_")
 # Request data an attacker controls, when it picks the host nginx connects to.
-ATTACKER_CONTROLLED = re.compile(r"\$\{?(host|http_[a-z0-9_]+|arg_[a-z0-9_]+|cookie_[a-z0-9_]+|request_uri|uri)\b")
+ATTACKER_CONTROLLED = re.compile(r"\$\{?(host|http_[a-z0-9_]+|arg_[a-z0-9_]+|cookie_[a-z0-9_]+)\b")
+# The host of a proxy URL: up to its port or path, variables included ($host:3000, backend$request_uri).
+_URL_HOST = re.compile(r"^(?:[a-z]+://)?(\[[^\]]*\]|(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|[^:/$])*)")
 FORWARDED = ("X-Forwarded-For", "X-Forwarded-Proto")
 
 
@@ -127,7 +129,7 @@ def ssrf_proxy_pass(ctx: Context) -> Iterator[Problem | Skip]:
         for _, location in _locations(view):
             target = location.proxy_pass or ""
             expanded = _VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), target)
-            host_part = re.sub(r"^[a-z]+://", "", expanded).split("/", 1)[0]
+            host_part = _URL_HOST.match(expanded).group(1)
             if ATTACKER_CONTROLLED.search(host_part):
                 line = _line(location, "proxy_pass")
                 yield Problem(resource, f"proxy_pass {target} at {where(location.file, line)} takes its host from "
