@@ -246,3 +246,27 @@ def test_every_format_on_the_live_demo_estate(incident, fmt):
         proc = audit(*args, "-c", config_path, "--format", fmt)
         assert proc.returncode == 1, proc.stderr
         assert "P104" in proc.stdout or args[0] == "diff"
+
+
+def test_alb_and_target_group_rules_on_live_aws_data(incident, aws):
+    """The rules that read AWS attributes, once through the moto server: fire on the demo's
+    defaults, quiet once the settings are made safe through the API."""
+    catalog = engine.load_catalog()
+
+    def ids() -> set[str]:
+        snap = collect.collect(incident, "prod", collect.CollectOptions())
+        return {f.rule_id for f in engine.run(snap, ["prod"], catalog).findings}
+
+    assert {"A201", "A203", "A204", "A205", "T302"} <= ids()
+    elbv2 = boto3.client("elbv2")
+    lb = elbv2.describe_load_balancers(Names=["web-prod-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
+    tg = elbv2.describe_target_groups(Names=["web-prod-tg"])["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=lb, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "true"},
+        {"Key": "access_logs.s3.enabled", "Value": "true"}, {"Key": "access_logs.s3.bucket", "Value": "logs"},
+        {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"}])
+    elbv2.modify_target_group(TargetGroupArn=tg, HealthCheckIntervalSeconds=10, HealthyThresholdCount=3)
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=lb)["Listeners"]
+    elbv2.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=[
+        {"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}])
+    assert {"A201", "A203", "A204", "A205", "T302"}.isdisjoint(ids())
