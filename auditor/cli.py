@@ -312,7 +312,7 @@ def rules(**values: Any) -> None:
     options = Options(**values)
     catalog = engine.configured_catalog(options.config)
     if options.format == "json":
-        options.emit(json.dumps([r.meta.model_dump(exclude={"check", "condition"}) for r in catalog.values()],
+        options.emit(json.dumps([r.meta.model_dump(exclude={"check", "condition", "needs"}) for r in catalog.values()],
                                 indent=2) + "\n")
         return
     lines = [f"{r.id}  {r.meta.severity:<8}  {r.meta.name:<36} {r.meta.title}" for r in catalog.values()]

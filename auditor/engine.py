@@ -94,6 +94,8 @@ class RuleFile(BaseModel):
     references: list[str] = Field(default_factory=list)
     check: str | None = None  # MODULE.FUNCTION: auditor/checks, or a module beside a team's rule
     condition: Condition | None = None
+    # AWS operations whose data the rule reads: if one failed in collection, the rule is skipped.
+    needs: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_check(self) -> RuleFile:
@@ -293,8 +295,16 @@ def run(
     # `# audit:ignore RULE reason` on the line before an nginx directive suppresses that rule there.
     ignores = {(i.rule, i.file, i.line): i.reason for h in snapshot.resources.hosts if h.nginx
                for i in h.nginx.ignores}
+    failed = {e.operation: e for status in snapshot.sources.values() for e in status.errors if e.operation}
     for rule_id, rule in sorted(catalog.items()):
         if rule_id in rules_config.disable:
+            continue
+        lacking = [failed[op] for op in rule.meta.needs if op in failed]
+        if lacking:
+            error = lacking[0]
+            skipped.append(Skipped(rule_id=rule_id, environment=snapshot.environment, reason=(
+                f"{error.operation} failed during collection ({error.code or 'error'}): the data this rule reads "
+                f"is incomplete")))
             continue
         ctx = Context(snapshot, keys, topology, rules_config.options.get(rule_id, {}))
         severity = rules_config.severity.get(rule_id, rule.meta.severity)

@@ -133,8 +133,8 @@ class Text:
             lines += [self.drift_item(i) for i in verdict.drift]
         if verdict.shown:
             lines.append("shown, not gating:")
-            for f in verdict.shown:
-                lines += self.finding(f)
+            lines += [f"  {f.severity.upper()} {f.rule_id} {f.rule}  {f.resource}" + (f" [slot {f.slot}]" if f.slot
+                                                                                    else "") for f in verdict.shown]
         if verdict.outcome == "pass":
             lines.append(f"making {slots} live loses no traffic on the paths audit can follow")
         return "\n".join(lines) + "\n"
