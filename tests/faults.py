@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-# A rule sees the request body and answers (status, body) to inject a fault, or None to forward.
-Rule = Callable[[bytes], tuple[int, str] | None]
+# A rule sees the request body and answers (status, body) to inject a fault, RESET to drop the
+# connection without an answer, a number of seconds to wait before forwarding, or None to forward.
+RESET = "reset"
+Rule = Callable[[bytes], tuple[int, str] | str | float | None]
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -37,6 +40,13 @@ class FaultProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 for rule in proxy.rules:
                     fault = rule(body)
+                    if fault == RESET:
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    if isinstance(fault, (int, float)):
+                        time.sleep(fault)
+                        break
                     if fault is not None:
                         status, text = fault
                         data = text.encode()
@@ -73,3 +83,20 @@ class FaultProxy:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def first(times: int, action: str, fault: tuple[int, str] | str | float) -> Rule:
+    """A rule that injects ``fault`` into the first ``times`` requests for an API action."""
+    left = {"n": times}
+    lock = threading.Lock()
+
+    def rule(body: bytes) -> tuple[int, str] | str | float | None:
+        if f"Action={action}&".encode() not in body + b"&":
+            return None
+        with lock:
+            if left["n"] <= 0:
+                return None
+            left["n"] -= 1
+        return fault
+
+    return rule

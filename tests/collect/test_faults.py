@@ -1,0 +1,95 @@
+"""AWS faults through a proxy of our own between boto3 and moto: throttling, 5xx and resets are
+retried to the same snapshot; AccessDenied is one line naming the IAM action, or with
+--allow-partial a partial snapshot whose rules say what they could not decide; an interrupted
+collection never replaces the previous snapshot."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from auditor import collect, config, snapshot
+from fixtures import estates
+from tests.faults import RESET, FaultProxy, first, query_error
+from tests.test_cli import audit
+
+
+@pytest.fixture
+def built(aws, tmp_path):
+    estates.build_incident(tmp_path, aws)
+    return tmp_path
+
+
+def point_at(root, endpoint: str) -> str:
+    path = root / "audit.yaml"
+    data = yaml.safe_load(path.read_text())
+    for env in data["environments"].values():
+        env["aws"]["endpoint_url"] = endpoint
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def resources(path_or_snap) -> dict:
+    snap = snapshot.load(path_or_snap) if not isinstance(path_or_snap, snapshot.Snapshot) else path_or_snap
+    return snapshot.to_data(snap)["resources"]
+
+
+def test_throttling_5xx_and_resets_are_retried_to_the_same_snapshot(built, aws):
+    clean = collect.collect(config.load(built / "audit.yaml"), "prod", collect.CollectOptions())
+    with FaultProxy(aws) as proxy:
+        proxy.rules += [first(3, "DescribeTargetHealth", query_error("Throttling", "Rate exceeded")),
+                        first(2, "DescribeListeners", query_error("ServiceUnavailable", "try again", 503)),
+                        first(1, "DescribeInstances", RESET),
+                        first(2, "DescribeSecurityGroups", query_error("RequestLimitExceeded", "slow down", 503))]
+        faulty = collect.collect(config.load(point_at(built, proxy.url)), "prod", collect.CollectOptions())
+    assert resources(faulty) == resources(clean)
+    assert all(s.status == "ok" for s in faulty.sources.values())
+
+
+@pytest.mark.parametrize("action,iam", [("DescribeTargetHealth", "elasticloadbalancing:DescribeTargetHealth"),
+                                        ("DescribeSecurityGroups", "ec2:DescribeSecurityGroups")])
+def test_access_denied_is_one_line_naming_the_iam_action(built, aws, tmp_path, action, iam):
+    with FaultProxy(aws) as proxy:
+        proxy.rules.append(first(100, action, query_error("AccessDenied", "not authorized", 403)))
+        config_path = point_at(built, proxy.url)
+        out = tmp_path / "prod.json"
+        out.write_text("previous")
+        proc = audit("snapshot", "prod", "-c", config_path, "-o", str(out))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert f"was denied: grant {iam}" in proc.stderr
+        assert out.read_text() == "previous"
+        assert audit("snapshot", "prod", "-c", config_path, "-o", str(out), "--allow-partial").returncode == 0
+    snap = snapshot.load(out)
+    status = snap.sources["aws:default/us-east-1"]
+    assert status.status == "partial" and [e.code for e in status.errors] == ["AccessDenied"]
+    report = json.loads(audit("check", str(out), "--allow-partial", "--format", "json").stdout)
+    skipped = {s["rule_id"] for s in report["skipped"]}
+    assert "P106" in skipped  # both operations feed the security-group path rule
+    assert "P106" not in {f["rule_id"] for f in report["findings"]}
+    gate = audit("gate", str(out), "--slot", "blue")
+    assert gate.returncode == 2 and "was partial" in gate.stderr  # the gate refuses partial data
+
+
+def test_interrupted_collection_keeps_the_previous_snapshot(built, aws, tmp_path):
+    with FaultProxy(aws) as proxy:
+        proxy.rules.append(first(100, "DescribeTargetHealth", 5.0))  # slow enough to interrupt
+        config_path = point_at(built, proxy.url)
+        out = tmp_path / "prod.json"
+        out.write_text("previous")
+        proc = subprocess.Popen([sys.executable, "-m", "auditor", "snapshot", "prod", "-c", config_path,
+                                 "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ})
+        time.sleep(2.5)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "interrupted" in stderr and "Traceback" not in stderr
+    assert out.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".prod.json")] == []
