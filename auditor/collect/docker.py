@@ -265,17 +265,35 @@ def parse_compose(path: str | Path, redactor: Redactor | None = None, environ: d
 # --- docker inspect ---------------------------------------------------------------------------------------
 
 
-def _bindings(ports: Any, where: str) -> list[PublishedPort]:
+def _obj(value: Any, where: str, key: str) -> dict[str, Any]:
+    """A JSON object field of `docker inspect` output (absent or null: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DockerError(f"{where}: {key} should be an object, not {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str, key: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DockerError(f"{where}: {key} should be a list, not {type(value).__name__}")
+    return value
+
+
+def _bindings(ports: Any, where: str, key: str) -> list[PublishedPort]:
     out = []
-    for key, bindings in (ports or {}).items():
-        number, _, protocol = key.partition("/")
+    for name, bindings in _obj(ports, where, key).items():
+        number, _, protocol = str(name).partition("/")
         container_port = _port_number(number, where)
         if not bindings:
             out.append(PublishedPort(container_port=container_port, protocol=protocol or "tcp"))
             continue
-        for binding in bindings:
-            host_port = binding.get("HostPort") or ""
-            out.append(PublishedPort(host_ip=binding.get("HostIp") or None,
+        for binding in _list(bindings, where, f"{key}[{name}]"):
+            binding = _obj(binding, where, f"{key}[{name}] entries")
+            host_port = str(binding.get("HostPort") or "")
+            out.append(PublishedPort(host_ip=str(binding.get("HostIp") or "") or None,
                                      host_port=_port_number(host_port, where) if host_port else None,
                                      container_port=container_port, protocol=protocol or "tcp"))
     return out
@@ -296,26 +314,29 @@ def parse_inspect(text: str, source: str, redactor: Redactor | None = None) -> l
             raise DockerError(f"{source}: expected container objects in the list")
         name = str(item.get("Name") or item.get("Id") or "").lstrip("/")
         where = f"{source}: container {name}"
-        config = item.get("Config") or {}
-        state = item.get("State") or {}
+        config = _obj(item.get("Config"), where, "Config")
+        state = _obj(item.get("State"), where, "State")
+        host_config = _obj(item.get("HostConfig"), where, "HostConfig")
         running = bool(state.get("Running"))
         # A stopped container has no NetworkSettings.Ports but keeps HostConfig.PortBindings.
-        live_ports = (item.get("NetworkSettings") or {}).get("Ports")
-        bindings = live_ports if running and live_ports else (item.get("HostConfig") or {}).get("PortBindings")
-        ports = _bindings(bindings, where)
+        live_ports = _obj(item.get("NetworkSettings"), where, "NetworkSettings").get("Ports")
+        ports = (_bindings(live_ports, where, "NetworkSettings.Ports") if running and live_ports
+                 else _bindings(host_config.get("PortBindings"), where, "HostConfig.PortBindings"))
         published = {p.container_port for p in ports}
-        exposed = [int(k.split("/")[0]) for k in (config.get("ExposedPorts") or {}) if k.split("/")[0].isdigit()]
-        labels = config.get("Labels") or {}
+        exposed = [int(k.split("/")[0]) for k in _obj(config.get("ExposedPorts"), where, "Config.ExposedPorts")
+                   if k.split("/")[0].isdigit()]
+        labels = _obj(config.get("Labels"), where, "Config.Labels")
+        mounts = [_obj(m, where, "Mounts entries") for m in _list(item.get("Mounts"), where, "Mounts")]
         containers.append(Container(
             name=name,
-            service=labels.get("com.docker.compose.service") or name,
+            service=str(labels.get("com.docker.compose.service") or name),
             image=str(config.get("Image") or item.get("Image") or ""),
             running=running,
             ports=ports,
-            expose=sorted(p for p in exposed if p not in published),
-            environment=redactor.mapping(_environment(config.get("Env"))),
-            privileged=bool((item.get("HostConfig") or {}).get("Privileged")),
-            volumes=[str(m.get("Source") or m.get("Name") or "") for m in item.get("Mounts") or []],
+            expose=sorted(p for p in exposed if p not in published and 0 < p <= 65535),
+            environment=redactor.mapping(_environment(_list(config.get("Env"), where, "Config.Env"))),
+            privileged=bool(host_config.get("Privileged")),
+            volumes=[str(m.get("Source") or m.get("Name") or "") for m in mounts],
             file=source,
         ))
     return containers
