@@ -46,6 +46,8 @@ def run(argv: list[str], what: str, redactor: Redactor, timeout: float = DEFAULT
     except OSError as exc:
         raise CommandError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from None
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no stderr"])[-1]
-        raise CommandError(f"{what}: `{redactor.text(shown)}` exited {proc.returncode}: {redactor.text(last)}")
+        # stderr is free text that no allowlist can vouch for: it is kept only as a digest, which tells
+        # two failures apart without showing either. Run the command by hand to read it.
+        detail = f"stderr {redactor.value(proc.stderr.strip())}" if proc.stderr.strip() else "no stderr"
+        raise CommandError(f"{what}: `{redactor.text(shown)}` exited {proc.returncode} ({detail})")
     return proc.stdout

@@ -28,7 +28,7 @@ def test_timeout_and_missing_binary_and_failure_are_one_redacted_line():
     with pytest.raises(commands.CommandError) as error:
         commands.run([sys.executable, "-c", "import sys; sys.stderr.write('login failed PASSWORD=hunter2\\n'); "
                                             "sys.exit(3)"], "host web: docker.command", Redactor(None))
-    assert "exited 3" in str(error.value) and "hunter2" not in str(error.value)
+    assert "exited 3 (stderr <redacted>)" in str(error.value) and "hunter2" not in str(error.value)
     assert "\n" not in str(error.value)
 
 
