@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from auditor.config import DiffConfig
-from auditor.keys import TRAILING_INDEX, Keys, strip_tokens
+from auditor.keys import TRAILING_INDEX, Keys
 from auditor.snapshot import COLLECTIONS, Snapshot
 from auditor.topology import Topology
 
