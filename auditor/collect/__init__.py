@@ -15,7 +15,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from auditor.collect import commands, docker, nginx
-from auditor.collect.aws import DEFAULT_CONCURRENCY, AwsCollector, CollectionError
+from auditor.collect.aws import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT, AwsCollector, CollectionError
 from auditor.config import Aws, Config
 from auditor.config import Host as HostConfig
 from auditor.errors import AuditError, read_text
@@ -91,8 +91,11 @@ def _collect_slice(piece: Slice, aws: Aws, env: str, options: CollectOptions, ma
                    deadline: float | None) -> tuple[Resources, SourceStatus]:
     source = f"aws:{piece}"
     try:
+        # Under --timeout a hung response must leave time for its retry: wait at most a third of it.
+        read_timeout = min(DEFAULT_READ_TIMEOUT, options.timeout / 3) if options.timeout else DEFAULT_READ_TIMEOUT
         collector = AwsCollector(aws, piece.region, options.concurrency, options.redactor,
-                                 lambda step: options.progress(f"{env}: {source}: {step}"), matches, piece.role_arn)
+                                 lambda step: options.progress(f"{env}: {source}: {step}"), matches, piece.role_arn,
+                                 max(read_timeout, 0.1))
     except (ClientError, BotoCoreError) as exc:
         code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else type(exc).__name__
         message = f"cannot assume {piece.role_arn}: {exc}"

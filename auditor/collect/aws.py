@@ -51,6 +51,7 @@ READ_ONLY = ("Describe", "List", "Get")
 # Credentials for a read-only role are the one exception: AssumeRole changes nothing in the account.
 CREDENTIALS = {("sts", "AssumeRole")}
 DEFAULT_CONCURRENCY = 8
+DEFAULT_READ_TIMEOUT = 30.0  # seconds for one response; a slower one is retried
 SERVICES = ("elbv2", "ec2", "ecs", "sts")
 _PROTOCOLS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
 
@@ -84,8 +85,10 @@ def _account(arn: str) -> str:
 class AwsCollector:
     def __init__(self, aws: Aws, region: str, concurrency: int = DEFAULT_CONCURRENCY,
                  redactor: Redactor | None = None, progress: Callable[[str], None] | None = None,
-                 host_matches: list[dict[str, str]] | None = None, role_arn: str | None = None) -> None:
+                 host_matches: list[dict[str, str]] | None = None, role_arn: str | None = None,
+                 read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
         self.aws = aws
+        self.read_timeout = read_timeout
         self.region = region
         self.concurrency = concurrency
         self.redactor = redactor or Redactor(None)
@@ -114,7 +117,8 @@ class AwsCollector:
 
     def _client_args(self) -> dict[str, Any]:
         config = BotoConfig(region_name=self.region, retries={"mode": "adaptive", "max_attempts": 10},
-                            max_pool_connections=self.concurrency, connect_timeout=5, read_timeout=30)
+                            max_pool_connections=self.concurrency, connect_timeout=5,
+                            read_timeout=self.read_timeout)
         args: dict[str, Any] = {"config": config}
         if self.aws.endpoint_url:  # else boto3 honours AWS_ENDPOINT_URL itself
             args["endpoint_url"] = self.aws.endpoint_url

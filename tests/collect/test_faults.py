@@ -93,3 +93,20 @@ def test_interrupted_collection_keeps_the_previous_snapshot(built, aws, tmp_path
     assert proc.returncode == 2 and "interrupted" in stderr and "Traceback" not in stderr
     assert out.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".prod.json")] == []
+
+
+def test_a_response_slower_than_the_read_timeout_is_retried(built, aws):
+    clean = collect.collect(config.load(built / "audit.yaml"), "prod", collect.CollectOptions())
+    with FaultProxy(aws) as proxy:
+        proxy.rules.append(first(1, "DescribeTargetHealth", 4.0))  # past the 3 s read timeout of --timeout 9
+        faulty = collect.collect(config.load(point_at(built, proxy.url)), "prod", collect.CollectOptions(timeout=9))
+    assert resources(faulty) == resources(clean)
+
+
+def test_two_snapshot_runs_writing_one_file_leave_one_valid_file(built, tmp_path):
+    out = tmp_path / "out" / "prod.json"
+    runs = [subprocess.Popen([sys.executable, "-m", "auditor", "snapshot", "prod", "-c", str(built / "audit.yaml"),
+                              "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    assert [run.wait(timeout=60) for run in runs] == [0, 0]
+    assert snapshot.load(out).resources.load_balancers[0].name == "web-prod-alb"
+    assert [p.name for p in out.parent.iterdir()] == ["prod.json"]
