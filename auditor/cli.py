@@ -298,11 +298,17 @@ def demo(keep: str | None, **values: Any) -> None:
 
 @cli.command()
 @click.argument("shards", nargs=-1, required=True, metavar="SNAPSHOT...")
-@click.option("--output", "-o", required=True, metavar="FILE", help="Where to write the merged snapshot.")
-def merge(shards: tuple[str, ...], output: str) -> None:
-    """Join shards of one environment into one snapshot (refuses different environments)."""
+@common_options
+def merge(shards: tuple[str, ...], **values: Any) -> None:
+    """Join the shards of one environment into one snapshot, written to -o FILE.
+
+    Refuses shards of different environments or schema versions, a slice twice, and a missing slice.
+    """
+    options = Options(**values)
+    if not options.output:
+        raise click.UsageError("merge needs -o FILE for the merged snapshot")
     merged = snapshot_module.merge([snapshot_module.load(s) for s in shards])
-    snapshot_module.save(merged, output)
+    snapshot_module.save(merged, options.output)
 
 
 @cli.command()
