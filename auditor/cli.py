@@ -19,21 +19,19 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import click
 
-from auditor import __version__, baseline, engine, gate
-from auditor import config as config_module
-from auditor import diff as diff_module
-from auditor import snapshot as snapshot_module
-from auditor.config import Config, tokens_for
-from auditor.engine import severity_rank
+from auditor import __version__
 from auditor.errors import AuditError, ConfigError, GateDataMissing, SnapshotError
-from auditor.report import json as json_report
-from auditor.report import html as html_report
-from auditor.report import junit as junit_report
-from auditor.report import markdown as markdown_report
-from auditor.report import sarif as sarif_report
-from auditor.report.text import Text
+
+if TYPE_CHECKING:
+    from auditor.config import Config
+    from auditor.engine import Result
+    from auditor.snapshot import Snapshot
+
+# The library loads inside the commands: `audit --help` and `--version` import click and nothing heavy.
 
 FORMATS = ("text", "json", "sarif", "junit", "markdown", "html")
 FAIL_ON = ("critical", "high", "medium", "low", "info", "never")
@@ -59,10 +57,17 @@ class Options:
     @functools.cached_property
     def config(self) -> Config | None:
         """audit.yaml: required when named with --config; optional for snapshot files."""
+        from auditor import config as config_module
+
         path = Path(self.config_path or DEFAULT_CONFIG)
         if self.config_path is None and not path.exists():
             return None
         return config_module.load(path)
+
+    def tokens(self, environment: str) -> list[str]:
+        from auditor.config import tokens_for
+
+        return tokens_for(self.config, environment)
 
     @property
     def colour(self) -> bool:
@@ -70,13 +75,22 @@ class Options:
 
     def emit(self, text: str) -> None:
         if self.output:
-            snapshot_module.write_atomic(self.output, text)
+            from auditor.snapshot import write_atomic
+
+            write_atomic(self.output, text)
         else:
             click.echo(text, nl=False)
 
     @property
     def renderer(self) -> Any:
         """The report module (or object) for --format: render_check, render_diff, render_gate."""
+        from auditor.report import html as html_report
+        from auditor.report import json as json_report
+        from auditor.report import junit as junit_report
+        from auditor.report import markdown as markdown_report
+        from auditor.report import sarif as sarif_report
+        from auditor.report.text import Text
+
         if self.format == "json":
             return json_report
         if self.format == "markdown":
@@ -96,7 +110,7 @@ class Options:
         if not self.quiet:
             click.echo(message, err=True)
 
-    def collect(self, environment: str, shard: str | None = None) -> snapshot_module.Snapshot:
+    def collect(self, environment: str, shard: str | None = None) -> Snapshot:
         """Collect an environment named in audit.yaml, with progress on stderr when a person watches."""
         # boto3 and rich load only when something is collected: check/diff of files start faster.
         from rich.console import Console
@@ -144,9 +158,11 @@ def _is_snapshot_file(target: str) -> bool:
     return target.endswith(".json") or Path(target).is_file()
 
 
-def load_environment(targets: list[str], options: Options) -> list[snapshot_module.Snapshot]:
+def load_environment(targets: list[str], options: Options) -> list[Snapshot]:
     """Snapshots per environment, in the order first named; shards of one environment merged."""
-    by_env: dict[str, list[snapshot_module.Snapshot]] = {}
+    from auditor import snapshot as snapshot_module
+
+    by_env: dict[str, list[Snapshot]] = {}
     for target in targets:
         if not _is_snapshot_file(target):
             snap = options.collect(target)
@@ -162,14 +178,18 @@ def load_environment(targets: list[str], options: Options) -> list[snapshot_modu
     return [snapshot_module.merge(shards) for shards in by_env.values()]
 
 
-def run_checks(snapshots: list[snapshot_module.Snapshot], options: Options) -> list[engine.Result]:
+def run_checks(snapshots: list[Snapshot], options: Options) -> list[Result]:
+    from auditor import engine
+
     today = dt.date.today()
     catalog = engine.configured_catalog(options.config)
-    return [engine.run_configured(s, options.config, tokens_for(options.config, s.environment), today, catalog)
+    return [engine.run_configured(s, options.config, options.tokens(s.environment), today, catalog)
             for s in snapshots]
 
 
-def exit_code(results: list[engine.Result], fail_on: str) -> int:
+def exit_code(results: list[Result], fail_on: str) -> int:
+    from auditor.engine import severity_rank
+
     if fail_on == "never":
         return 0
     threshold = severity_rank(fail_on)
@@ -198,6 +218,8 @@ def check(targets: tuple[str, ...], baseline_path: str | None, write_baseline: s
 
     Exit 1 when a finding is at or above --fail-on.
     """
+    from auditor import baseline
+
     options = Options(**values)
     results = run_checks(load_environment(list(targets), options), options)
     if write_baseline:
@@ -217,6 +239,8 @@ def diff(environments: tuple[str, ...], **values: Any) -> None:
 
     Each environment is compared with the last one named. Exit 1 on unexpected drift.
     """
+    from auditor import diff as diff_module
+
     options = Options(**values)
     snapshots = load_environment(list(environments), options)
     if len(snapshots) < 2:
@@ -224,7 +248,7 @@ def diff(environments: tuple[str, ...], **values: Any) -> None:
     reference = snapshots[-1]
     config = options.config
     drifts = [
-        diff_module.compare(s, reference, tokens_for(config, s.environment), tokens_for(config, reference.environment),
+        diff_module.compare(s, reference, options.tokens(s.environment), options.tokens(reference.environment),
                             config.diff if config else None)
         for s in snapshots[:-1]
     ]
@@ -243,6 +267,9 @@ def gate_command(environment: str, slot: str | None, against: str | None, **valu
     Exit 0: no path finding for the slot; 1: a path finding (or, with --against,
     path drift); 2: a path rule could not decide for lack of data.
     """
+    from auditor import diff as diff_module
+    from auditor import gate
+
     if values.get("allow_partial"):
         raise click.UsageError("gate refuses --allow-partial: it fails closed on missing data")
     options = Options(**values)
@@ -252,8 +279,8 @@ def gate_command(environment: str, slot: str | None, against: str | None, **valu
     if against:
         (reference,) = load_environment([against], options)
         config = options.config
-        drift = diff_module.compare(snap, reference, tokens_for(config, snap.environment),
-                                    tokens_for(config, reference.environment), config.diff if config else None)
+        drift = diff_module.compare(snap, reference, options.tokens(snap.environment),
+                                    options.tokens(reference.environment), config.diff if config else None)
     verdict = gate.evaluate(result, slot, options.fail_on, drift)
     options.emit(options.renderer.render_gate(result, verdict))
     if verdict.missing:
@@ -272,6 +299,8 @@ def snapshot_command(environment: str, shard: str | None, **values: Any) -> None
 
     A failed or partial collection never replaces the previous file.
     """
+    from auditor import snapshot as snapshot_module
+
     options = Options(**values)
     snap = options.collect(environment, shard)
     path = options.output or f".audit/{environment}.json"
@@ -304,6 +333,8 @@ def merge(shards: tuple[str, ...], **values: Any) -> None:
 
     Refuses shards of different environments or schema versions, a slice twice, and a missing slice.
     """
+    from auditor import snapshot as snapshot_module
+
     options = Options(**values)
     if not options.output:
         raise click.UsageError("merge needs -o FILE for the merged snapshot")
@@ -315,6 +346,8 @@ def merge(shards: tuple[str, ...], **values: Any) -> None:
 @common_options
 def rules(**values: Any) -> None:
     """List the rule catalog."""
+    from auditor import engine
+
     options = Options(**values)
     catalog = engine.configured_catalog(options.config)
     if options.format == "json":
@@ -330,6 +363,8 @@ def rules(**values: Any) -> None:
 @common_options
 def explain(rule_id: str, **values: Any) -> None:
     """Show one rule: why it matters, how to fix it, references."""
+    from auditor import engine
+
     options = Options(**values)
     rule = engine.configured_catalog(options.config).get(rule_id.upper())
     if rule is None:
