@@ -32,6 +32,7 @@ from auditor.topology import Topology
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML has it
 
 
 def severity_rank(severity: str) -> int:
@@ -234,7 +235,7 @@ def _number(value: Any) -> Any:
 
 def load_rule(path: Path, team: bool = False) -> Rule:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
         meta = RuleFile.model_validate(data)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read rule: {exc}") from None

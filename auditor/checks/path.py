@@ -8,6 +8,7 @@ slot publishes only on loopback is P109 alone.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterator
@@ -272,15 +273,20 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
         yield from by_cause.values()
 
 
-def _covered(cidr: str, allowed: list[str]) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    # The same few CIDRs (the ALB's subnets, 0.0.0.0/0) are compared for every target.
     try:
-        network = ipaddress.ip_network(cidr, strict=False)
-        return any(
-            network.version == other.version and network.subnet_of(other)
-            for other in (ipaddress.ip_network(a, strict=False) for a in allowed)
-        )
+        return ipaddress.ip_network(cidr, strict=False)
     except ValueError:
-        return False
+        return None
+
+
+def _covered(cidr: str, allowed: list[str]) -> bool:
+    network = _network(cidr)
+    return network is not None and any(
+        other is not None and network.version == other.version and network.subnet_of(other)
+        for other in map(_network, allowed))
 
 
 def _blocked(ctx: Context, sg_ids: list[str], port: int, alb_groups: list[str], alb_cidrs: list[str]) -> bool:
