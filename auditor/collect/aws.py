@@ -208,8 +208,13 @@ class AwsCollector:
         tgs = {tg["TargetGroupArn"]: tg for tg in tgs_raw}
         selected_lbs, selected_tgs = self._scope(lbs, tgs, tags)
 
-        self.progress(f"{len(selected_lbs)} load balancers: attributes and listeners")
-        lb_facts = gather([lambda a=a: self._load_balancer(a) for a in sorted(selected_lbs)])
+        # Load balancers and the selected target groups are read side by side: one pool, one wait.
+        self.progress(f"{len(selected_lbs)} load balancers and {len(selected_tgs)} target groups")
+        first_tgs = sorted(selected_tgs)
+        facts = gather([lambda a=a: self._load_balancer(a) for a in sorted(selected_lbs)]
+                       + [lambda a=a: self._target_group(a) for a in first_tgs])
+        lb_facts = facts[:len(selected_lbs)]
+        tg_details = dict(zip(first_tgs, facts[len(selected_lbs):], strict=True))
         listeners_raw = [lst for _, lsts in lb_facts for lst in lsts]
         rules_raw = [r for rules in gather([lambda l=lst: self.paginate(
             "elbv2", "DescribeRules", "Rules", ListenerArn=l["ListenerArn"]) for lst in listeners_raw]) for r in rules]
@@ -219,9 +224,9 @@ class AwsCollector:
             for target in _forward_targets(action):
                 if target.arn in tgs:
                     selected_tgs.add(target.arn)
-
-        self.progress(f"{len(selected_tgs)} target groups: attributes and health")
-        tg_facts = gather([lambda a=a: self._target_group(a) for a in sorted(selected_tgs)])
+        extra = sorted(selected_tgs - set(tg_details))
+        tg_details.update(zip(extra, gather([lambda a=a: self._target_group(a) for a in extra]), strict=True))
+        tg_facts = [tg_details[a] for a in sorted(selected_tgs)]
 
         self.progress("ECS services")
         ecs = self._ecs_services(selected_tgs, gather)
