@@ -43,5 +43,10 @@ demo: install
 	$(BIN)/audit demo
 
 # Benchmarks: whole commands against baselines measured in the same run (see bench/README.md).
+# Prowler, the peer, gets its own venv here (about 2 GB): never in `make test`.
+PROWLER_VENV := bench/.prowler-venv
 bench: install-test
+	@[ -x $(PROWLER_VENV)/bin/prowler ] || { $(PYTHON) -m venv $(PROWLER_VENV) && \
+	  $(PROWLER_VENV)/bin/pip install --quiet prowler || echo "prowler could not be installed: its row is skipped"; }
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/collection.py

@@ -140,13 +140,24 @@ def prowler(endpoint: str, tmp: Path) -> float | None:
     return time.perf_counter() - start
 
 
-def main() -> list[str]:
-    from moto.server import ThreadedMotoServer
+def start_moto(port: int) -> subprocess.Popen[bytes]:
+    """moto in its own process, so its work does not compete with the proxy's threads for one GIL."""
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return server
+        time.sleep(0.1)
+    server.kill()
+    raise SystemExit("moto server did not start")
 
+
+def main() -> list[str]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = start_moto(port)
     endpoint = f"http://127.0.0.1:{port}"
     lines = []
     try:
@@ -190,7 +201,8 @@ def main() -> list[str]:
                          + (f"{peer:6.2f} s | {peer / ours:4.2f}× audit's time | |" if peer else
                             "not installed | | `make bench` installs it |"))
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)
     return lines
 
 
