@@ -46,6 +46,7 @@ demo: install
 # Prowler, the peer, gets its own venv here (about 2 GB): never in `make test`.
 PROWLER_VENV := bench/.prowler-venv
 bench: install-test
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	@[ -x $(PROWLER_VENV)/bin/prowler ] || { $(PYTHON) -m venv $(PROWLER_VENV) && \
 	  $(PROWLER_VENV)/bin/pip install --quiet prowler || echo "prowler could not be installed: its row is skipped"; }
 	$(BIN)/python bench/run.py
