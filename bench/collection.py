@@ -163,7 +163,7 @@ def main() -> list[str]:
     try:
         with tempfile.TemporaryDirectory(prefix="audit-bench-") as name:
             tmp = Path(name)
-            services = int(os.environ.get("BENCH_SERVICES", "25"))
+            services = int(os.environ.get("BENCH_SERVICES", "100"))
             build(endpoint, services)
             with FaultProxy(endpoint) as proxy:
                 proxy.rules.append(lambda body: LATENCY)  # every call waits 30 ms, like real AWS
