@@ -130,6 +130,7 @@ class HostView:
         for container in self.containers:
             self.by_service[container.service or container.name].append(container)
         nginx = host.nginx
+        self._resolved: dict[str, ProxyTarget] = {}
         self.servers_by_port: dict[int, list[tuple[NginxServer, Listen]]] = defaultdict(list)
         self.variables: dict[str, str] = {}
         self.upstreams: dict[str, Upstream] = {}
@@ -197,6 +198,12 @@ class HostView:
     # --- nginx --------------------------------------------------------------------------------
 
     def resolve(self, proxy_pass: str) -> ProxyTarget:
+        """Cached: every slot and rule asks about the same few proxy_pass values of a host."""
+        if proxy_pass not in self._resolved:
+            self._resolved[proxy_pass] = self._resolve(proxy_pass)
+        return self._resolved[proxy_pass]
+
+    def _resolve(self, proxy_pass: str) -> ProxyTarget:
         target = ProxyTarget(raw=proxy_pass)
         value = proxy_pass
         for _ in range(5):  # a variable may be set from another variable
@@ -284,13 +291,14 @@ class HostView:
 
     # --- the answer ---------------------------------------------------------------------------
 
-    def nginx_port_for(self, port: int) -> tuple[int, Container | None] | None:
-        """The port nginx sees for traffic arriving on a host port, and nginx's container if any."""
+    def nginx_port_for(self, port: int) -> int | None:
+        """The port nginx listens on for traffic arriving on a host port (nginx in a container of no
+        slot sees the container side of the mapping), or None when nginx does not take it."""
         if self.servers_on(port):
-            return port, None
+            return port
         for container, published in self.publishers(port):
             if self.slot_of(container) is None and self.servers_on(published.container_port):
-                return published.container_port, container
+                return published.container_port
         return None
 
     def reach(self, port: int, slot: str | None) -> Reach:
@@ -302,9 +310,9 @@ class HostView:
         for container, published in slot_direct:
             if self._reachable_binding(published):
                 return Reach(True, "container", f"container {container.name} publishes {port}", container=container)
-        nginx_at = self.nginx_port_for(port)
-        if nginx_at is not None:
-            return self._reach_through_nginx(port, nginx_at[0], slot)
+        nginx_port = self.nginx_port_for(port)
+        if nginx_port is not None:
+            return self._reach_through_nginx(port, nginx_port, slot)
         if slot_direct:
             container, published = slot_direct[0]
             return Reach(False, "container", f"container {container.name} publishes {port} only on "
@@ -731,7 +739,7 @@ class Topology:
             for slot, paths in sorted(by_slot.items(), key=lambda kv: kv[0] or ""):
                 pairs = [(sp, t, r) for sp in paths for t, r in sp.traffic]
                 pairs = [p for p in pairs if p[2].served] or pairs  # under the alb switch: the TG of the slot
-                nginx = sorted({(sp.host.nginx_port_for(t.port) or (t.port, None))[0] for sp, t, r in pairs
+                nginx = sorted({(sp.host.nginx_port_for(t.port) or t.port) for sp, t, r in pairs
                                 if r.via == "nginx"})
                 published = sorted({p for sp in paths for p in (sp.host.published(slot) if slot else [])})
                 items.append({

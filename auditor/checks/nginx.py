@@ -88,7 +88,7 @@ def forwarded_headers_missing(ctx: Context) -> Iterator[Problem | Skip]:
         for target, reach in sp.traffic:
             if reach.via != "nginx":
                 continue
-            port = (sp.host.nginx_port_for(target.port) or (target.port, None))[0]
+            port = sp.host.nginx_port_for(target.port) or target.port
             resource = f"host:{ctx.keys.host(sp.host.host)}"
             for server in sp.host.servers_on(port):
                 for location in server.locations:

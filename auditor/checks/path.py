@@ -194,7 +194,7 @@ def health_check_path_unrouted(ctx: Context) -> Iterator[Problem | Skip]:
             evidence = {"host": view.host.name, "instances": [sp.instance_id], "health_check_path": hc.path,
                         "health_check_port": port, "app_health_path": declared}
             if reach.via == "nginx":
-                nginx_port, _ = view.nginx_port_for(port) or (port, None)
+                nginx_port = view.nginx_port_for(port) or port
                 server = view.default_server(nginx_port)
                 route = view.route(server, hc.path) if server else None
                 if route is None or route.location is None:

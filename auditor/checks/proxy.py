@@ -62,7 +62,7 @@ def health_check_answered_by_proxy(ctx: Context) -> Iterator[Problem]:
             hc = target.target_group.health_check
             if reach.via != "nginx" or not hc.enabled or hc.protocol.upper() not in ("HTTP", "HTTPS"):
                 continue
-            port = (sp.host.nginx_port_for(target.port) or (target.port, None))[0]
+            port = sp.host.nginx_port_for(target.port) or target.port
             server = sp.host.default_server(port)
             if server is None or not any(loc.proxy_pass for loc in server.locations):
                 continue

@@ -93,7 +93,7 @@ def _nginx_listens(sp: SlotPath) -> Iterator[tuple[TargetGroup, int, list[Listen
     for target, reach in sp.traffic:
         if reach.via != "nginx":
             continue
-        port = (sp.host.nginx_port_for(target.port) or (target.port, None))[0]
+        port = sp.host.nginx_port_for(target.port) or target.port
         pairs = sp.host.servers_by_port.get(port, [])
         yield target.target_group, port, [listen for _, listen in pairs], [server for server, _ in pairs]
 
