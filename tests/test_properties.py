@@ -17,12 +17,28 @@ from auditor.errors import AuditError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=20)
-trees = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                     | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=25)
+
+
+def tree_of(keys: list[str], leaves: st.SearchStrategy = scalars) -> st.SearchStrategy:
+    """Nested lists and mappings whose keys are the ones a loader looks for: deep inputs, not noise."""
+    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=3)
+                        | st.dictionaries(st.sampled_from(keys), inner, max_size=5), max_leaves=30)
+
+
+def survives(loader, name: str, text: str) -> None:
+    """A file with this text makes the loader succeed or raise the tool's own error, nothing else."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(text)
+        try:
+            loader(path)
+        except AuditError:
+            pass
+
+
 KEYS = ["version", "environments", "dev", "hosts", "aws", "region", "name", "match", "tags", "nginx", "docker",
         "compose", "slots", "blue", "service", "live", "switch", "kind", "rules", "diff", "suppressions", "path"]
-config_like = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4), max_leaves=30)
+config_like = tree_of(KEYS)
 
 
 @SETTINGS
@@ -37,19 +53,12 @@ def test_config_raises_only_config_errors(data):
 @SETTINGS
 @given(st.text(max_size=200))
 def test_config_files_of_any_text(text):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "audit.yaml"
-        path.write_text(text)
-        try:
-            config.load(path)
-        except AuditError:
-            pass
+    survives(config.load, "audit.yaml", text)
 
 
 SNAPSHOT_KEYS = ["schema_version", "environment", "resources", "sources", "load_balancers", "target_groups",
                  "arn", "name", "port", "hosts", "docker", "containers", "ports", "host_port", "status"]
-snapshot_like = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                             | st.dictionaries(st.sampled_from(SNAPSHOT_KEYS), inner, max_size=5), max_leaves=30)
+snapshot_like = tree_of(SNAPSHOT_KEYS)
 
 
 @SETTINGS
@@ -64,13 +73,7 @@ def test_snapshot_loader_raises_only_snapshot_errors(data):
 @SETTINGS
 @given(st.text(max_size=300))
 def test_snapshot_files_of_any_text(text):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s.json"
-        path.write_text(text)
-        try:
-            snapshot.load(path)
-        except AuditError:
-            pass
+    survives(snapshot.load, "s.json", text)
 
 
 port_text = st.text(alphabet=string.digits + ":-/[].abcudptx ", max_size=24)
@@ -99,21 +102,14 @@ def test_interpolation_raises_only_docker_errors(text, env):
 
 COMPOSE_KEYS = ["image", "ports", "expose", "environment", "volumes", "container_name", "privileged", "target",
                 "published", "host_ip", "protocol", "source", "name", "services"]
-compose_like = st.recursive(scalars | port_text, lambda inner: st.lists(inner, max_size=3)
-                            | st.dictionaries(st.sampled_from(COMPOSE_KEYS) | st.text(max_size=6), inner, max_size=4),
-                            max_leaves=30)
+compose_like = tree_of(COMPOSE_KEYS, scalars | port_text)
 
 
 @SETTINGS
 @given(compose_like)
 def test_compose_files_of_any_shape(tree):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "docker-compose.yml"
-        path.write_text(yaml.safe_dump({"services": tree} if isinstance(tree, dict) else tree))
-        try:
-            docker.parse_compose(path, environ={})
-        except AuditError:
-            pass
+    text = yaml.safe_dump({"services": tree} if isinstance(tree, dict) else tree)
+    survives(lambda path: docker.parse_compose(path, environ={}), "docker-compose.yml", text)
 
 
 NGINX_WORDS = ["server", "listen", "location", "proxy_pass", "include", "set", "upstream", "return", "http",
@@ -123,13 +119,7 @@ NGINX_WORDS = ["server", "listen", "location", "proxy_pass", "include", "set", "
 @SETTINGS
 @given(st.lists(st.sampled_from(NGINX_WORDS), max_size=40))
 def test_nginx_configs_of_any_shape(words):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "nginx.conf"
-        path.write_text(" ".join(words))
-        try:
-            nginx.parse_file(path)
-        except AuditError:
-            pass
+    survives(nginx.parse_file, "nginx.conf", " ".join(words))
 
 
 @SETTINGS
@@ -144,8 +134,7 @@ def test_nginx_dumps_of_any_shape(words):
 INSPECT_KEYS = ["Name", "Id", "Config", "State", "HostConfig", "NetworkSettings", "Ports", "PortBindings", "Env",
                 "Labels", "Running", "Image", "Mounts", "ExposedPorts", "3000/tcp", "HostIp", "HostPort", "Source",
                 "Privileged", "com.docker.compose.service"]
-inspect_like = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                            | st.dictionaries(st.sampled_from(INSPECT_KEYS), inner, max_size=5), max_leaves=30)
+inspect_like = tree_of(INSPECT_KEYS)
 
 
 @SETTINGS
