@@ -397,7 +397,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        # One line, like every other error: what was wrong, and where the usage is.
+        command = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "audit"
+        click.echo(f"audit: error: {exc.format_message()} (see `{command} --help`)", err=True)
         sys.exit(2)
     except click.Abort:
         click.echo("audit: interrupted", err=True)

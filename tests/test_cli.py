@@ -248,3 +248,9 @@ def test_help_and_version_do_not_import_the_heavy_libraries():
             " if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_usage_errors_are_one_line_too():
+    assert_one_line_error(audit("check"), "Missing argument", "audit check --help")
+    assert_one_line_error(audit("check", DEV, "--format", "pdf"), "'pdf' is not one of")
+    assert_one_line_error(audit("frobnicate"), "No such command")
