@@ -262,7 +262,7 @@ def fingerprint(rule_id: str, resource: str, slot: str | None, identity: dict[st
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _suppression_for(finding: Finding, suppressions: list[Suppression], today: dt.date) -> Suppression | None:
+def _suppression_for(finding: Finding, suppressions: Iterable[Suppression], today: dt.date) -> Suppression | None:
     for s in suppressions:
         if s.rule == finding.rule_id and fnmatch.fnmatchcase(finding.resource, s.resource):
             if s.expires is None or s.expires >= today:
@@ -329,7 +329,7 @@ def run(
                 remediation=rule.meta.remediation.strip(),
                 fingerprint=fingerprint(rule_id, item.resource, item.slot, identity),
             )
-            suppression = _suppression_for(finding, list(suppressions), today)
+            suppression = _suppression_for(finding, suppressions, today)
             inline = ignores.get((rule_id, str(item.evidence.get("file")), item.evidence.get("line")))
             if suppression or inline is not None:
                 finding.suppressed = True

@@ -24,13 +24,17 @@ def _lb_resource(ctx: Context, lb: LoadBalancer) -> str:
     return f"load_balancer:{ctx.keys.load_balancer[lb.arn]}"
 
 
-def _attribute(ctx: Context, lb: LoadBalancer, name: str, default: str, message: str,
-               fires: Any) -> Iterator[Problem]:
-    # moto and AWS omit attributes that were never set: a missing key is AWS's default.
-    value = lb.attributes.get(name, default)
-    if fires(value):
-        yield Problem(_lb_resource(ctx, lb), message.format(lb=ctx.keys.load_balancer[lb.arn], value=value),
-                      evidence={"attribute": name, "value": value, "scheme": lb.scheme}, identity=("attribute",))
+def _attribute(ctx: Context, name: str, default: str, message: str, fires: Any,
+               internet_facing_only: bool = False) -> Iterator[Problem]:
+    """One finding per load balancer whose attribute ``name`` makes ``fires`` true."""
+    for lb in ctx.snapshot.resources.load_balancers:
+        if internet_facing_only and lb.scheme != "internet-facing":
+            continue
+        # moto and AWS omit attributes that were never set: a missing key is AWS's default.
+        value = lb.attributes.get(name, default)
+        if fires(value):
+            yield Problem(_lb_resource(ctx, lb), message.format(lb=ctx.keys.load_balancer[lb.arn], value=value),
+                          evidence={"attribute": name, "value": value, "scheme": lb.scheme}, identity=("attribute",))
 
 
 def http_not_redirected(ctx: Context) -> Iterator[Problem]:
@@ -60,36 +64,33 @@ def weak_tls_policy(ctx: Context) -> Iterator[Problem]:
                           evidence={"ssl_policy": listener.ssl_policy}, identity=("ssl_policy",))
 
 
+def _off(value: str) -> bool:
+    return value.lower() != "true"
+
+
 def deletion_protection_off(ctx: Context) -> Iterator[Problem]:
     """A203: an internet-facing ALB can be deleted by one API call or a stray `terraform destroy`."""
-    for lb in ctx.snapshot.resources.load_balancers:
-        if lb.scheme == "internet-facing":
-            yield from _attribute(ctx, lb, "deletion_protection.enabled", "false",
-                                  "Load balancer {lb} is internet-facing with deletion protection off.",
-                                  lambda v: v.lower() != "true")
+    yield from _attribute(ctx, "deletion_protection.enabled", "false",
+                          "Load balancer {lb} is internet-facing with deletion protection off.", _off,
+                          internet_facing_only=True)
 
 
 def access_logs_off(ctx: Context) -> Iterator[Problem]:
     """A204: no access logs, so the 502/503/504 of an incident leave no trace."""
-    for lb in ctx.snapshot.resources.load_balancers:
-        yield from _attribute(ctx, lb, "access_logs.s3.enabled", "false",
-                              "Load balancer {lb} keeps no access logs.", lambda v: v.lower() != "true")
+    yield from _attribute(ctx, "access_logs.s3.enabled", "false", "Load balancer {lb} keeps no access logs.", _off)
 
 
 def invalid_headers_kept(ctx: Context) -> Iterator[Problem]:
     """A205: headers with invalid names reach the targets (request smuggling material)."""
-    for lb in ctx.snapshot.resources.load_balancers:
-        yield from _attribute(ctx, lb, "routing.http.drop_invalid_header_fields.enabled", "false",
-                              "Load balancer {lb} forwards HTTP headers with invalid names to its targets.",
-                              lambda v: v.lower() != "true")
+    yield from _attribute(ctx, "routing.http.drop_invalid_header_fields.enabled", "false",
+                          "Load balancer {lb} forwards HTTP headers with invalid names to its targets.", _off)
 
 
 def desync_mitigation_monitor(ctx: Context) -> Iterator[Problem]:
     """A206: desync mitigation only monitors, so ambiguous requests reach the targets."""
-    for lb in ctx.snapshot.resources.load_balancers:
-        yield from _attribute(ctx, lb, "routing.http.desync_mitigation_mode", "defensive",
-                              "Load balancer {lb} has desync mitigation mode {value}: requests that may smuggle "
-                              "another request reach the targets.", lambda v: v.lower() == "monitor")
+    yield from _attribute(ctx, "routing.http.desync_mitigation_mode", "defensive",
+                          "Load balancer {lb} has desync mitigation mode {value}: requests that may smuggle "
+                          "another request reach the targets.", lambda v: v.lower() == "monitor")
 
 
 def _values(condition: dict[str, Any]) -> list[str]:
