@@ -187,9 +187,10 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
         try:
             value = read(host, facts, options)
         except AuditError as exc:
-            result.uncollected[layer] = str(exc)
+            message = options.redactor.text(str(exc))  # the same scrubbed text in both places
+            result.uncollected[layer] = message
             status.errors.append(SourceError(source=source, operation=layer, code=type(exc).__name__,
-                                             message=options.redactor.text(str(exc))))
+                                             message=message))
             continue
         if layer == "nginx":
             result.nginx = value
