@@ -71,7 +71,6 @@ class _Normalizer:
     def __init__(self, snapshot: Snapshot, tokens: list[str]) -> None:
         self.keys = Keys(snapshot, tokens)
         self.topology = Topology(snapshot, self.keys)
-        self.tokens = tokens
         self.references = {
             **self.keys.load_balancer,
             **self.keys.target_group,

@@ -32,8 +32,7 @@ class Keys:
     """Role keys for every resource of one snapshot, computed once and looked up by id or ARN."""
 
     def __init__(self, snapshot: Snapshot, tokens: Iterable[str]) -> None:
-        self.tokens = list(tokens)
-        self._lowered = frozenset(t.lower() for t in self.tokens)
+        self._lowered = frozenset(t.lower() for t in tokens)
         res = snapshot.resources
         self.load_balancer = {lb.arn: self._named(lb.tags, lb.name) for lb in res.load_balancers}
         self.target_group = {tg.arn: self._named(tg.tags, tg.name) for tg in res.target_groups}
