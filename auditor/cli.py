@@ -179,22 +179,23 @@ def load_environment(targets: list[str], options: Options) -> list[Snapshot]:
 
 
 def run_checks(snapshots: list[Snapshot], options: Options) -> list[Result]:
+    from auditor import catalog as catalog_module
     from auditor import engine
 
     today = dt.date.today()
-    catalog = engine.configured_catalog(options.config)
+    catalog = catalog_module.configured_catalog(options.config)
     return [engine.run_configured(s, options.config, options.tokens(s.environment), today, catalog)
             for s in snapshots]
 
 
 def exit_code(results: list[Result], fail_on: str) -> int:
-    from auditor.engine import severity_rank
+    """1 for a finding at or above --fail-on, else 0; a check that raised makes any answer 2."""
+    from auditor.findings import failing
 
-    if fail_on == "never":
-        return 0
-    threshold = severity_rank(fail_on)
-    failing = [f for r in results for f in r.findings if not f.suppressed and severity_rank(f.severity) <= threshold]
-    return 1 if failing else 0
+    errors = [s for r in results for s in r.internal_errors]
+    if errors:
+        raise AuditError(f"{errors[0].reason} (the other rules ran; see the report)")
+    return 1 if failing(results, fail_on) else 0
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -283,10 +284,10 @@ def gate_command(environment: str, slot: str | None, against: str | None, **valu
                                     options.tokens(reference.environment), config.diff if config else None)
     verdict = gate.evaluate(result, slot, options.fail_on, drift)
     options.emit(options.renderer.render_gate(result, verdict))
-    if verdict.missing:
+    if verdict.outcome == "unknown":
         first = verdict.missing[0]
-        raise GateDataMissing(f"gate {result.environment}: cannot decide {first.rule_id}: {first.reason}")
-    sys.exit(0 if verdict.passed else 1)
+        raise GateDataMissing(f"gate {result.environment}: unknown: cannot decide {first.rule_id}: {first.reason}")
+    sys.exit(0 if verdict.outcome == "pass" else 1)
 
 
 @cli.command(name="snapshot")
@@ -346,10 +347,10 @@ def merge(shards: tuple[str, ...], **values: Any) -> None:
 @common_options
 def rules(**values: Any) -> None:
     """List the rule catalog."""
-    from auditor import engine
+    from auditor import catalog as catalog_module
 
     options = Options(**values)
-    catalog = engine.configured_catalog(options.config)
+    catalog = catalog_module.configured_catalog(options.config)
     if options.format == "json":
         options.emit(json.dumps([r.meta.model_dump(exclude={"check", "condition", "needs"}) for r in catalog.values()],
                                 indent=2) + "\n")
@@ -363,10 +364,10 @@ def rules(**values: Any) -> None:
 @common_options
 def explain(rule_id: str, **values: Any) -> None:
     """Show one rule: why it matters, how to fix it, references."""
-    from auditor import engine
+    from auditor import catalog as catalog_module
 
     options = Options(**values)
-    rule = engine.configured_catalog(options.config).get(rule_id.upper())
+    rule = catalog_module.configured_catalog(options.config).get(rule_id.upper())
     if rule is None:
         raise AuditError(f"unknown rule id {rule_id!r} (see `audit rules`)")
     meta = rule.meta

@@ -168,6 +168,7 @@ class Suppression(Strict):
 
 class Config(Strict):
     base_dir: Path = Field(default=Path("."), exclude=True)  # set by load(): relative paths start here
+    source: str = Field(default="audit.yaml", exclude=True)  # the file, for errors found after loading
     version: Literal[1]
     environments: dict[str, Environment] = Field(min_length=1)
     diff: DiffConfig = Field(default_factory=DiffConfig)
@@ -240,6 +241,7 @@ def parse(data: Any, source: str = "audit.yaml", base: Path | None = None) -> Co
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         raise ConfigError(f"{source}: {_key_path(first['loc'])}: {_describe(first)}{suffix}") from None
     config.base_dir = base or Path.cwd()
+    config.source = source
     _resolve_paths(config, config.base_dir)
     return config
 

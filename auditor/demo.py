@@ -4,7 +4,6 @@ the estate from fixtures/estates.py, then the three commands a team would run.""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import logging
 import os
 import socket
@@ -12,26 +11,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 
 import click
 
 from auditor import collect, config, diff, engine, gate, snapshot
 from auditor.errors import AuditError
+from auditor.fixtures import estates
 from auditor.report.text import Text
-
-ESTATES = Path(__file__).resolve().parent.parent / "fixtures" / "estates.py"
-
-
-def _estates() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("auditor_demo_estates", ESTATES)
-    if spec is None or spec.loader is None or not ESTATES.is_file():
-        raise AuditError(f"{ESTATES}: the demo estate builder is missing (run audit demo from a checkout)")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -63,7 +49,7 @@ def run(keep: str | None, colour: bool) -> None:
 def _run(root: Path, endpoint: str, colour: bool, started: float, kept: bool) -> None:
     text = Text(colour)
     say = click.echo
-    config_path = _estates().build_incident(root, endpoint)
+    config_path = estates.build_incident(root, endpoint)
     say(f"Built the incident's dev and prod on a local AWS endpoint ({endpoint}) in {root}")
     cfg = config.load(config_path)
     snapshots = {}

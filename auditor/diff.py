@@ -8,7 +8,6 @@ path shape of each environment is compared as the `paths` collection.
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,21 +16,12 @@ from pydantic import BaseModel
 
 from auditor.config import DiffConfig
 from auditor.keys import TRAILING_INDEX, Keys
-from auditor.snapshot import COLLECTIONS, Snapshot
+from auditor import fieldpath
+from auditor.snapshot import COLLECTIONS, RESOURCE_TYPES, Snapshot
 from auditor.topology import Topology
 
-SINGULAR = {
-    "load_balancers": "load_balancer",
-    "listeners": "listener",
-    "listener_rules": "listener_rule",
-    "target_groups": "target_group",
-    "target_health": "target_health",
-    "security_groups": "security_group",
-    "instances": "instance",
-    "ecs_services": "ecs_service",
-    "hosts": "host",
-    "paths": "path",
-}
+# The drift collections: the snapshot's, and the path shapes of each environment.
+SINGULAR = {**RESOURCE_TYPES, "paths": "path"}
 PLURAL = {v: k for k, v in SINGULAR.items()}
 
 # Fields that name a resource rather than describe it.
@@ -206,33 +196,11 @@ def _get(value: Any, path: tuple[str, ...]) -> Any:
     return value
 
 
-def path_string(segments: tuple[str, ...]) -> str:
-    out = ""
-    for seg in segments:
-        if "." in seg:
-            out += f'["{seg}"]'
-        else:
-            out += f".{seg}" if out else seg
-    return out
-
-
-# --- patterns in diff.expected / diff.ignore ----------------------------------------------------------
-
-_SEGMENT = re.compile(r'\["([^"]*)"\]|\[([^\]]*)\]|([^.\[]+)')
-
-
-def _pattern_segments(pattern: str) -> list[str]:
-    segments = []
-    for quoted, key, plain in _SEGMENT.findall(pattern):
-        segments.append(quoted if quoted else (f"[{key}]" if key or plain == "" else plain))
-    return segments
-
-
 def matches(pattern: str, item: DriftItem) -> bool:
     """Whether ``COLLECTION[KEY].PATH`` (``*`` within a segment, leading ``*.`` any prefix) names an item."""
     collection = PLURAL.get(item.resource_type, item.resource_type)
-    subject = [collection, f"[{item.key}]"] + (_pattern_segments(item.path) if item.path else [])
-    wanted = _pattern_segments(pattern)
+    subject = [collection, f"[{item.key}]"] + (fieldpath.segments(item.path) if item.path else [])
+    wanted = fieldpath.segments(pattern)
     if pattern.startswith("*.") and wanted and wanted[0] == "*":
         tail = wanted[1:]
         return len(tail) <= len(subject) and _segments_match(tail, subject[len(subject) - len(tail):])
@@ -278,7 +246,7 @@ def _compare(resource_type: str, a: dict[str, list[dict[str, Any]]], b: dict[str
                 if va != vb and whole not in reported:
                     reported.add(whole)
                     items.append(DriftItem(kind="changed", resource_type=resource_type, key=key,
-                                           path=path_string(whole), a=va, b=vb))
+                                           path=fieldpath.join(whole), a=va, b=vb))
     return items
 
 

@@ -1,8 +1,14 @@
-"""The rule engine: loads the catalog in rules/, runs each rule's check, applies configuration.
+"""The rule engine: runs each rule of the catalog on one snapshot and owns what every rule shares.
 
-A check is a plain function ``check(ctx) -> Iterable[Problem | Skip]`` in
-auditor/checks; the engine adds the rule's metadata, the fingerprint and the
-suppression state, so checks stay small and know nothing of output.
+A check is a plain function ``check(ctx) -> Iterable[Problem | Skip]`` in auditor/checks that
+says only what is wrong. The engine owns the rest:
+
+- coverage: a rule runs only on data that was collected. What its YAML `needs` (AWS operations,
+  host layers) was not asked for or failed to be read turns into `skipped`, for exactly the
+  environment or the hosts concerned, with the reason; a check never passes on a guess;
+- containment: a check that raises is that rule `skipped` ("internal error in RULE"), the others run;
+- one cause, one finding: problems with the same fingerprint are reported once;
+- metadata, severities as configured, suppressions, baselines' fingerprints, inline audit:ignore.
 """
 
 from __future__ import annotations
@@ -10,46 +16,35 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import hashlib
-import importlib
-import importlib.util
 import json
-import re
-import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
+from auditor.catalog import Rule, configured_catalog, options_for
 from auditor.config import Config, RulesConfig, Suppression
-from auditor.errors import ConfigError
+from auditor.findings import Finding, Result, SkipCause, Skipped, severity_rank
 from auditor.keys import Keys
 from auditor.snapshot import Snapshot
-from auditor.topology import Topology
-
-Severity = Literal["critical", "high", "medium", "low", "info"]
-SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
-RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML has it
-
-
-def severity_rank(severity: str) -> int:
-    """0 for critical … 4 for info; lower is worse."""
-    return SEVERITIES.index(severity)
+from auditor.topology import HostView, Topology
 
 
 @dataclass
 class Problem:
-    """What a check yields when it finds something; ``identity`` names the evidence fields that
-    identify the problem (for the fingerprint), so rewording a message never breaks a baseline."""
+    """What a check yields when it finds something; ``identity`` names the evidence fields (or
+    ``file``/``line``) that identify the problem, so rewording a message never breaks a baseline."""
 
     resource: str
     message: str
     slot: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     identity: tuple[str, ...] = ()
+    file: str | None = None
+    line: int | None = None
+
+    def identity_values(self) -> dict[str, Any]:
+        own = {"file": self.file, "line": self.line}
+        return {k: self.evidence[k] if k in self.evidence else own.get(k) for k in self.identity}
 
 
 @dataclass
@@ -63,203 +58,84 @@ class Skip:
 
 @dataclass
 class Context:
-    """What every check may read: the snapshot, its keys and topology, and the rule's options."""
+    """What a check may read: the snapshot, its keys and topology, the rule's options (declared
+    defaults filled in) and ``hosts``: the host descriptions that have every layer the rule needs."""
 
     snapshot: Snapshot
     keys: Keys
     topology: Topology
     options: dict[str, Any] = field(default_factory=dict)
-
-
-Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "matches", "exists", "missing"]
-
-
-class Condition(BaseModel):
-    """A team rule's single declarative condition over one resource type."""
-
-    model_config = ConfigDict(extra="forbid")
-    resource_type: str
-    key: str
-    op: Op
-    value: Any = None
-
-
-class RuleFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=r"^[A-Z][0-9]{3}$")
-    name: str = Field(pattern=r"^[a-z0-9-]+$")
-    severity: Severity
-    title: str
-    rationale: str
-    remediation: str
-    references: list[str] = Field(default_factory=list)
-    check: str | None = None  # MODULE.FUNCTION: auditor/checks, or a module beside a team's rule
-    condition: Condition | None = None
-    # AWS operations whose data the rule reads: if one failed in collection, the rule is skipped.
-    needs: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _one_check(self) -> RuleFile:
-        if (self.check is None) == (self.condition is None):
-            raise ValueError("give exactly one of check or condition")
-        return self
-
-
-@dataclass
-class Rule:
-    meta: RuleFile
-    run: Callable[[Context], Iterable[Problem | Skip]]
-
-    @property
-    def id(self) -> str:
-        return self.meta.id
-
-
-class Finding(BaseModel):
-    rule_id: str
-    rule: str
-    severity: Severity
-    environment: str
-    resource: str
-    slot: str | None = None
-    message: str
-    evidence: dict[str, Any] = Field(default_factory=dict)
-    remediation: str
-    fingerprint: str
-    suppressed: bool = False
-    suppression_reason: str | None = None
-
-
-class Skipped(BaseModel):
-    rule_id: str
-    reason: str
-    environment: str
-    resource: str | None = None
-    slot: str | None = None
-
-
-@dataclass
-class Result:
-    environment: str
-    findings: list[Finding]
-    skipped: list[Skipped]
-    notes: list[str]
-    topology: Topology
-    rules: dict[str, RuleFile] = field(default_factory=dict)  # what ran, severities as configured
-
-
-def _load_check(reference: str, source: Path, team: bool) -> Callable[[Context], Iterable[Problem | Skip]]:
-    module_name, _, function = reference.rpartition(".")
-    if not module_name:
-        raise ConfigError(f"{source}: check {reference!r} must be MODULE.FUNCTION")
-    try:
-        if team:  # a Python module beside the team's rule file
-            path = source.parent / f"{module_name}.py"
-            spec = importlib.util.spec_from_file_location(f"audit_team_rules.{source.parent.name}.{module_name}", path)
-            if spec is None or spec.loader is None or not path.is_file():
-                raise ConfigError(f"{source}: check {reference!r} needs {path}")
-            module = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
-            if spec.name not in sys.modules:
-                sys.modules[spec.name] = module
-                spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(f"auditor.checks.{module_name}")
-        return getattr(module, function)
-    except AttributeError:
-        raise ConfigError(f"{source}: check {reference!r}: no function {function} in {module_name}") from None
-    except ImportError:
-        raise ConfigError(f"{source}: check {reference!r} does not exist in auditor/checks") from None
-    except SyntaxError as exc:
-        raise ConfigError(f"{source}: check {reference!r}: {exc.filename}:{exc.lineno}: {exc.msg}") from None
-
-
-_SINGULAR_TO_COLLECTION = {
-    "load_balancer": "load_balancers", "listener": "listeners", "listener_rule": "listener_rules",
-    "target_group": "target_groups", "target_health": "target_health", "security_group": "security_groups",
-    "instance": "instances", "ecs_service": "ecs_services", "host": "hosts",
-}
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "in": lambda a, b: a in b,
-    "not_in": lambda a, b: a not in b, "matches": lambda a, b: re.search(str(b), str(a)) is not None,
-}
-
-
-def _field(resource: Any, key: str) -> tuple[bool, Any]:
-    """A dotted field of a resource (`health_check.interval_seconds`, `attributes["a.b"]`, `tags.Team`)."""
-    value: Any = resource.model_dump(mode="json")
-    for part in re.findall(r'\["([^"]*)"\]|([^.\[\]]+)', key):
-        name = part[0] or part[1]
-        if not isinstance(value, dict) or name not in value:
-            return False, None
-        value = value[name]
-    return True, value
-
-
-def _condition_check(condition: Condition, source: Path) -> Callable[[Context], Iterable[Problem | Skip]]:
-    collection = _SINGULAR_TO_COLLECTION.get(condition.resource_type)
-    if collection is None:
-        raise ConfigError(f"{source}: condition.resource_type: expected one of {', '.join(_SINGULAR_TO_COLLECTION)}")
-
-    def check(ctx: Context) -> Iterator[Problem]:
-        for resource in getattr(ctx.snapshot.resources, collection):
-            found, value = _field(resource, condition.key)
-            if condition.op == "exists":
-                holds = found
-            elif condition.op == "missing":
-                holds = not found
-            else:
-                try:
-                    holds = found and _OPS[condition.op](_number(value), _number(condition.value))
-                except TypeError:
-                    holds = False  # a value of another type does not meet the condition
-            if holds:
-                key = ctx.keys.of(collection, resource)
-                yield Problem(f"{condition.resource_type}:{key}",
-                              f"{condition.resource_type} {key}: {condition.key} is {value!r} "
-                              f"({condition.op} {condition.value!r}).",
-                              evidence={"key": condition.key, "value": value}, identity=("key",))
-
-    return check
-
-
-def _number(value: Any) -> Any:
-    """AWS gives attribute values as strings: "60" compares as 60."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def load_rule(path: Path, team: bool = False) -> Rule:
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
-        meta = RuleFile.model_validate(data)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read rule: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
-    if path.stem != meta.id:
-        raise ConfigError(f"{path}: file name must be the rule id {meta.id}")
-    if team and not re.fullmatch(r"X9[0-9]{2}", meta.id):
-        raise ConfigError(f"{path}: a team's own rule needs an id X900-X999, not {meta.id}")
-    if meta.condition is not None:
-        return Rule(meta, _condition_check(meta.condition, path))
-    return Rule(meta, _load_check(meta.check or "", path, team))
-
-
-def load_catalog(directory: Path = RULES_DIR, team: bool = False) -> dict[str, Rule]:
-    rules = [load_rule(p, team) for p in sorted(directory.glob("*.yaml"))]
-    return {r.id: r for r in rules}
+    hosts: list[HostView] = field(default_factory=list)
 
 
 def fingerprint(rule_id: str, resource: str, slot: str | None, identity: dict[str, Any]) -> str:
     blob = json.dumps([rule_id, resource, slot, identity], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --- coverage: what was collected ------------------------------------------------------------------
+
+
+@dataclass
+class Gap:
+    """Data a rule may need that the snapshot does not hold, and why."""
+
+    reason: str
+    cause: SkipCause
+
+
+class Coverage:
+    """What the snapshot holds, per AWS operation and per host layer."""
+
+    def __init__(self, snapshot: Snapshot, topology: Topology, keys: Keys) -> None:
+        self.aws = _aws_gap(snapshot)
+        self.failed = {e.operation: e for name, status in snapshot.sources.items() if name.startswith("aws")
+                       for e in status.errors if e.operation}
+        self.host_gaps: dict[int, dict[str, Gap]] = {}
+        for view in topology.host_views:
+            self.host_gaps[id(view)] = _host_gaps(view)
+        self.keys = keys
+
+    def aws_gap(self, needs: list[str]) -> Gap | None:
+        if not needs:
+            return None
+        if self.aws is not None:
+            return self.aws
+        lacking = [self.failed[op] for op in needs if op in self.failed]
+        if lacking:
+            error = lacking[0]
+            return Gap(f"{error.operation} failed during collection ({error.code or 'error'}): the data this rule "
+                       "reads is incomplete", "not_collected")
+        return None
+
+    def host_gap(self, view: HostView, layers: list[str]) -> Gap | None:
+        gaps = self.host_gaps[id(view)]
+        return next((gaps[layer] for layer in layers if layer in gaps), None)
+
+
+def _aws_gap(snapshot: Snapshot) -> Gap | None:
+    """Why the snapshot holds no AWS facts at all, or None when it holds them (or was written by hand,
+    with no sources: its facts are taken as given)."""
+    not_requested = [s for name, s in snapshot.sources.items() if name == "aws" and s.status == "not_requested"]
+    if not_requested:
+        return Gap(f"AWS not collected ({not_requested[0].reason or 'not requested'})", "not_requested")
+    if snapshot.sources and not any(name == "aws" or name.startswith("aws:") for name in snapshot.sources):
+        return Gap("AWS not collected (the snapshot holds host facts only)", "not_requested")
+    return None
+
+
+def _host_gaps(view: HostView) -> dict[str, Gap]:
+    host = view.host
+    gaps = {layer: Gap(f"host {view.name}: {layer} was not collected ({why})",
+                       "not_requested" if why.startswith("--offline") else "not_collected")
+            for layer, why in host.uncollected.items()}
+    # No nginx is a fact (the ALB or the proxy reaches containers directly); no docker is not.
+    if host.docker is None and "docker" not in gaps:
+        gaps["docker"] = Gap(f"host {view.name} has no docker description", "not_requested")
+    return gaps
+
+
+# --- running the rules -----------------------------------------------------------------------------
 
 
 def _suppression_for(finding: Finding, suppressions: Iterable[Suppression], today: dt.date) -> Suppression | None:
@@ -268,6 +144,62 @@ def _suppression_for(finding: Finding, suppressions: Iterable[Suppression], toda
             if s.expires is None or s.expires >= today:
                 return s
     return None
+
+
+class _Run:
+    """One snapshot's findings and skips as the rules add them."""
+
+    def __init__(self, snapshot: Snapshot, suppressions: list[Suppression], today: dt.date) -> None:
+        self.snapshot = snapshot
+        self.suppressions = suppressions
+        self.today = today
+        self.findings: list[Finding] = []
+        self.skipped: list[Skipped] = []
+        self._skip_keys: set[tuple[Any, ...]] = set()
+        # `# audit:ignore RULE reason` on the line before an nginx directive suppresses that rule there.
+        self.ignores = {(i.rule, i.file, i.line): i.reason for h in snapshot.resources.hosts if h.nginx
+                        for i in h.nginx.ignores}
+
+    def skip(self, rule_id: str, reason: str, cause: SkipCause, resource: str | None = None,
+             slot: str | None = None) -> None:
+        key = (rule_id, reason, resource, slot)
+        if key not in self._skip_keys:
+            self._skip_keys.add(key)
+            self.skipped.append(Skipped(rule_id=rule_id, reason=reason, environment=self.snapshot.environment,
+                                        resource=resource, slot=slot, cause=cause))
+
+    def rule(self, rule: Rule, ctx: Context, severity: str) -> None:
+        """Run one check; a check that raises is that rule skipped, never the whole run lost."""
+        fingerprints: set[str] = set()
+        found: list[Finding] = []
+        try:
+            for item in rule.run(ctx):
+                if isinstance(item, Skip):
+                    self.skip(rule.id, item.reason, "missing_data", item.resource, item.slot)
+                    continue
+                key = fingerprint(rule.id, item.resource, item.slot, item.identity_values())
+                if key in fingerprints:
+                    continue  # one cause, one finding
+                fingerprints.add(key)
+                found.append(self._finding(rule, item, severity, key))
+        except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others' results
+            self.skip(rule.id, f"internal error in {rule.id}: {type(exc).__name__}: {exc}", "internal_error")
+            return
+        self.findings.extend(found)
+
+    def _finding(self, rule: Rule, item: Problem, severity: str, key: str) -> Finding:
+        finding = Finding(
+            rule_id=rule.id, rule=rule.meta.name, severity=severity, environment=self.snapshot.environment,
+            resource=item.resource, slot=item.slot, message=item.message, evidence=item.evidence,
+            remediation=rule.meta.remediation.strip(), fingerprint=key, file=item.file or None,
+            line=item.line or None,
+        )
+        suppression = _suppression_for(finding, self.suppressions, self.today)
+        inline = self.ignores.get((rule.id, item.file, item.line)) if item.file else None
+        if suppression or inline is not None:
+            finding.suppressed = True
+            finding.suppression_reason = suppression.reason if suppression else f"audit:ignore {inline}".strip()
+        return finding
 
 
 def run(
@@ -283,8 +215,8 @@ def run(
     today = today or dt.date.min
     keys = Keys(snapshot, tokens)
     topology = Topology(snapshot, keys)
-    findings: list[Finding] = []
-    skipped: list[Skipped] = []
+    coverage = Coverage(snapshot, topology, keys)
+    state = _Run(snapshot, list(suppressions), today)
     notes = [
         f"suppression of {s.rule} on {s.resource} expired on {s.expires}; it no longer suppresses"
         for s in suppressions
@@ -293,67 +225,27 @@ def run(
     # A partial collection accepted with --allow-partial still says what is missing.
     notes += [f"{name} was not fully collected: {e.message or e.code}"
               for name, status in sorted(snapshot.sources.items()) for e in status.errors]
-    # `# audit:ignore RULE reason` on the line before an nginx directive suppresses that rule there.
-    ignores = {(i.rule, i.file, i.line): i.reason for h in snapshot.resources.hosts if h.nginx
-               for i in h.nginx.ignores}
-    failed = {e.operation: e for status in snapshot.sources.values() for e in status.errors if e.operation}
+    ran = {}
     for rule_id, rule in sorted(catalog.items()):
         if rule_id in rules_config.disable:
             continue
-        lacking = [failed[op] for op in rule.meta.needs if op in failed]
-        if lacking:
-            error = lacking[0]
-            skipped.append(Skipped(rule_id=rule_id, environment=snapshot.environment, reason=(
-                f"{error.operation} failed during collection ({error.code or 'error'}): the data this rule reads "
-                f"is incomplete")))
-            continue
-        ctx = Context(snapshot, keys, topology, rules_config.options.get(rule_id, {}))
         severity = rules_config.severity.get(rule_id, rule.meta.severity)
-        for item in rule.run(ctx):
-            if isinstance(item, Skip):
-                entry = Skipped(rule_id=rule_id, reason=item.reason, environment=snapshot.environment,
-                                resource=item.resource, slot=item.slot)
-                if entry not in skipped:
-                    skipped.append(entry)
-                continue
-            identity = {k: item.evidence.get(k) for k in item.identity}
-            finding = Finding(
-                rule_id=rule_id,
-                rule=rule.meta.name,
-                severity=severity,
-                environment=snapshot.environment,
-                resource=item.resource,
-                slot=item.slot,
-                message=item.message,
-                evidence=item.evidence,
-                remediation=rule.meta.remediation.strip(),
-                fingerprint=fingerprint(rule_id, item.resource, item.slot, identity),
-            )
-            suppression = _suppression_for(finding, suppressions, today)
-            inline = ignores.get((rule_id, str(item.evidence.get("file")), item.evidence.get("line")))
-            if suppression or inline is not None:
-                finding.suppressed = True
-                finding.suppression_reason = suppression.reason if suppression else f"audit:ignore {inline}".strip()
-            findings.append(finding)
-    findings.sort(key=lambda f: (severity_rank(f.severity), f.rule_id, f.resource, f.slot or ""))
-    ran = {rule_id: rule.meta.model_copy(update={"severity": rules_config.severity.get(rule_id, rule.meta.severity)})
-           for rule_id, rule in sorted(catalog.items()) if rule_id not in rules_config.disable}
-    return Result(snapshot.environment, findings, skipped, notes, topology, ran)
-
-
-def configured_catalog(config: Config | None) -> dict[str, Rule]:
-    """The built-in catalog plus a team's own rules from rules.paths."""
-    catalog = load_catalog()
-    if config:
-        for directory in config.rules.paths:
-            if not directory.is_dir():
-                raise ConfigError(f"rules.paths: {directory} is not a directory")
-            catalog.update(load_catalog(directory, team=True))
-        unknown = sorted((set(config.rules.disable) | set(config.rules.severity) | set(config.rules.options))
-                         - set(catalog))
-        if unknown:
-            raise ConfigError(f"rules: unknown rule id {unknown[0]} (see `audit rules`)")
-    return catalog
+        ran[rule_id] = rule.meta.info(severity)
+        gap = coverage.aws_gap(rule.meta.aws_needs)
+        if gap is not None:
+            state.skip(rule_id, gap.reason, gap.cause)
+            continue
+        hosts = []
+        for view in topology.host_views:
+            host_gap = coverage.host_gap(view, rule.meta.host_needs)
+            if host_gap is None:
+                hosts.append(view)
+            else:
+                state.skip(rule_id, host_gap.reason, host_gap.cause, f"host:{keys.host(view.host)}")
+        options = options_for(rule, rules_config.options.get(rule_id, {}))
+        state.rule(rule, Context(snapshot, keys, topology, options, hosts), severity)
+    findings = sorted(state.findings, key=lambda f: (severity_rank(f.severity), f.rule_id, f.resource, f.slot or ""))
+    return Result(snapshot.environment, findings, state.skipped, notes, topology, ran)
 
 
 def run_configured(snapshot: Snapshot, config: Config | None, tokens: list[str], today: dt.date,

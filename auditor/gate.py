@@ -1,9 +1,12 @@
 """The pre-deploy gate: would making this slot live lose traffic? It fails closed.
 
-Path findings (P1xx) for the slot, and those that belong to no slot, fail it;
+Path findings (P1xx) for the slot, and those that belong to no slot, fail it,
+and so does N500 (nginx refuses its config) on a host of the judged path;
 findings about other slots, P112 (the health of what is live now) and the
-hygiene rules are shown but do not. A path rule that could not decide for lack
-of data makes the answer unknown (exit 2), never a pass.
+hygiene rules are shown but do not. In this order: a gating finding is exit 1;
+else a gating rule that was skipped for the slot (data not collected, not
+asked for, or a check that raised) makes the answer unknown (exit 2), never a
+pass; else exit 0.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from auditor.diff import Drift, DriftItem
-from auditor.engine import Finding, Result, Skipped, severity_rank
+from auditor.findings import Finding, Result, Skipped, at_or_above
 from auditor.errors import AuditError
 
 # P112 reports the health of what is live now, not what the next deploy would break.
 NOT_GATING = {"P112"}
+# nginx refusing its config breaks every path through it, whatever the slot.
+GATING_BEYOND_PATHS = {"N500"}
 
 
 @dataclass
@@ -33,9 +38,10 @@ class Verdict:
 
     @property
     def outcome(self) -> str:
-        if self.missing:
-            return "unknown"
-        return "pass" if self.passed else "fail"
+        """fail (exit 1) before unknown (exit 2): a proven loss of traffic is the stronger answer."""
+        if self.failing or self.drift:
+            return "fail"
+        return "unknown" if self.missing else "pass"
 
 
 def gate_slots(result: Result, slot: str | None) -> list[str | None]:
@@ -55,18 +61,39 @@ def gate_slots(result: Result, slot: str | None) -> list[str | None]:
     return sorted(chosen) or [None]
 
 
-def _relevant(rule_id: str, item_slot: str | None, slots: list[str | None]) -> bool:
-    return rule_id.startswith("P") and rule_id not in NOT_GATING and (item_slot is None or item_slot in slots)
+def _gating_rule(rule_id: str) -> bool:
+    return (rule_id.startswith("P") and rule_id not in NOT_GATING) or rule_id in GATING_BEYOND_PATHS
+
+
+def _on_judged_path(result: Result, resource: str | None, slots: list[str | None]) -> bool:
+    """Whether a host-level item (N500) concerns the judged path: its host is on a path of a judged
+    slot, or no path is known at all (AWS not collected), so it may be."""
+    if not resource or not resource.startswith("host:"):
+        return True
+    paths = result.topology.slot_paths
+    if not paths:
+        return True
+    name = resource.removeprefix("host:")
+    return any(result.topology.keys.host(sp.host.host) == name for sp in paths
+               if sp.slot is None or sp.slot in slots)
+
+
+def _relevant(result: Result, rule_id: str, resource: str | None, item_slot: str | None,
+              slots: list[str | None]) -> bool:
+    if not _gating_rule(rule_id) or (item_slot is not None and item_slot not in slots):
+        return False
+    return rule_id not in GATING_BEYOND_PATHS or _on_judged_path(result, resource, slots)
 
 
 def evaluate(result: Result, slot: str | None, fail_on: str, drift: Drift | None = None) -> Verdict:
     slots = gate_slots(result, slot)
-    threshold = severity_rank(fail_on) if fail_on != "never" else -1
     failing, shown = [], []
     for finding in result.findings:
-        gating = (_relevant(finding.rule_id, finding.slot, slots) and not finding.suppressed
-                  and severity_rank(finding.severity) <= threshold)
+        gating = (_relevant(result, finding.rule_id, finding.resource, finding.slot, slots)
+                  and not finding.suppressed and at_or_above(finding.severity, fail_on))
         (failing if gating else shown).append(finding)
-    missing = [s for s in result.skipped if _relevant(s.rule_id, s.slot, slots)]
+    # A check that raised could have found anything: the answer is unknown, whichever rule it was.
+    missing = [s for s in result.skipped if s.cause == "internal_error"
+               or _relevant(result, s.rule_id, s.resource, s.slot, slots)]
     path_drift = [i for i in drift.unexpected if i.resource_type == "path"] if drift else []
     return Verdict(result.environment, slots, failing, shown, missing, path_drift)

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from auditor import __version__
-from auditor.config import App, Switch
 from auditor.errors import SnapshotError, read_text
 
 SCHEMA_VERSION = 1
@@ -117,6 +116,12 @@ class TargetGroup(Resource):
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     attributes: dict[str, Text] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def deregistration_delay(self) -> int:
+        """Seconds a deregistered target keeps draining (AWS's default 300 when the attribute is absent)."""
+        value = self.attributes.get("deregistration_delay.timeout_seconds", "300")
+        return int(float(value))
 
 
 class TargetHealth(Resource):
@@ -326,6 +331,21 @@ class Container(Model):
     line: int = 0
 
 
+class App(Model):
+    """What audit.yaml declares the app serves (the snapshot's own copy: it reads what it knows)."""
+
+    health_path: str | None = None
+    keepalive_timeout: float | None = None
+    port: int | None = None
+
+
+class Switch(Model):
+    """How the deploy switches slots, as audit.yaml declares it."""
+
+    kind: str
+    target_groups: dict[str, str] | None = None
+
+
 class DockerFacts(Model):
     containers: list[Container] = Field(default_factory=list)
     slots: dict[str, str] = Field(default_factory=dict)  # slot -> compose service
@@ -355,7 +375,9 @@ class SourceError(Model):
 
 
 class SourceStatus(Model):
-    status: Literal["ok", "partial", "error"] = "ok"
+    # not_requested: nobody asked for this source (--offline, no aws in audit.yaml): its rules skip.
+    status: Literal["ok", "partial", "error", "not_requested"] = "ok"
+    reason: str = ""  # why it was not requested
     errors: list[SourceError] = Field(default_factory=list)
     api_calls: dict[str, int] = Field(default_factory=dict)
 
@@ -385,6 +407,12 @@ class Snapshot(Model):
 
 
 COLLECTIONS = tuple(Resources.model_fields)
+# Each collection's resource type: the singular that findings and drift items name.
+RESOURCE_TYPES = {
+    "load_balancers": "load_balancer", "listeners": "listener", "listener_rules": "listener_rule",
+    "target_groups": "target_group", "target_health": "target_health", "security_groups": "security_group",
+    "instances": "instance", "ecs_services": "ecs_service", "hosts": "host",
+}
 
 # How each collection is sorted, and what identifies a resource when shards merge.
 IDENTITY = {
@@ -528,7 +556,7 @@ def merge(shards: list[Snapshot]) -> Snapshot:
         return shards[0]
     merged: dict[str, dict[tuple[str, ...], Any]] = {name: {} for name in COLLECTIONS}
     sources: dict[str, SourceStatus] = {}
-    rank = {"ok": 0, "partial": 1, "error": 2}
+    rank = {"not_requested": 0, "ok": 1, "partial": 2, "error": 3}
     for shard in shards:
         for name in COLLECTIONS:
             for item in getattr(shard.resources, name):

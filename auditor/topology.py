@@ -64,7 +64,8 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
-_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+# An nginx variable reference, `$name` or `${name}`: the one pattern every nginx question uses.
+NGINX_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _URL = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>\d+))?(?P<uri>/.*)?$")
 
 
@@ -207,7 +208,7 @@ class HostView:
         target = ProxyTarget(raw=proxy_pass)
         value = proxy_pass
         for _ in range(5):  # a variable may be set from another variable
-            names = _VARIABLE.findall(value)
+            names = NGINX_VARIABLE.findall(value)
             if not names:
                 break
             missing = [n for n in names if n not in self.variables]
@@ -215,7 +216,7 @@ class HostView:
                 target.unresolved = f"nginx variable ${missing[0]} in proxy_pass {proxy_pass} has no `set` value"
                 return target
             target.variables.extend(n for n in names if n not in target.variables)
-            value = _VARIABLE.sub(lambda m: self.variables[m.group(1)], value)
+            value = NGINX_VARIABLE.sub(lambda m: self.variables[m.group(1)], value)
         parsed = parse_url(value)
         if parsed is None:
             target.unresolved = f"proxy_pass {proxy_pass} is not an http(s) URL ({value})"
@@ -269,6 +270,15 @@ class HostView:
     def proxy_broken(self, target: ProxyTarget) -> list[Endpoint]:
         """Endpoints on this host that no container serves now, in any slot."""
         return [e for e in target.endpoints if self.serves_endpoint(e) == []]
+
+    @cached_property
+    def fronted_by_nginx(self) -> bool:
+        """Whether nginx on this host proxies to a slot (a fact of the host's own files: no AWS needed)."""
+        if not self.slots:
+            return False
+        return any(self.proxy_reaches(self.resolve(location.proxy_pass), slot)
+                   for servers in self.servers_by_port.values() for server, _ in servers
+                   for location in server.locations if location.proxy_pass for slot in self.slots)
 
     def servers_on(self, port: int) -> list[NginxServer]:
         """Servers that accept connections from the load balancer on a port (not loopback-only)."""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from auditor import engine, snapshot
+from auditor.catalog import builtin_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "fixtures" / "snapshots"
@@ -24,7 +25,7 @@ def estate(name: str) -> dict[str, Any]:
 
 def run(data: dict[str, Any], tokens: list[str] | None = None) -> engine.Result:
     snap = snapshot.from_data(data)
-    return engine.run(snap, tokens or [snap.environment], engine.load_catalog(), today=dt.date(2026, 11, 25))
+    return engine.run(snap, tokens or [snap.environment], builtin_catalog(), today=dt.date(2026, 11, 25))
 
 
 def fired(data: dict[str, Any], rule_id: str | None = None) -> list[tuple[str, str, str | None]]:

@@ -98,7 +98,7 @@ def test_check_json_follows_the_contract():
     assert data["tool"]["name"] == "auditor" and data["environments"] == ["dev"]
     finding = next(f for f in data["findings"] if f["severity"] == "high")
     assert set(finding) == {"rule_id", "rule", "severity", "environment", "resource", "slot", "message",
-                            "evidence", "remediation", "fingerprint", "suppressed"}
+                            "evidence", "remediation", "fingerprint", "suppressed", "file", "line"}
     assert (finding["rule_id"], finding["rule"], finding["resource"], finding["slot"]) == (
         "P104", "slot-port-divergence", "target_group:web-*-tg", "green")
     assert data["summary"] == {"critical": 0, "high": 1, "medium": 4, "low": 2, "info": 0}

@@ -13,14 +13,19 @@ DOCKER_SOCKET = ("/var/run/docker.sock", "/run/docker.sock")
 
 
 def _hosts(ctx: Context) -> Iterator[tuple[HostView, str]]:
-    for view in ctx.topology.host_views:
+    """Hosts whose containers were read (the engine has already skipped the others)."""
+    for view in ctx.hosts:
         if view.host.docker is not None:
             yield view, f"host:{ctx.keys.host(view.host)}"
 
 
-def _where(container: Container) -> dict[str, object]:
-    return {"container": container.name, "service": container.service, "file": container.file,
-            "line": container.line}
+def _named(container: Container) -> dict[str, object]:
+    return {"container": container.name, "service": container.service}
+
+
+def _at(container: Container) -> dict[str, object]:
+    """The compose file and line of a container, for a Problem's location."""
+    return {"file": container.file or None, "line": container.line or None}
 
 
 def slot_port_collision(ctx: Context) -> Iterator[Problem]:
@@ -52,8 +57,8 @@ def app_port_mismatch(ctx: Context) -> Iterator[Problem]:
                 yield Problem(resource, f"Container {container.name} on host {view.name} listens on PORT {port} but "
                               f"publishes container port{'s' if len(mapped) > 1 else ''} "
                               f"{', '.join(map(str, mapped))}: connections are refused.",
-                              evidence={**_where(container), "app_port": port, "mapped": mapped},
-                              identity=("container", "app_port"))
+                              evidence={**_named(container), "app_port": port, "mapped": mapped},
+                              identity=("container", "app_port"), **_at(container))
     for service in ctx.snapshot.resources.ecs_services:
         for container in service.task_definition.containers if service.task_definition else []:
             port = int(container.environment["PORT"]) if container.environment.get("PORT", "").isdigit() else None
@@ -74,9 +79,9 @@ def privileged_or_socket(ctx: Context) -> Iterator[Problem]:
             if container.privileged or socket:
                 what = "runs privileged" if container.privileged else f"mounts {socket[0]}"
                 yield Problem(resource, f"Container {container.name} on host {view.name} {what}: whoever controls "
-                              "it controls the host.", evidence={**_where(container), "privileged": container.privileged,
+                              "it controls the host.", evidence={**_named(container), "privileged": container.privileged,
                                                                  "docker_socket": bool(socket)},
-                              identity=("container",))
+                              identity=("container",), **_at(container))
 
 
 def _mutable(image: str) -> bool:
@@ -92,8 +97,8 @@ def mutable_image_tag(ctx: Context) -> Iterator[Problem]:
         for container in view.containers:
             if _mutable(container.image):
                 yield Problem(resource, f"Container {container.name} on host {view.name} runs {container.image}, "
-                              "a tag that moves.", evidence={**_where(container), "image": container.image},
-                              identity=("container", "image"))
+                              "a tag that moves.", evidence={**_named(container), "image": container.image},
+                              identity=("container", "image"), **_at(container))
     for service in ctx.snapshot.resources.ecs_services:
         for container in service.task_definition.containers if service.task_definition else []:
             if _mutable(container.image):
@@ -106,9 +111,9 @@ def mutable_image_tag(ctx: Context) -> Iterator[Problem]:
 def app_port_exposed_beside_proxy(ctx: Context) -> Iterator[Problem]:
     """D605: nginx fronts the slots, yet a slot publishes on every interface, where Docker's iptables
     rules let it bypass the host firewall."""
-    fronted = {id(sp.host): sp.host for sp in ctx.topology.slot_paths
-               if any(r.via == "nginx" and r.served for _, r in sp.traffic)}
-    for view in fronted.values():
+    for view in ctx.hosts:
+        if not view.fronted_by_nginx:
+            continue
         resource = f"host:{ctx.keys.host(view.host)}"
         for slot in sorted(view.slots):
             for container in view.slot_containers(slot):
@@ -117,4 +122,5 @@ def app_port_exposed_beside_proxy(ctx: Context) -> Iterator[Problem]:
                     yield Problem(resource, f"Slot {slot} ({container.name}) publishes "
                                   f"{', '.join(map(str, exposed))} on every interface of host {view.name} while nginx "
                                   "fronts it: bind it to 127.0.0.1.",
-                                  evidence={**_where(container), "ports": exposed}, identity=("container",))
+                                  evidence={**_named(container), "ports": exposed}, identity=("container",),
+                                  **_at(container))

@@ -11,11 +11,9 @@ import ipaddress
 import re
 from collections.abc import Iterator
 
-from auditor.engine import Context, Problem, Skip
+from auditor.engine import Context, Problem
 from auditor.snapshot import Location, NginxServer
-from auditor.topology import HostView, is_loopback, parse_url, where
-
-_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+from auditor.topology import NGINX_VARIABLE, HostView, is_loopback, parse_url, where
 # Variables nginx defines itself (ngx_http_core_module and friends), plus request-data prefixes.
 BUILTIN = {
     "host", "scheme", "request_uri", "uri", "document_uri", "args", "query_string", "is_args", "remote_addr",
@@ -33,7 +31,8 @@ FORWARDED = ("X-Forwarded-For", "X-Forwarded-Proto")
 
 
 def _nginx_hosts(ctx: Context) -> Iterator[tuple[HostView, str]]:
-    for view in ctx.topology.host_views:
+    """Hosts whose nginx was read (the engine has already skipped those where it was not)."""
+    for view in ctx.hosts:
         if view.host.nginx is not None:
             yield view, f"host:{ctx.keys.host(view.host)}"
 
@@ -48,43 +47,42 @@ def _line(location: Location, directive: str) -> int:
     return location.lines.get(directive, location.line)
 
 
-def proxy_variable_unset(ctx: Context) -> Iterator[Problem | Skip]:
+def proxy_variable_unset(ctx: Context) -> Iterator[Problem]:
     """N501: proxy_pass uses a variable that no set or map defines, so nginx sends the request nowhere."""
-    yield from _skips(ctx)
     for view, resource in _nginx_hosts(ctx):
         defined = {v.name for v in view.host.nginx.variables} | set(view.host.nginx.maps)
-        undefined: dict[str, list[str]] = {}
+        undefined: dict[str, list[dict[str, object]]] = {}
         for _, location in _locations(view):
-            for name in _VARIABLE.findall(location.proxy_pass or ""):
+            for name in NGINX_VARIABLE.findall(location.proxy_pass or ""):
                 if not (name in defined or name in BUILTIN or name.startswith(REQUEST_PREFIXES)):
                     places = undefined.setdefault(name, [])
-                    place = where(location.file, _line(location, "proxy_pass"))
+                    place = {"file": location.file, "line": _line(location, "proxy_pass")}
                     if place not in places:
                         places.append(place)
         for name, places in undefined.items():
-            file, _, line = places[0].rpartition(":")
-            yield Problem(resource, f"proxy_pass at {', '.join(places)} uses ${name}, which no set or map defines: "
+            listed = ", ".join(where(str(p["file"]), int(p["line"])) for p in places)
+            yield Problem(resource, f"proxy_pass at {listed} uses ${name}, which no set or map defines: "
                           "nginx answers 500 for every request there.",
-                          evidence={"file": file, "line": int(line), "variable": name, "locations": places},
-                          identity=("variable",))
+                          evidence={"variable": name, "locations": places}, identity=("variable",),
+                          file=str(places[0]["file"]), line=int(places[0]["line"]))
 
 
-def include_missing(ctx: Context) -> Iterator[Problem | Skip]:
+def include_missing(ctx: Context) -> Iterator[Problem]:
     """N502: an include names a file that does not exist: `nginx -t` fails, or the part is silently gone."""
-    yield from _skips(ctx)
     for view, resource in _nginx_hosts(ctx):
         for missing in view.host.nginx.missing_includes:
             yield Problem(resource, f"include {missing.pattern} at {where(missing.file, missing.line)} names no file.",
-                          evidence={"file": missing.file, "line": missing.line, "pattern": missing.pattern},
-                          identity=("pattern",))
+                          evidence={"pattern": missing.pattern}, identity=("pattern",), file=missing.file,
+                          line=missing.line)
 
 
-def forwarded_headers_missing(ctx: Context) -> Iterator[Problem | Skip]:
+def forwarded_headers_missing(ctx: Context) -> Iterator[Problem]:
     """N503: a proxying location behind the ALB does not pass X-Forwarded-For/Proto: the app sees nginx's
     address and `http`, so it logs the wrong client and builds http:// redirects."""
-    yield from _skips(ctx)
-    seen = set()
+    judged = {id(view.host) for view in ctx.hosts}
     for sp in ctx.topology.slot_paths:
+        if id(sp.host.host) not in judged:
+            continue
         for target, reach in sp.traffic:
             if reach.via != "nginx":
                 continue
@@ -92,23 +90,20 @@ def forwarded_headers_missing(ctx: Context) -> Iterator[Problem | Skip]:
             resource = f"host:{ctx.keys.host(sp.host.host)}"
             for server in sp.host.servers_on(port):
                 for location in server.locations:
-                    key = (resource, location.file, location.line)
-                    if not location.proxy_pass or key in seen:
+                    if not location.proxy_pass:
                         continue
-                    seen.add(key)
                     names = {h.lower() for h in location.headers}
                     missing = [h for h in FORWARDED if h.lower() not in names]
                     if missing:
                         yield Problem(resource,
                                       f"Location {location.path} at {where(location.file, location.line)} proxies "
                                       f"without {' and '.join(missing)}.",
-                                      evidence={"file": location.file, "line": location.line, "missing": missing},
-                                      identity=("file", "line"))
+                                      evidence={"missing": missing}, identity=("file", "line"),
+                                      file=location.file, line=location.line)
 
 
-def server_tokens_on(ctx: Context) -> Iterator[Problem | Skip]:
+def server_tokens_on(ctx: Context) -> Iterator[Problem]:
     """N504: nginx names its version in every error page and Server header."""
-    yield from _skips(ctx)
     for view, resource in _nginx_hosts(ctx):
         for server in view.host.nginx.servers:
             if (server.server_tokens or "on") == "off":
@@ -117,29 +112,27 @@ def server_tokens_on(ctx: Context) -> Iterator[Problem | Skip]:
             line = server.lines.get("server_tokens", server.line)
             yield Problem(resource, f"The server at {where(server.file, server.line)} sends nginx's version "
                           f"(server_tokens {server.server_tokens or 'on, the default'}).",
-                          evidence={"file": file, "line": line, "server_tokens": server.server_tokens or "on"},
-                          identity=("file", "line"))
+                          evidence={"server_tokens": server.server_tokens or "on"}, identity=("file", "line"),
+                          file=file, line=line)
 
 
-def ssrf_proxy_pass(ctx: Context) -> Iterator[Problem | Skip]:
+def ssrf_proxy_pass(ctx: Context) -> Iterator[Problem]:
     """N505: the host nginx connects to comes from the request: anyone can make it reach internal services."""
-    yield from _skips(ctx)
     for view, resource in _nginx_hosts(ctx):
         values = {v.name: v.value for v in view.host.nginx.variables}
         for _, location in _locations(view):
             target = location.proxy_pass or ""
-            expanded = _VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), target)
+            expanded = NGINX_VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), target)
             host_part = _URL_HOST.match(expanded).group(1)
             if ATTACKER_CONTROLLED.search(host_part):
                 line = _line(location, "proxy_pass")
                 yield Problem(resource, f"proxy_pass {target} at {where(location.file, line)} takes its host from "
-                              "the request.", evidence={"file": location.file, "line": line, "proxy_pass": target},
-                              identity=("file", "line"))
+                              "the request.", evidence={"proxy_pass": target}, identity=("file", "line"),
+                              file=location.file, line=line)
 
 
-def add_header_redefined(ctx: Context) -> Iterator[Problem | Skip]:
+def add_header_redefined(ctx: Context) -> Iterator[Problem]:
     """N506: an add_header in a location drops every add_header of the server and http levels."""
-    yield from _skips(ctx)
     for view, resource in _nginx_hosts(ctx):
         for server, location in _locations(view):
             dropped = [h for h in server.add_headers if h.lower() not in {a.lower() for a in location.add_headers}]
@@ -147,13 +140,12 @@ def add_header_redefined(ctx: Context) -> Iterator[Problem | Skip]:
                 line = _line(location, "add_header")
                 yield Problem(resource, f"add_header in location {location.path} at {where(location.file, line)} "
                               f"drops {', '.join(dropped)} set above it.",
-                              evidence={"file": location.file, "line": line, "dropped": dropped},
-                              identity=("file", "line"))
+                              evidence={"dropped": dropped}, identity=("file", "line"), file=location.file,
+                              line=line)
 
 
-def alias_traversal(ctx: Context) -> Iterator[Problem | Skip]:
+def alias_traversal(ctx: Context) -> Iterator[Problem]:
     """N507: `location /x { alias /y/; }` serves /x../ as /y/../: files outside the alias."""
-    yield from _skips(ctx)
     for view, resource in _nginx_hosts(ctx):
         for _, location in _locations(view):
             if (location.alias and location.alias.endswith("/") and location.modifier in ("", "^~")
@@ -161,8 +153,8 @@ def alias_traversal(ctx: Context) -> Iterator[Problem | Skip]:
                 line = _line(location, "alias")
                 yield Problem(resource, f"location {location.path} at {where(location.file, location.line)} has "
                               f"alias {location.alias}: {location.path}../ reaches the parent directory.",
-                              evidence={"file": location.file, "line": line, "location": location.path,
-                                        "alias": location.alias}, identity=("file", "line"))
+                              evidence={"location": location.path, "alias": location.alias},
+                              identity=("file", "line"), file=location.file, line=line)
 
 
 def _is_name(host: str) -> bool:
@@ -173,9 +165,8 @@ def _is_name(host: str) -> bool:
         return not is_loopback(host)
 
 
-def upstream_resolved_once(ctx: Context) -> Iterator[Problem | Skip]:
+def upstream_resolved_once(ctx: Context) -> Iterator[Problem]:
     """N508: proxy_pass to a host name without a variable: resolved once at start, stale after a redeploy."""
-    yield from _skips(ctx)
     for view, resource in _nginx_hosts(ctx):
         upstreams = {u.name for u in view.host.nginx.upstreams}
         for _, location in _locations(view):
@@ -185,13 +176,5 @@ def upstream_resolved_once(ctx: Context) -> Iterator[Problem | Skip]:
                 line = _line(location, "proxy_pass")
                 yield Problem(resource, f"proxy_pass {target} at {where(location.file, line)} names host {parsed[0]}, "
                               "which nginx resolves once at start and keeps after the container's address changes.",
-                              evidence={"file": location.file, "line": line, "host": parsed[0]},
-                              identity=("file", "line"))
-
-
-def _skips(ctx: Context) -> Iterator[Skip]:
-    """Every nginx rule lacks its data on a host whose nginx could not be read."""
-    for view in ctx.topology.host_views:
-        if view.host.nginx is None and "nginx" in view.host.uncollected:
-            yield Skip(f"host {view.name}: nginx was not collected ({view.host.uncollected['nginx']})",
-                       f"host:{ctx.keys.host(view.host)}")
+                              evidence={"host": parsed[0]}, identity=("file", "line"), file=location.file,
+                              line=line)

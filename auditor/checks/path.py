@@ -198,17 +198,17 @@ def health_check_path_unrouted(ctx: Context) -> Iterator[Problem | Skip]:
                 server = view.default_server(nginx_port)
                 route = view.route(server, hc.path) if server else None
                 if route is None or route.location is None:
-                    evidence["server"] = where(server.file, server.line) if server else ""
+                    evidence["server"] = {"file": server.file, "line": server.line} if server else None
                     problems.append(Problem(
                         f"target_group:{tg}",
                         f"Target group {tg} health-checks {hc.path} on port {port}, but the nginx server that "
-                        f"answers it ({evidence['server']}) has no location matching {hc.path}: "
+                        f"answers it ({where(server.file, server.line) if server else 'none'}) has no location matching {hc.path}: "
                         "nginx answers 404 and the target goes unhealthy.",
                         evidence=evidence, identity=("host", "health_check_port", "health_check_path"),
                     ))
                     continue
                 app_path = route.app_path
-                evidence["location"] = where(route.location.file, route.location.line)
+                evidence["location"] = {"file": route.location.file, "line": route.location.line}
             else:
                 app_path = hc.path
             if app_path is not None and declared and app_path.split("?")[0] != declared:
@@ -227,7 +227,7 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
 
     Locations that share a cause (one `set` variable, one upstream) are one finding.
     """
-    for view in ctx.topology.host_views:
+    for view in ctx.hosts:
         nginx = view.host.nginx
         if nginx is None:
             continue
@@ -253,7 +253,7 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
             else:
                 cause = location.proxy_pass or ""
             if cause in by_cause:
-                by_cause[cause].evidence["locations"].append(where(location.file, location.line) or location.path)
+                by_cause[cause].evidence["locations"].append({"file": location.file, "line": location.line})
                 continue
             slots = {s: view.published(s) for s in sorted(view.slots)}
             serving = "; ".join(f"{s} publishes {_ports(p)}" for s, p in slots.items())
@@ -264,11 +264,10 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
                          + f" at {where(location.file, location.line)}, but no container serves "
                          + ", ".join(str(e) for e in broken) + (f" ({serving})" if serving else "")
                          + ": requests get 502."),
-                evidence={"file": location.file, "line": location.line, "location": location.path,
-                          "proxy_pass": location.proxy_pass, "cause": cause, "unserved": [str(e) for e in broken],
-                          "locations": [where(location.file, location.line) or location.path],
-                          "slot_publishes": slots},
-                identity=("cause", "unserved"),
+                evidence={"location": location.path, "proxy_pass": location.proxy_pass, "cause": cause,
+                          "unserved": [str(e) for e in broken],
+                          "locations": [{"file": location.file, "line": location.line}], "slot_publishes": slots},
+                identity=("cause", "unserved"), file=location.file, line=location.line,
             )
         yield from by_cause.values()
 
@@ -419,9 +418,9 @@ def loopback_published_port_targeted(ctx: Context) -> Iterator[Problem]:
                     message=(f"Target group {tg} sends traffic to port {target.port} on host {sp.host.name}, but "
                              f"{reach.detail}: the ALB's connections are refused."),
                     evidence={"host": sp.host.name, "instances": [sp.instance_id], "port": target.port,
-                              "container": reach.container.name, "file": reach.container.file,
-                              "line": reach.container.line},
-                    identity=("host", "port", "container"),
+                              "container": reach.container.name},
+                    identity=("host", "port", "container"), file=reach.container.file or None,
+                    line=reach.container.line or None,
                 ))
     yield from _merge(problems)
 

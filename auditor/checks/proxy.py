@@ -20,7 +20,6 @@ def forwarded_proto_overwritten(ctx: Context) -> Iterator[Problem]:
     """P115: TLS ends at the ALB, the TG is HTTP, and nginx reports `http` (X-Forwarded-Proto $scheme)
     or redirects every request to https (a loop, and the health check sees 301)."""
     tls = _tls_at_alb(ctx)
-    seen = set()
     for sp in ctx.topology.slot_paths:
         for target, reach in sp.traffic:
             tg = target.target_group
@@ -40,23 +39,18 @@ def forwarded_proto_overwritten(ctx: Context) -> Iterator[Problem]:
                         and (location.return_text or "").startswith("https://"):
                     causes.append((f"redirects location / to {location.return_text}", location.file, location.line))
             for cause, file, line in causes:
-                key = (tg.arn, file, line)
-                if key in seen:
-                    continue
-                seen.add(key)
                 name = ctx.topology.tg_key(tg)
                 yield Problem(f"target_group:{name}",
                               f"TLS ends at the load balancer and {name} speaks HTTP, but nginx on host "
                               f"{sp.host.name} {cause} ({where(file, line)}): the app sees http and redirects in a "
                               "loop. Pass the ALB's value: proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto.",
-                              evidence={"host": sp.host.name, "file": file, "line": line, "cause": cause},
-                              identity=("host", "file", "line"))
+                              evidence={"host": sp.host.name, "cause": cause},
+                              identity=("host", "file", "line"), file=file, line=line)
 
 
 def health_check_answered_by_proxy(ctx: Context) -> Iterator[Problem]:
     """P116: the health-check path is answered by nginx itself (return or a static file) while nginx
     proxies the rest to the app: a dead app stays healthy."""
-    seen = set()
     for sp in ctx.topology.slot_paths:
         for target, reach in sp.traffic:
             hc = target.target_group.health_check
@@ -70,15 +64,11 @@ def health_check_answered_by_proxy(ctx: Context) -> Iterator[Problem]:
             location = route.location
             if location is None or location.proxy_pass or location.grpc_pass:
                 continue
-            key = (target.target_group.arn, location.file, location.line)
-            if key in seen:
-                continue
-            seen.add(key)
             how = f"return {location.return_code}" if location.return_code else "a static file"
             name = ctx.topology.tg_key(target.target_group)
             yield Problem(f"target_group:{name}",
                           f"Target group {name} health-checks {hc.path}, which nginx on host {sp.host.name} answers "
                           f"with {how} (location {location.path}, {where(location.file, location.line)}) instead of "
                           "asking the app: a dead app stays healthy.",
-                          evidence={"host": sp.host.name, "file": location.file, "line": location.line,
-                                    "health_check_path": hc.path}, identity=("host", "file", "line"))
+                          evidence={"host": sp.host.name, "health_check_path": hc.path},
+                          identity=("host", "file", "line"), file=location.file, line=location.line)

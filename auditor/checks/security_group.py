@@ -8,8 +8,6 @@ from auditor.engine import Context, Problem
 from auditor.snapshot import SecurityGroup, SgRule
 
 WORLD = {"0.0.0.0/0", "::/0"}
-# SSH, RDP, the Docker API, databases, caches and search: never for the whole internet.
-ADMIN_PORTS = [22, 3389, 2375, 2376, 3306, 5432, 1433, 1521, 6379, 11211, 27017, 9200, 9300, 5601, 2379, 10250]
 
 
 def _open_to_world(sg: SecurityGroup) -> Iterator[tuple[SgRule, str]]:
@@ -27,7 +25,7 @@ def _ports(rule: SgRule) -> str:
 
 def admin_port_open_to_world(ctx: Context) -> Iterator[Problem]:
     """S401: an admin or database port (rules.options.S401.ports) open to 0.0.0.0/0 or ::/0."""
-    ports = [int(p) for p in ctx.options.get("ports", ADMIN_PORTS)]
+    ports = ctx.options["ports"]  # declared in rules/S401.yaml
     for sg in ctx.snapshot.resources.security_groups:
         key = ctx.keys.security_group[sg.id]
         for rule, source in _open_to_world(sg):
@@ -44,18 +42,16 @@ def admin_port_open_to_world(ctx: Context) -> Iterator[Problem]:
 
 def target_port_open_to_world(ctx: Context) -> Iterator[Problem]:
     """S402: the targets' own security group opens the app port to the internet, bypassing the ALB."""
-    seen = set()
     for targets in ctx.topology.targets.values():
         for target in targets:
             if target.instance is None:
                 continue
             for sg_id in target.instance.security_groups:
                 sg = ctx.topology.security_groups.get(sg_id)
-                if sg is None or (sg_id, target.port) in seen:
+                if sg is None:
                     continue
                 for rule, source in _open_to_world(sg):
                     if rule.protocol != "-1" and rule.covers_port(target.port):
-                        seen.add((sg_id, target.port))
                         key = ctx.keys.security_group[sg_id]
                         yield Problem(f"security_group:{key}",
                                       f"Security group {key} of the targets opens port {target.port} to {source}: "

@@ -6,10 +6,8 @@ from collections.abc import Iterator
 
 from auditor.engine import Context, Problem
 from auditor.snapshot import Listen, TargetGroup
-from auditor.topology import SlotPath
+from auditor.topology import SlotPath, where
 
-DEFAULT_DRAIN_BUDGET = 300
-DEFAULT_DEREGISTRATION_DELAY = 300
 
 
 def _resource(ctx: Context, tg: TargetGroup) -> str:
@@ -77,9 +75,9 @@ def target_group_unused(ctx: Context) -> Iterator[Problem]:
 
 def deregistration_delay_blocks_deploy(ctx: Context) -> Iterator[Problem]:
     """T306: the deregistration delay is longer than the deploy's drain budget (rules.options.T306.drain_budget)."""
-    budget = int(ctx.options.get("drain_budget", DEFAULT_DRAIN_BUDGET))
+    budget = ctx.options["drain_budget"]  # declared in rules/T306.yaml
     for tg in ctx.snapshot.resources.target_groups:
-        delay = int(tg.attributes.get("deregistration_delay.timeout_seconds", DEFAULT_DEREGISTRATION_DELAY))
+        delay = tg.deregistration_delay
         if delay > budget:
             key = ctx.topology.tg_key(tg)
             yield Problem(_resource(ctx, tg),
@@ -100,13 +98,11 @@ def _nginx_listens(sp: SlotPath) -> Iterator[tuple[TargetGroup, int, list[Listen
 
 def protocol_mismatch(ctx: Context) -> Iterator[Problem]:
     """T305: the TG speaks HTTPS to a plain-HTTP nginx listen, or HTTP to a TLS one."""
-    seen = set()
     for sp in ctx.topology.slot_paths:
         for tg, port, listens, _ in _nginx_listens(sp):
             tls = any(listen.ssl for listen in listens)
-            if (tg.protocol == "HTTPS") == tls or (tg.arn, port) in seen:
+            if (tg.protocol == "HTTPS") == tls:
                 continue
-            seen.add((tg.arn, port))
             served = "TLS" if tls else "plain HTTP"
             yield Problem(_resource(ctx, tg),
                           f"Target group {ctx.topology.tg_key(tg)} speaks {tg.protocol} to port {port} on host "
@@ -117,18 +113,16 @@ def protocol_mismatch(ctx: Context) -> Iterator[Problem]:
 
 def protocol_version_mismatch(ctx: Context) -> Iterator[Problem]:
     """T307: an HTTP2/GRPC target group in front of nginx without http2, or gRPC through proxy_pass."""
-    seen = set()
     for sp in ctx.topology.slot_paths:
         for tg, port, listens, servers in _nginx_listens(sp):
-            if tg.protocol_version not in ("HTTP2", "GRPC") or (tg.arn, port) in seen:
+            if tg.protocol_version not in ("HTTP2", "GRPC"):
                 continue
-            seen.add((tg.arn, port))
             problems = []
             if not any(listen.http2 for listen in listens):
                 problems.append(f"nginx on {port} has no http2 listen")
             proxied = [loc for server in servers for loc in server.locations if loc.proxy_pass]
             if tg.protocol_version == "GRPC" and proxied:
-                problems.append(f"it forwards with proxy_pass, not grpc_pass ({proxied[0].file}:{proxied[0].line})")
+                problems.append(f"it forwards with proxy_pass, not grpc_pass ({where(proxied[0].file, proxied[0].line)})")
             if problems:
                 yield Problem(_resource(ctx, tg),
                               f"Target group {ctx.topology.tg_key(tg)} speaks {tg.protocol_version} to host "

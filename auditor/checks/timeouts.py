@@ -12,7 +12,6 @@ ALB_IDLE_DEFAULT = 60  # AWS: connection idle timeout
 NGINX_KEEPALIVE_DEFAULT = 75  # nginx keepalive_timeout
 NGINX_READ_DEFAULT = 60  # nginx proxy_read_timeout
 ECS_STOP_DEFAULT = 30  # ECS stopTimeout
-DEREGISTRATION_DEFAULT = 300
 
 
 def _idle(ctx: Context, tg: TargetGroup) -> tuple[float, list[str]]:
@@ -25,7 +24,6 @@ def _idle(ctx: Context, tg: TargetGroup) -> tuple[float, list[str]]:
 
 def keepalive_shorter_than_idle(ctx: Context) -> Iterator[Problem]:
     """P114: the first hop behind the ALB closes idle connections no later than the ALB does."""
-    seen = set()
     for sp in ctx.topology.slot_paths:
         for target, reach in sp.traffic:
             if not reach.served:
@@ -40,24 +38,21 @@ def keepalive_shorter_than_idle(ctx: Context) -> Iterator[Problem]:
                 keepalive, hop, file, line = sp.host.host.app.keepalive_timeout, "the app's keep-alive", "", 0
             else:
                 continue
-            key = (target.target_group.arn, sp.host.name, hop)
-            if keepalive > idle or key in seen:
+            if keepalive > idle:
                 continue
-            seen.add(key)
             tg = ctx.topology.tg_key(target.target_group)
             yield Problem(f"target_group:{tg}",
                           f"On host {sp.host.name}, {hop} is {keepalive:g} s, not longer than the load balancer's "
                           f"idle timeout of {idle:g} s: the ALB reuses connections the target already closed, and "
                           "clients get random 502s.",
                           evidence={"host": sp.host.name, "hop": hop, "keepalive": keepalive, "idle_timeout": idle,
-                                    "load_balancers": lbs, "file": file, "line": line},
-                          identity=("host", "hop"))
+                                    "load_balancers": lbs},
+                          identity=("host", "hop"), file=file or None, line=line or None)
 
 
 def idle_timeout_raise_defeated(ctx: Context) -> Iterator[Problem]:
     """P118: the ALB idle timeout was raised above nginx's proxy_read_timeout: slow requests still get
     504 from nginx at its limit."""
-    seen = set()
     for sp in ctx.topology.slot_paths:
         for target, reach in sp.traffic:
             if reach.via != "nginx" or reach.server is None:
@@ -67,18 +62,16 @@ def idle_timeout_raise_defeated(ctx: Context) -> Iterator[Problem]:
                 if not location.proxy_pass:
                     continue
                 read = NGINX_READ_DEFAULT if location.proxy_read_timeout is None else location.proxy_read_timeout
-                key = (target.target_group.arn, location.file, location.line)
-                if idle <= read or key in seen:
+                if idle <= read:
                     continue
-                seen.add(key)
                 tg = ctx.topology.tg_key(target.target_group)
                 yield Problem(f"target_group:{tg}",
                               f"The load balancer waits {idle:g} s for a response, but nginx on host {sp.host.name} "
                               f"gives up after {read:g} s (proxy_read_timeout, location {location.path}): slow "
                               "requests get 504 from nginx and the raised idle timeout does nothing.",
                               evidence={"host": sp.host.name, "idle_timeout": idle, "proxy_read_timeout": read,
-                                        "file": location.file, "line": location.line, "load_balancers": lbs},
-                              identity=("host", "file", "line"))
+                                        "load_balancers": lbs},
+                              identity=("host", "file", "line"), file=location.file, line=location.line)
 
 
 def stop_before_drain(ctx: Context) -> Iterator[Problem]:
@@ -93,7 +86,7 @@ def stop_before_drain(ctx: Context) -> Iterator[Problem]:
             container = next((c for c in td.containers if c.name == lb.container_name), None)
             if tg is None or container is None:
                 continue
-            delay = float(tg.attributes.get("deregistration_delay.timeout_seconds", DEREGISTRATION_DEFAULT))
+            delay = float(tg.deregistration_delay)
             stop = float(container.stop_timeout if container.stop_timeout is not None else ECS_STOP_DEFAULT)
             if stop < delay:
                 yield Problem(f"ecs_service:{key}",

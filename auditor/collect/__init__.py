@@ -169,7 +169,8 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
     """One host description, for one instance when its commands name the instance."""
     facts = commands.HostFacts(instance.id if instance else "", (instance.private_ip or "") if instance else "")
     source = f"host:{host.name}" + (f":{instance.id}" if instance else "")
-    result = Host(name=host.name, instance_id=instance.id if instance else None, match=host.match.tags, app=host.app)
+    result = Host(name=host.name, instance_id=instance.id if instance else None, match=host.match.tags,
+                  app=host.app.model_dump() if host.app else None)
     status = SourceStatus()
     for layer, spec, read in (("nginx", host.nginx, _read_nginx), ("docker", host.docker, _read_docker)):
         if spec is None:
@@ -197,7 +198,8 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
         else:
             spec_docker = host.docker
             result.docker = DockerFacts(containers=value, slots={s: v.service for s, v in spec_docker.slots.items()},
-                                        live=spec_docker.live, switch=spec_docker.switch)
+                                        live=spec_docker.live,
+                                        switch=spec_docker.switch.model_dump() if spec_docker.switch else None)
     status.status = "error" if status.errors else "ok"
     return result, status
 

@@ -12,9 +12,8 @@ from html import escape
 
 from auditor import __version__
 from auditor.diff import Drift
-from auditor.engine import Finding, Result
+from auditor.findings import Finding, Result, summary
 from auditor.gate import Verdict
-from auditor.report.json import summary
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1f2328;background:#fff}

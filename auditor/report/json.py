@@ -7,7 +7,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.diff import Drift
-from auditor.engine import SEVERITIES, Finding, Result
+from auditor.findings import Finding, Result, summary
 from auditor.gate import Verdict
 
 SCHEMA_VERSION = 1
@@ -15,14 +15,6 @@ SCHEMA_VERSION = 1
 
 def _finding(finding: Finding) -> dict[str, Any]:
     return finding.model_dump(mode="json", exclude={"suppression_reason"})
-
-
-def summary(findings: list[Finding]) -> dict[str, int]:
-    counts = dict.fromkeys(SEVERITIES, 0)
-    for f in findings:
-        if not f.suppressed:
-            counts[f.severity] += 1
-    return counts
 
 
 def check_data(results: list[Result]) -> dict[str, Any]:

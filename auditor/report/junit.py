@@ -11,7 +11,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from auditor.diff import Drift
-from auditor.engine import Finding, Result, severity_rank
+from auditor.findings import Finding, Result, at_or_above
 from auditor.gate import Verdict
 
 
@@ -52,19 +52,19 @@ def _finish(root: ET.Element) -> str:
 
 def _findings_suite(root: ET.Element, result: Result, name: str, fail_on: str) -> None:
     suite = _suite(root, name)
-    threshold = severity_rank(fail_on) if fail_on != "never" else -1
     env = result.environment
     for finding in result.findings:
         case = _case(suite, f"{env}.{finding.rule_id}", _name(finding))
         if finding.suppressed:
             ET.SubElement(case, "skipped", message=f"suppressed: {finding.suppression_reason or ''}")
-        elif severity_rank(finding.severity) <= threshold:
+        elif at_or_above(finding.severity, fail_on):
             _failure(case, finding)
         else:
             ET.SubElement(case, "system-out").text = f"{finding.severity}: {finding.message}"
     for skipped in result.skipped:
         case = _case(suite, f"{env}.{skipped.rule_id}", f"{skipped.rule_id} {skipped.resource or ''}".strip())
-        ET.SubElement(case, "skipped", message=skipped.reason)
+        # A check that raised is an error of the run; data that was missing is a skip.
+        ET.SubElement(case, "error" if skipped.cause == "internal_error" else "skipped", message=skipped.reason)
     seen = {f.rule_id for f in result.findings} | {s.rule_id for s in result.skipped}
     for rule_id, meta in result.rules.items():
         if rule_id not in seen:

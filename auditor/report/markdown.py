@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 from auditor.diff import Drift, DriftItem
-from auditor.engine import Finding, Result, severity_rank
+from auditor.findings import Finding, Result, at_or_above, summary
 from auditor.gate import Verdict
-from auditor.report.json import summary
 
 
 def _cell(text: object) -> str:
@@ -45,10 +44,9 @@ def _details(findings: list[Finding], title: str) -> list[str]:
 
 
 def _shown(findings: list[Finding], fail_on: str) -> tuple[list[Finding], list[Finding]]:
-    threshold = severity_rank(fail_on) if fail_on != "never" else -1
-    active = [f for f in findings if not f.suppressed]
-    return ([f for f in active if severity_rank(f.severity) <= threshold],
-            [f for f in findings if f.suppressed or severity_rank(f.severity) > threshold])
+    important = [f for f in findings if not f.suppressed and at_or_above(f.severity, fail_on)]
+    chosen = {id(f) for f in important}
+    return important, [f for f in findings if id(f) not in chosen]
 
 
 def render_check(results: list[Result], fail_on: str = "high") -> str:

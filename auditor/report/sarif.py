@@ -14,7 +14,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.diff import Drift
-from auditor.engine import Finding, Result, RuleFile
+from auditor.findings import Finding, Result, RuleInfo, Skipped
 from auditor.gate import Verdict
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -23,7 +23,7 @@ LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note
 SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
 
 
-def _rule(meta: RuleFile) -> dict[str, Any]:
+def _rule(meta: RuleInfo) -> dict[str, Any]:
     help_text = " ".join(meta.remediation.split())
     references = "".join(f"\n- {r}" for r in meta.references)
     return {
@@ -43,10 +43,8 @@ def _rule(meta: RuleFile) -> dict[str, Any]:
 
 
 def _location(finding: Finding, config_uri: str) -> dict[str, Any]:
-    evidence = finding.evidence
-    if isinstance(evidence.get("file"), str) and evidence["file"] and isinstance(evidence.get("line"), int):
-        physical = {"artifactLocation": {"uri": evidence["file"]},
-                    "region": {"startLine": max(1, evidence["line"])}}
+    if finding.file:
+        physical = {"artifactLocation": {"uri": finding.file}, "region": {"startLine": max(1, finding.line or 1)}}
     else:
         physical = {"artifactLocation": {"uri": config_uri}, "region": {"startLine": 1}}
     return {
@@ -74,10 +72,23 @@ def _result(finding: Finding, index: dict[str, int], config_uri: str) -> dict[st
     return result
 
 
+def _notification(skipped: Skipped, index: dict[str, int]) -> dict[str, Any]:
+    """A rule that did not run somewhere: a tool execution notification, an error when its check raised."""
+    where = " ".join(filter(None, [skipped.resource, f"slot {skipped.slot}" if skipped.slot else None]))
+    descriptor: dict[str, Any] = {"id": skipped.rule_id}
+    if skipped.rule_id in index:
+        descriptor["index"] = index[skipped.rule_id]
+    return {"descriptor": descriptor, "level": "error" if skipped.cause == "internal_error" else "note",
+            "message": {"text": f"{skipped.rule_id} skipped{' on ' + where if where else ''}: {skipped.reason}"},
+            "properties": {"cause": skipped.cause}}
+
+
 def _run(result: Result, config_uri: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     rules = list(result.rules.values())
     index = {meta.id: i for i, meta in enumerate(rules)}
     return {
+        "invocations": [{"executionSuccessful": not result.internal_errors,
+                         "toolExecutionNotifications": [_notification(s, index) for s in result.skipped]}],
         "tool": {"driver": {"name": "auditor", "version": __version__,
                             "rules": [_rule(meta) for meta in rules]}},
         "automationDetails": {"id": f"audit/{result.environment}/"},

@@ -7,9 +7,8 @@ import json
 import click
 
 from auditor.diff import Drift, DriftItem
-from auditor.engine import Finding, Result
+from auditor.findings import Finding, Result, summary
 from auditor.gate import Verdict
-from auditor.report.json import summary
 
 _COLOURS = {"critical": "magenta", "high": "red", "medium": "yellow", "low": "cyan", "info": "white"}
 

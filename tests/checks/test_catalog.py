@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from auditor import engine, snapshot
+from auditor.catalog import builtin_catalog
+from auditor.findings import Finding
 from auditor.config import RulesConfig
 from tests.conftest import container, estate, fired, host
 
@@ -163,7 +165,7 @@ def test_rule_fires_and_its_near_miss_stays_quiet(rule, name, fire, quiet):
     assert finding.message and finding.remediation and finding.evidence
 
 
-def run_one(data: Data) -> list[engine.Finding]:
+def run_one(data: Data) -> list[Finding]:
     from tests.conftest import run
 
     return run(data).findings
@@ -173,14 +175,14 @@ def test_every_catalog_rule_has_a_case_here_or_in_the_path_tests():
     from pathlib import Path
 
     covered = {c[0] for c in CASES} | {"P101", "P102", "P103", "P104", "P105", "P106", "P109", "P110", "P113"}
-    assert covered == set(engine.load_catalog())
+    assert covered == set(builtin_catalog())
     path_tests = (Path(__file__).parent / "test_path.py").read_text()
     assert all(rule in path_tests for rule in ("P101", "P102", "P103", "P104", "P105", "P106", "P109", "P110",
                                                 "P113"))
 
 
 def test_every_rule_file_carries_its_metadata():
-    catalog = engine.load_catalog()
+    catalog = builtin_catalog()
     assert len(catalog) == 48
     for rule in catalog.values():
         meta = rule.meta
@@ -196,7 +198,7 @@ def test_rule_options_drain_budget_and_admin_ports():
     snap = snapshot.from_data(data)
 
     def ids(options: dict[str, Any]) -> set[str]:
-        result = engine.run(snap, ["prod"], engine.load_catalog(), RulesConfig(options=options), today=dt.date.today())
+        result = engine.run(snap, ["prod"], builtin_catalog(), RulesConfig(options=options), today=dt.date.today())
         return {f.rule_id for f in result.findings}
 
     assert "T306" in ids({}) and "T306" not in ids({"T306": {"drain_budget": 900}})

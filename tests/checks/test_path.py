@@ -136,8 +136,10 @@ def test_host_without_docker_description_is_skipped_not_guessed():
     host(data)["docker"] = None
     result = run(data)
     assert [f for f in result.findings if f.rule_id.startswith("P")] == []
-    assert {s.rule_id for s in result.skipped} == {"P101"}  # its slots are unknown too
-    assert "no docker description" in result.skipped[0].reason
+    # Every rule that reads containers skips that host, the docker rules as much as the path rules.
+    assert {s.rule_id for s in result.skipped} == {"P101", "P105", "D601", "D602", "D603", "D604", "D605"}
+    assert all("no docker description" in s.reason for s in result.skipped)
+    assert {s.resource for s in result.skipped if s.rule_id.startswith("D")} == {"host:web"}
 
 
 def test_ecs_bridge_mode_with_dynamic_ports_is_skipped_with_reason():
@@ -229,7 +231,7 @@ def test_p105_variable_pointing_at_no_slot_is_the_one_finding():
     host(data)["nginx"]["variables"][0]["value"] = "http://127.0.0.1:5000"
     assert fired(data) == [("P105", "host:web", None)]
     (p105,) = [f for f in run(data).findings if f.rule_id == "P105"]
-    assert p105.evidence["line"] == 16
+    assert p105.line == 16
 
 
 def test_p105_upstream_server_that_nothing_serves():

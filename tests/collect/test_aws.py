@@ -8,9 +8,10 @@ import boto3
 import pytest
 
 from auditor import collect, config, engine, snapshot
+from auditor.catalog import builtin_catalog
 from auditor.collect.aws import AwsCollector, ReadOnlyViolation
 from auditor.config import Aws
-from fixtures import estates
+from auditor.fixtures import estates
 from tests.conftest import SNAPSHOTS
 
 
@@ -48,7 +49,7 @@ def test_collects_the_incident_dev_estate_within_its_scope(incident):
 
 
 def test_demo_estates_give_the_same_findings_as_the_hand_written_snapshots(incident):
-    catalog = engine.load_catalog()
+    catalog = builtin_catalog()
 
     def found(snap, env):
         return [(f.rule_id, f.resource, f.slot, f.severity) for f in engine.run(snap, [env], catalog).findings]
@@ -139,7 +140,7 @@ def test_ecs_service_with_its_task_definition_feeds_p110(aws):
     assert service.task_definition.network_mode == "awsvpc"
     assert service.task_definition.containers[0].environment == {"API_TOKEN": "<redacted>", "PORT": "3000"}
     snap = snapshot.Snapshot(environment="stage", resources=resources)
-    findings = engine.run(snap, ["stage"], engine.load_catalog()).findings
+    findings = engine.run(snap, ["stage"], builtin_catalog()).findings
     assert [(f.rule_id, f.resource) for f in findings if f.rule_id == "P110"] == [("P110", "ecs_service:main/api")]
     assert [f.rule_id for f in findings if f.rule_id == "P117"] == ["P117"]  # stopTimeout 30 s, drain 300 s
 
@@ -251,7 +252,7 @@ def test_every_format_on_the_live_demo_estate(incident, fmt):
 def test_alb_and_target_group_rules_on_live_aws_data(incident, aws):
     """The rules that read AWS attributes, once through the moto server: fire on the demo's
     defaults, quiet once the settings are made safe through the API."""
-    catalog = engine.load_catalog()
+    catalog = builtin_catalog()
 
     def ids() -> set[str]:
         snap = collect.collect(incident, "prod", collect.CollectOptions())

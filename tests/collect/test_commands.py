@@ -42,7 +42,7 @@ def test_expansion_names_the_instance():
 @pytest.fixture
 def command_config(aws, tmp_path):
     """The incident's prod, its containers read per instance by a command."""
-    from fixtures import estates
+    from auditor.fixtures import estates
 
     path = estates.build_incident(tmp_path, aws)
     data = yaml.safe_load(path.read_text())

@@ -128,7 +128,7 @@ def test_demo_compose_files_follow_the_compose_specification(tmp_path):
     import jsonschema
     import yaml
 
-    from fixtures import estates
+    from auditor.fixtures import estates
 
     schema = json.loads((SHARED / "schemas" / "compose-spec.json").read_text())
     for env in estates.INCIDENT:

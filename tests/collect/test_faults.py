@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from auditor import collect, config, snapshot
-from fixtures import estates
+from auditor.fixtures import estates
 from tests.faults import RESET, FaultProxy, first, query_error
 from tests.test_cli import audit
 
