@@ -305,11 +305,29 @@ def snapshot_command(environment: str, shard: str | None, **values: Any) -> None
     options = Options(**values)
     snap = options.collect(environment, shard)
     path = options.output or f".audit/{environment}.json"
+    if options.output is None:
+        _keep_aws_facts(path, snap)
     snapshot_module.save(snap, path)
     calls = sum(n for s in snap.sources.values() for n in s.api_calls.values())
     counts = ", ".join(f"{len(getattr(snap.resources, c))} {c.replace('_', ' ')}" for c in snapshot_module.COLLECTIONS
                        if getattr(snap.resources, c))
     options.note(f"{environment}: wrote {path} ({counts or 'no resources'}; {calls} API calls)")
+
+
+def _keep_aws_facts(path: str, new: Snapshot) -> None:
+    """A collection without AWS (--offline) never silently replaces a default snapshot that holds AWS
+    facts: the next `check` of that file would skip every AWS rule."""
+    from auditor import snapshot as snapshot_module
+
+    if snapshot_module.has_aws(new) or not Path(path).is_file():
+        return
+    try:
+        old = snapshot_module.load(path)
+    except SnapshotError:
+        return  # an unreadable file holds nothing worth keeping
+    if snapshot_module.has_aws(old):
+        raise AuditError(f"{path} holds AWS facts that this collection ({new.sources['aws'].reason}) did not read: "
+                         f"write it elsewhere with -o FILE, or name {path} with -o to replace it")
 
 
 @cli.command()

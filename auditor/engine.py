@@ -25,7 +25,7 @@ from auditor.catalog import Rule, configured_catalog, options_for
 from auditor.config import Config, RulesConfig, Suppression
 from auditor.findings import Finding, Result, SkipCause, Skipped, severity_rank
 from auditor.keys import Keys
-from auditor.snapshot import Snapshot
+from auditor.snapshot import Snapshot, has_aws
 from auditor.topology import HostView, Topology
 
 
@@ -114,21 +114,21 @@ class Coverage:
 
 
 def _aws_gap(snapshot: Snapshot) -> Gap | None:
-    """Why the snapshot holds no AWS facts at all, or None when it holds them (or was written by hand,
-    with no sources: its facts are taken as given)."""
-    not_requested = [s for name, s in snapshot.sources.items() if name == "aws" and s.status == "not_requested"]
-    if not_requested:
-        return Gap(f"AWS not collected ({not_requested[0].reason or 'not requested'})", "not_requested")
-    if snapshot.sources and not any(name == "aws" or name.startswith("aws:") for name in snapshot.sources):
-        return Gap("AWS not collected (the snapshot holds host facts only)", "not_requested")
-    return None
+    """Why the snapshot holds no AWS facts, or None when it holds them (a snapshot written by hand,
+    with no sources, holds what it says)."""
+    if not snapshot.sources or has_aws(snapshot):
+        return None
+    aws = snapshot.sources.get("aws")
+    why = aws.reason if aws is not None and aws.reason else "the snapshot holds host facts only"
+    return Gap(f"AWS not collected ({why})", "not_requested")
 
 
 def _host_gaps(view: HostView) -> dict[str, Gap]:
     host = view.host
-    gaps = {layer: Gap(f"host {view.name}: {layer} was not collected ({why})",
-                       "not_requested" if why.startswith("--offline") else "not_collected")
-            for layer, why in host.uncollected.items()}
+    gaps = {layer: Gap(f"host {view.name}: {layer} not collected ({why})", "not_requested")
+            for layer, why in host.not_requested.items()}
+    gaps.update({layer: Gap(f"host {view.name}: {layer} was not collected ({why})", "not_collected")
+                 for layer, why in host.uncollected.items()})
     # No nginx is a fact (the ALB or the proxy reaches containers directly); no docker is not.
     if host.docker is None and "docker" not in gaps:
         gaps["docker"] = Gap(f"host {view.name} has no docker description", "not_requested")

@@ -300,8 +300,18 @@ class MissingInclude(Model):
     line: int = 0
 
 
+class Refusal(Model):
+    """Something nginx would refuse to load (N500): a syntax error, a directive in the wrong context or
+    with the wrong arguments, a missing include."""
+
+    message: str
+    file: str = ""
+    line: int = 0
+
+
 class NginxConfig(Model):
     files: list[str] = Field(default_factory=list)
+    refusals: list[Refusal] = Field(default_factory=list)
     missing_includes: list[MissingInclude] = Field(default_factory=list)
     maps: list[str] = Field(default_factory=list)  # variables (without $) that map/geo/split_clients define
     ignores: list[NginxIgnore] = Field(default_factory=list)
@@ -361,6 +371,8 @@ class Host(Resource):
     docker: DockerFacts | None = None
     # Layers audit.yaml describes but collection could not read (layer -> why): unknown, not absent.
     uncollected: dict[str, str] = Field(default_factory=dict)
+    # Layers audit.yaml describes that this collection did not ask for (--offline never runs commands).
+    not_requested: dict[str, str] = Field(default_factory=dict)
     app: App | None = None  # declared in audit.yaml: what the app serves
 
 
@@ -524,6 +536,12 @@ def load(path: str | Path) -> Snapshot:
     except json.JSONDecodeError as exc:
         raise SnapshotError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     return from_data(data, str(path))
+
+
+def has_aws(snapshot: Snapshot) -> bool:
+    """Whether AWS was read into this snapshot (``aws`` before accounts, ``aws:ACCOUNT/REGION`` after)."""
+    return any((name == "aws" or name.startswith("aws:")) and status.status != "not_requested"
+               for name, status in snapshot.sources.items())
 
 
 def _check_slices(shards: list[Snapshot]) -> None:

@@ -155,6 +155,12 @@ class HostView:
         if self.host.uncollected:
             layer, why = sorted(self.host.uncollected.items())[0]
             return f"host {self.name}: {layer} was not collected ({why})"
+        if self.host.not_requested:
+            layer, why = sorted(self.host.not_requested.items())[0]
+            return f"host {self.name}: {layer} not collected ({why})"
+        if self.host.nginx is not None and self.host.nginx.refusals:
+            first = self.host.nginx.refusals[0]
+            return f"host {self.name}: nginx refuses its config ({first.message} at {where(first.file, first.line)})"
         if self.host.docker is None:
             return f"host {self.name} has no docker description in audit.yaml, so the container layer is unknown"
         return None

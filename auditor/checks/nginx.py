@@ -47,6 +47,16 @@ def _line(location: Location, directive: str) -> int:
     return location.lines.get(directive, location.line)
 
 
+def nginx_refuses_config(ctx: Context) -> Iterator[Problem]:
+    """N500: nginx would refuse to load this config (`nginx -t` fails): every path through it is unknown."""
+    for view, resource in _nginx_hosts(ctx):
+        for refusal in view.host.nginx.refusals:
+            yield Problem(resource, f"nginx on host {view.name} refuses its config: {refusal.message} at "
+                          f"{where(refusal.file, refusal.line)}; it does not start, and a reload keeps the old one.",
+                          evidence={"host": view.name, "error": refusal.message}, identity=("error", "file", "line"),
+                          file=refusal.file, line=refusal.line)
+
+
 def proxy_variable_unset(ctx: Context) -> Iterator[Problem]:
     """N501: proxy_pass uses a variable that no set or map defines, so nginx sends the request nowhere."""
     for view, resource in _nginx_hosts(ctx):
@@ -68,10 +78,11 @@ def proxy_variable_unset(ctx: Context) -> Iterator[Problem]:
 
 
 def include_missing(ctx: Context) -> Iterator[Problem]:
-    """N502: an include names a file that does not exist: `nginx -t` fails, or the part is silently gone."""
+    """N502: an include glob matches no file: nginx starts, and the part is silently gone."""
     for view, resource in _nginx_hosts(ctx):
         for missing in view.host.nginx.missing_includes:
-            yield Problem(resource, f"include {missing.pattern} at {where(missing.file, missing.line)} names no file.",
+            yield Problem(resource, f"include {missing.pattern} at {where(missing.file, missing.line)} matches no file: "
+                          "what it should pull in is silently missing.",
                           evidence={"pattern": missing.pattern}, identity=("pattern",), file=missing.file,
                           line=missing.line)
 

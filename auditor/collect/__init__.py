@@ -179,9 +179,11 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
         if command is not None and not options.offline and not options.allow_commands:
             raise CollectionError(f"host {host.name}: {layer}.command runs a command; "
                                   "commands run only with --allow-commands")
-        if command is not None and (options.offline or (instance is None and commands.per_instance(command))):
-            why = ("--offline never runs commands" if options.offline
-                   else f"no running instance matches {host.match.tags} to run it on")
+        if command is not None and options.offline:
+            result.not_requested[layer] = "--offline never runs commands"
+            continue
+        if command is not None and instance is None and commands.per_instance(command):
+            why = f"no running instance matches {host.match.tags} to run it on"
             result.uncollected[layer] = why
             status.errors.append(SourceError(source=source, operation=layer, code="NotRun", message=why))
             continue
@@ -200,7 +202,10 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
             result.docker = DockerFacts(containers=value, slots={s: v.service for s, v in spec_docker.slots.items()},
                                         live=spec_docker.live,
                                         switch=spec_docker.switch.model_dump() if spec_docker.switch else None)
-    status.status = "error" if status.errors else "ok"
+    if status.errors:
+        status.status = "error"
+    elif result.not_requested and not (result.nginx or result.docker):
+        status.status, status.reason = "not_requested", "--offline never runs commands"
     return result, status
 
 
@@ -219,6 +224,10 @@ def collect(config: Config, env: str, options: CollectOptions, shard: str | None
         collected = [name.removeprefix("aws:") for name in aws_sources]
     elif shard:
         raise CollectionError(f"--shard {shard}: environment {env} collects no AWS slices here")
+    else:
+        # Recorded, so that the rules reading AWS skip instead of passing on an empty estate.
+        why = "--offline" if options.offline else f"environment {env} has no aws in audit.yaml"
+        sources["aws"] = SourceStatus(status="not_requested", reason=why)
     for host in environment.hosts:
         options.progress(f"{env}: host {host.name}")
         matched = _instances_for(host, resources.instances) if _per_instance(host) else []

@@ -2,8 +2,11 @@
 
 crossplane reads one file at a time here (single=True) and includes are
 followed by us, so files on disk and a dump printed by `nginx -T` on another
-machine go through one walker. Context checks are off because conf.d snippets
-(`server {}` with no `http {}` around it) are the common case on real hosts.
+machine go through one walker. What nginx would refuse to load is recorded, not
+raised (N500): crossplane's syntax and argument errors per file, and context
+errors checked by us once includes are in place — a conf.d snippet's `server {}`
+is judged inside the `http {}` that includes it, and a site file that holds only
+server blocks is read as if inside `http {}`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import crossplane
+from crossplane.analyzer import analyze, enter_block_ctx
+from crossplane.errors import NgxParserBaseException
 
 from auditor.errors import AuditError
 from auditor.snapshot import (
@@ -28,6 +33,7 @@ from auditor.snapshot import (
     NginxIgnore,
     NginxServer,
     Redactor,
+    Refusal,
     Upstream,
     UpstreamServer,
     Variable,
@@ -46,13 +52,24 @@ Directive = dict[str, Any]
 Placed = tuple[Directive, str]  # a directive and the file it came from
 
 
-def _parse_one(path: str, display: str) -> list[Directive]:
-    result = crossplane.parse(path, single=True, comments=True, check_ctx=False, check_args=False,
+# Files every nginx image ships in its prefix: an include of one is never missing, and never read from
+# the machine running audit (they hold only types and *_param lines, which no rule reads).
+STOCK_FILES = {"mime.types", "fastcgi_params", "fastcgi.conf", "uwsgi_params", "scgi_params", "koi-utf", "koi-win",
+               "win-utf"}
+# `listen` parameters nginx accepts after the address (`name=value` ones by their name).
+_LISTEN_FLAGS = {"default_server", "default", "ssl", "http2", "quic", "proxy_protocol", "deferred", "bind",
+                 "reuseport", "so_keepalive", "setfib", "fastopen", "backlog", "rcvbuf", "sndbuf", "accept_filter",
+                 "ipv6only"}
+
+
+def _parse_one(path: str, display: str, refusals: list[Refusal]) -> list[Directive]:
+    """One file's directives. Syntax errors (nothing of the file is read) and wrong argument counts
+    (the directive is dropped) are what nginx refuses: they are recorded, and the rest is kept."""
+    result = crossplane.parse(path, single=True, comments=True, check_ctx=False, check_args=True,
                               catch_errors=True)
     for error in result["errors"]:
-        line = error.get("line")
         message = str(error.get("error", "")).split(f" in {path}")[0]
-        raise NginxError(f"{display}:{line or '?'}: {message}")
+        refusals.append(Refusal(message=message, file=display, line=error.get("line") or 0))
     return result["config"][0]["parsed"] if result["config"] else []
 
 
@@ -67,6 +84,7 @@ class _Files:
         self._cache: dict[str, list[Directive]] = {}
         self.missing: list[MissingInclude] = []
         self.ignores: list[NginxIgnore] = []
+        self.refusals: list[Refusal] = []
 
     def parsed(self, path: str) -> list[Directive]:
         if path not in self._cache:
@@ -75,12 +93,24 @@ class _Files:
 
     def include(self, directive: Directive, file: str) -> list[str]:
         pattern = directive["args"][0] if directive["args"] else ""
+        if os.path.basename(pattern) in STOCK_FILES:
+            return []
         # nginx resolves relative includes against its prefix: the main config's directory.
         absolute = pattern if os.path.isabs(pattern) else os.path.join(self.prefix, pattern)
         found = self._resolve(absolute)
-        if not found and not glob.has_magic(pattern):
-            self.missing.append(MissingInclude(pattern=pattern, file=file, line=directive["line"]))
-        return found
+        if found:
+            return found
+        # A block is expanded more than once (facts, then context checks): record each include once.
+        if glob.has_magic(pattern):  # nginx starts, and silently does less (N502)
+            missing = MissingInclude(pattern=pattern, file=file, line=directive["line"])
+            if missing not in self.missing:
+                self.missing.append(missing)
+        else:  # nginx refuses to start (N500)
+            refusal = Refusal(message=f'open() "{pattern}" failed (No such file or directory)', file=file,
+                              line=directive["line"])
+            if refusal not in self.refusals:
+                self.refusals.append(refusal)
+        return []
 
     def comment(self, directive: Directive, file: str) -> None:
         match = _IGNORE.match(directive.get("comment", ""))
@@ -109,6 +139,35 @@ def _expand(directives: list[Directive], file: str, files: _Files, stack: tuple[
             yield from _expand(files.parsed(path), path, files, stack + (file,))
 
 
+def _refusals(placed: list[Placed], ctx: tuple[str, ...], files: _Files) -> None:
+    """Record what nginx refuses in a block whose includes are in place: a directive in a context it
+    does not allow (crossplane's directive table; directives it does not know are not judged), and
+    `listen` parameters nginx does not know (a missing `;` after `listen 80` makes the next
+    directive a parameter)."""
+    for directive, file in placed:
+        term = "{" if "block" in directive else ";"
+        try:
+            analyze(file, directive, term, ctx, check_ctx=True, check_args=False)
+        except NgxParserBaseException as exc:
+            files.refusals.append(Refusal(message=exc.strerror, file=file, line=directive["line"]))
+            continue
+        if directive["directive"] == "listen":
+            unknown = [a for a in directive["args"][1:] if a.split("=", 1)[0] not in _LISTEN_FLAGS]
+            if unknown:
+                files.refusals.append(Refusal(message=f'invalid parameter "{unknown[0]}" in "listen"', file=file,
+                                              line=directive["line"]))
+        if "block" in directive:
+            _refusals(list(_expand(directive["block"], file, files)), enter_block_ctx(directive, ctx), files)
+
+
+def _top_context(placed: list[Placed]) -> tuple[str, ...]:
+    """A main file with `http`/`events`/`stream` is a whole config; one with only server blocks
+    (a site file, as conf.d holds) is read as if inside `http {}`."""
+    names = {directive["directive"] for directive, _ in placed}
+    return () if names & {"http", "events", "stream", "mail"} or not names & {"server", "upstream", "map"} \
+        else ("http",)
+
+
 def parse_listen(args: list[str]) -> Listen | None:
     """`listen` in every form nginx takes; None for a unix socket."""
     address, flags = args[0], set(args[1:])
@@ -124,7 +183,7 @@ def parse_listen(args: list[str]) -> Listen | None:
     else:
         host, port = address, "80"
     if not port.isdigit():
-        raise NginxError(f"listen {address}: not a port")
+        raise NginxError(f'invalid port in "{address}" of the "listen" directive')
     return Listen(
         address=None if host in (None, "*") else host,
         port=int(port),
@@ -237,7 +296,11 @@ class _Walker:
         for child, child_file in placed:
             name, args = child["directive"], child["args"]
             if name == "listen" and args:
-                listen = parse_listen(args)
+                try:
+                    listen = parse_listen(args)
+                except NginxError as exc:  # nginx refuses it too: N500, and the server listens on nothing
+                    self.files.refusals.append(Refusal(message=str(exc), file=child_file, line=child["line"]))
+                    continue
                 if listen:
                     server.listen.append(listen)
             elif name == "server_name":
@@ -295,14 +358,17 @@ class _Walker:
         return code, text if text is None or 300 <= code < 400 else self.redactor.value(text)
 
     def result(self) -> NginxConfig:
-        return NginxConfig(files=self.files.files, servers=self.servers, upstreams=self.upstreams,
+        return NginxConfig(files=self.files.files, refusals=self.files.refusals, servers=self.servers,
+                           upstreams=self.upstreams,
                            variables=self.variables, missing_includes=self.files.missing,
                            maps=sorted(set(self.maps)), ignores=self.files.ignores)
 
 
 def _collect(files: _Files, redactor: Redactor) -> NginxConfig:
     walker = _Walker(files, redactor)
-    walker.walk(walker.expand(files.parsed(files.main), files.main))
+    placed = walker.expand(files.parsed(files.main), files.main)
+    walker.walk(placed)
+    _refusals(placed, _top_context(placed), files)
     return walker.result()
 
 
@@ -315,7 +381,7 @@ def parse_file(path: str | Path, redactor: Redactor | None = None) -> NginxConfi
     def resolve(pattern: str) -> list[str]:
         return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
 
-    files = _Files(main, resolve, lambda p: _parse_one(p, p))
+    files = _Files(main, resolve, lambda p: _parse_one(p, p, files.refusals))
     return _collect(files, redactor or Redactor(None))
 
 
@@ -341,9 +407,10 @@ def parse_dump(text: str, source: str = "nginx -T", redactor: Redactor | None = 
             os.makedirs(os.path.dirname(local), exist_ok=True)
             with open(local, "w", encoding="utf-8") as handle:
                 handle.write(contents[path])
-            return _parse_one(local, path)
+            return _parse_one(local, path, files.refusals)
 
         def resolve(pattern: str) -> list[str]:
             return sorted(p for p in contents if fnmatch.fnmatchcase(p, pattern))
 
-        return _collect(_Files(main, resolve, read), redactor or Redactor(None))
+        files = _Files(main, resolve, read)
+        return _collect(files, redactor or Redactor(None))

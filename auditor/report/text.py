@@ -7,10 +7,26 @@ import json
 import click
 
 from auditor.diff import Drift, DriftItem
-from auditor.findings import Finding, Result, summary
+from auditor.findings import Finding, Result, Skipped, summary
 from auditor.gate import Verdict
 
 _COLOURS = {"critical": "magenta", "high": "red", "medium": "yellow", "low": "cyan", "info": "white"}
+
+
+def skip_lines(skipped: list[Skipped]) -> list[str]:
+    """One line per reason: which rules did not run, where, and why."""
+    groups: dict[str, list[Skipped]] = {}
+    for entry in skipped:
+        groups.setdefault(entry.reason, []).append(entry)
+    lines = []
+    for reason, entries in groups.items():
+        rules = sorted({e.rule_id for e in entries})
+        places = sorted({e.resource + (f" [slot {e.slot}]" if e.slot else "") for e in entries if e.resource})
+        shown = ", ".join(rules[:12]) + (f", … ({len(rules)} in all)" if len(rules) > 12 else "")
+        where = f" on {', '.join(places[:6])}" + (" …" if len(places) > 6 else "") if places else ""
+        noun = "rule" if len(rules) == 1 else "rules"
+        lines.append(f"{len(rules)} {noun} not run{where}: {reason} ({shown})")
+    return lines
 
 
 class Text:
@@ -64,16 +80,13 @@ class Text:
             else:
                 for f in result.findings:
                     lines += self.finding(f)
-            for s in result.skipped:
-                where = f" {s.resource}" if s.resource else ""
-                slot = f" [slot {s.slot}]" if s.slot else ""
-                lines.append(f"skipped {s.rule_id}{where}{slot}: {s.reason}")
+            lines += skip_lines(result.skipped)
             for note in result.notes:
                 lines.append(f"note: {note}")
         findings = [f for r in results for f in r.findings]
         counts = summary(findings)
         total = sum(counts.values())
-        skipped = sum(len(r.skipped) for r in results)
+        skipped = sum(len({s.rule_id for s in r.skipped}) for r in results)  # rules, not places
         envs = ", ".join(r.environment for r in results)
         lines.append(f"{envs}: {total} finding{'s' if total != 1 else ''} ("
                      + ", ".join(f"{n} {sev}" for sev, n in counts.items()) + f"), {skipped} skipped")
@@ -125,8 +138,7 @@ class Text:
             lines.append("would lose traffic:")
             for f in verdict.failing:
                 lines += self.finding(f)
-        for s in verdict.missing:
-            lines.append(f"cannot decide {s.rule_id}{' [slot ' + s.slot + ']' if s.slot else ''}: {s.reason}")
+        lines += [f"cannot decide: {line}" for line in skip_lines(verdict.missing)]
         if verdict.drift:
             lines.append("path drift against the reference:")
             lines += [self.drift_item(i) for i in verdict.drift]

@@ -125,9 +125,11 @@ CASES: list[tuple[str, str, Callable[[Data], None], Callable[[Data], None]]] = [
      lambda d: sg_rule(d, "web-prod-app-sg", from_port=443, to_port=443, cidr="0.0.0.0/0")),
     ("S403", PROD, lambda d: sg_rule(d, "web-prod-app-sg", protocol="-1", cidr="0.0.0.0/0"),
      lambda d: sg_rule(d, "web-prod-app-sg", protocol="-1", source_group="sg-0alb0prod")),
+    ("N500", PROD, lambda d: host(d)["nginx"].update(refusals=[{"message": '"proxy_pass" directive is not allowed '
+                                                                  'here', "file": "n.conf", "line": 4}]), nothing),
     ("N501", PROD, lambda d: host(d)["nginx"].update(variables=[]),
      lambda d: host(d)["nginx"].update(variables=[], maps=["service_url"])),
-    ("N502", PROD, lambda d: host(d)["nginx"].update(missing_includes=[{"pattern": "ssl.conf", "file": "n.conf",
+    ("N502", PROD, lambda d: host(d)["nginx"].update(missing_includes=[{"pattern": "ssl/*.conf", "file": "n.conf",
                                                                          "line": 3}]), nothing),
     ("N503", PROD, nothing, lambda d: location(d, 1).update(headers=location(d, 0)["headers"])),
     ("N504", PROD, nothing, lambda d: host(d)["nginx"]["servers"][0].update(server_tokens="off")),
@@ -183,7 +185,7 @@ def test_every_catalog_rule_has_a_case_here_or_in_the_path_tests():
 
 def test_every_rule_file_carries_its_metadata():
     catalog = builtin_catalog()
-    assert len(catalog) == 48
+    assert len(catalog) == 49
     for rule in catalog.values():
         meta = rule.meta
         assert meta.title and len(meta.rationale) > 80 and len(meta.remediation) > 30

@@ -79,4 +79,5 @@ def test_offline_never_runs_a_command_and_says_what_was_not_collected(command_co
     assert proc.returncode == 0, proc.stderr
     snap = snapshot.load(tmp_path / "p.json")
     assert snap.resources.load_balancers == []  # no AWS either
-    assert snap.resources.hosts[0].uncollected == {"docker": "--offline never runs commands"}
+    assert snap.resources.hosts[0].not_requested == {"docker": "--offline never runs commands"}
+    assert snap.resources.hosts[0].uncollected == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -97,24 +98,95 @@ def test_stream_servers_are_not_http_servers():
 
 def test_missing_include_is_recorded_not_fatal(tmp_path):
     conf = tmp_path / "nginx.conf"
-    conf.write_text("http { include missing.conf; include none/*.conf; server { listen 81; } }\n")
+    conf.write_text("http { include missing.conf; include none/*.conf; include mime.types; server { listen 81; } }\n")
     config = nginx.parse_file(conf)
-    assert [(m.pattern, m.line) for m in config.missing_includes] == [("missing.conf", 1)]
+    # A glob that matches nothing: nginx starts and silently does less (N502).
+    assert [(m.pattern, m.line) for m in config.missing_includes] == [("none/*.conf", 1)]
+    # A plain include that is missing: nginx refuses to start (N500). Stock files are never missing.
+    assert [(r.message, r.line) for r in config.refusals] == [
+        ('open() "missing.conf" failed (No such file or directory)', 1)]
     assert config.servers[0].listen[0].port == 81
 
 
-@pytest.mark.parametrize("text,message", [
-    ("http { server { listen 80; }\n", "unexpected end of file"),
-    ("http { server { listen 80; } } }\n", 'unexpected "}"'),
-    ("http { include self.conf; }\n", "include loop"),
-])
-def test_broken_configs_are_one_clear_error(tmp_path, text, message):
+def test_an_include_loop_is_one_clear_error(tmp_path):
     conf = tmp_path / "self.conf"
-    conf.write_text(text)
-    with pytest.raises(nginx.NginxError) as error:
+    conf.write_text("http { include self.conf; }\n")
+    with pytest.raises(nginx.NginxError, match="include loop") as error:
         nginx.parse_file(conf)
-    assert message in str(error.value)
     assert "self.conf:" in str(error.value)
+
+
+# What nginx refuses to load (N500), each beside a near miss it loads: (config, refusal, line). The
+# configs are whole (events + http) so the real `nginx -t` can confirm both below.
+REFUSED = [
+    ("events {}\nhttp {\n server {\n  listen 8080;\n  location / { return 204; }\n }\n",
+     "unexpected end of file", 6),
+    ("events {}\nhttp {\n server {\n  listen 8080;\n }\n}\n}\n", 'unexpected "}"', 7),
+    ("events {}\nhttp {\n server {\n  listen 8080\n  server_name a.example;\n  location / { return 204; }\n }\n}\n",
+     'invalid parameter "server_name" in "listen"', 4),
+    ("events {}\nhttp {\n proxy_pass http://127.0.0.1:3000;\n server { listen 8080; }\n}\n",
+     '"proxy_pass" directive is not allowed here', 3),
+    ("events {}\nhttp {\n server {\n  listen 8080;\n  location / { proxy_pass http://127.0.0.1:3000 http://x; }\n }\n}\n",
+     'invalid number of arguments in "proxy_pass" directive', 5),
+    ("events {}\nhttp {\n include conf.d/app.conf;\n}\n", 'open() "conf.d/app.conf" failed', 3),
+]
+LOADED = [
+    "events {}\nhttp {\n server {\n  listen 8080;\n  location / { return 204; }\n }\n}\n",
+    "events {}\nhttp {\n server {\n  listen 8080 default_server reuseport;\n  server_name a.example;\n }\n}\n",
+    "events {}\nhttp {\n server {\n  listen 8080;\n  location / { proxy_pass http://127.0.0.1:3000; }\n }\n}\n",
+    "events {}\nhttp {\n include mime.types;\n include conf.d/*.conf;\n server { listen 8080; }\n}\n",
+    # a directive of a module crossplane does not know is not judged
+    "events {}\nhttp {\n server {\n  listen 8080;\n  location / { return 204; }\n }\n}\n",
+]
+
+
+@pytest.mark.parametrize("text,refusal,line", REFUSED, ids=[r[1][:30] for r in REFUSED])
+def test_what_nginx_refuses_is_recorded_at_its_line(tmp_path, text, refusal, line):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    config = nginx.parse_file(conf)
+    assert [(refusal in r.message, r.line) for r in config.refusals][:1] == [(True, line)], config.refusals
+
+
+@pytest.mark.parametrize("text", LOADED)
+def test_near_misses_nginx_loads_are_not_refused(tmp_path, text):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    assert nginx.parse_file(conf).refusals == []
+
+
+def test_a_site_file_is_judged_inside_http(tmp_path):
+    site = tmp_path / "site.conf"
+    site.write_text("server {\n listen 8080;\n location / { proxy_pass http://127.0.0.1:3000; }\n}\n")
+    assert nginx.parse_file(site).refusals == []
+    site.write_text("server {\n listen 8080;\n}\nlocation / { return 204; }\n")
+    assert [r.message for r in nginx.parse_file(site).refusals] == ['"location" directive is not allowed here']
+
+
+def _nginx_t(binary: str, conf: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    args = [binary, "-t", "-c", str(conf), "-e", "stderr", "-g", f"pid {tmp_path}/nginx.pid;"]
+    return subprocess.run(args, capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("text,refusal,line", REFUSED, ids=[r[1][:30] for r in REFUSED])
+def test_real_nginx_refuses_what_audit_calls_n500(real_nginx, tmp_path, text, refusal, line):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    proc = _nginx_t(real_nginx, conf, tmp_path)
+    assert proc.returncode != 0, proc.stderr
+    # nginx names the line where it noticed (the `;` that ends a run-on `listen`, the line after the
+    # last one at end of file); audit names the directive's own line.
+    (where,) = re.findall(r"nginx\.conf:(\d+)", proc.stderr)
+    assert 0 <= int(where) - line <= 1, proc.stderr
+
+
+@pytest.mark.parametrize("text", LOADED)
+def test_real_nginx_loads_the_near_misses(real_nginx, tmp_path, text):
+    (tmp_path / "conf.d").mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text.replace("include mime.types;", "include /etc/nginx/mime.types;"))
+    proc = _nginx_t(real_nginx, conf, tmp_path)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_dump_without_headers_is_refused():
