@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import click
 
 from auditor import __version__
-from auditor.errors import AuditError, ConfigError, GateDataMissing, SnapshotError
+from auditor.errors import AuditError, CollectionStopped, ConfigError, GateDataMissing, SnapshotError
 
 if TYPE_CHECKING:
     from auditor.config import Config
@@ -405,6 +405,15 @@ def explain(rule_id: str, **values: Any) -> None:
     options.emit("\n".join(text) + "\n")
 
 
+def _exit_now(code: int) -> None:
+    """Exit without joining the collection's threads: one may wait out a read timeout on a dead
+    endpoint, and Ctrl-C or --timeout must end the command now. Nothing is left half-written:
+    files are replaced by rename only when complete."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     # A snapshot is a large tree of small acyclic objects; the default collector thresholds make
     # Python scan it over and over while it is built (half the time of a 10k-resource diff).
@@ -420,9 +429,14 @@ def main(argv: list[str] | None = None) -> None:
         command = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "audit"
         click.echo(f"audit: error: {exc.format_message()} (see `{command} --help`)", err=True)
         sys.exit(2)
-    except click.Abort:
+    except (click.Abort, KeyboardInterrupt):
         click.echo("audit: interrupted", err=True)
-        sys.exit(2)
+        _exit_now(130)
+    except CollectionStopped as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"audit: error: {exc}", err=True)
+        _exit_now(2)
     except AuditError as exc:
         if debug:
             traceback.print_exc()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 
-
 class AuditError(Exception):
     """A problem with the user's input, config or environment; never a bug."""
 
@@ -16,6 +15,11 @@ class ConfigError(AuditError):
 
 class SnapshotError(AuditError):
     """A snapshot file cannot be read, or cannot be used as asked."""
+
+
+class CollectionStopped(AuditError):
+    """Collection ended before it finished: --timeout passed, or the user pressed Ctrl-C. Threads may
+    still be waiting on the network: the command exits without waiting for them."""
 
 
 class GateDataMissing(AuditError):

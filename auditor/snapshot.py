@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from auditor import __version__
-from auditor.errors import SnapshotError, read_text
+from auditor.errors import AuditError, SnapshotError, read_text
 
 SCHEMA_VERSION = 1
 
@@ -480,25 +480,40 @@ def dumps(snapshot: Snapshot) -> str:
     return json.dumps(to_data(snapshot), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_atomic(path: str | Path, text: str) -> None:
+def write_atomic(path: str | Path, text: str, private: bool = False) -> None:
     """Write via a temp file in the same directory and rename, so a reader never sees half a file
-    and a failure leaves the previous file as it was."""
+    and a failure leaves the previous file as it was. A report gets the mode the umask gives any new
+    file; a snapshot (``private``) stays readable by its owner only, as the temp file is made."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        if not private:
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise AuditError(f"{path}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 def save(snapshot: Snapshot, path: str | Path) -> None:
-    write_atomic(path, dumps(snapshot))
+    write_atomic(path, dumps(snapshot), private=True)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

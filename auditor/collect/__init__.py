@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,10 +15,10 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from auditor.collect import commands, docker, nginx
-from auditor.collect.aws import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT, AwsCollector, CollectionError
+from auditor.collect.aws import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT, AwsCollector, CollectionError, Stop
 from auditor.config import Aws, Config
 from auditor.config import Host as HostConfig
-from auditor.errors import AuditError, read_text
+from auditor.errors import AuditError, CollectionStopped, read_text
 from auditor.snapshot import (
     Container,
     DockerFacts,
@@ -88,21 +88,25 @@ def slices(aws: Aws, env: str) -> list[Slice]:
 
 
 def _collect_slice(piece: Slice, aws: Aws, env: str, options: CollectOptions, matches: list[dict[str, str]],
-                   deadline: float | None) -> tuple[Resources, SourceStatus]:
+                   stop: Stop) -> tuple[Resources, SourceStatus]:
     source = f"aws:{piece}"
     try:
         # Under --timeout a hung response must leave time for its retry: wait at most a third of it.
         read_timeout = min(DEFAULT_READ_TIMEOUT, options.timeout / 3) if options.timeout else DEFAULT_READ_TIMEOUT
         collector = AwsCollector(aws, piece.region, options.concurrency, options.redactor,
                                  lambda step: options.progress(f"{env}: {source}: {step}"), matches, piece.role_arn,
-                                 max(read_timeout, 0.1))
+                                 max(read_timeout, 0.1), stop)
     except (ClientError, BotoCoreError) as exc:
         code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else type(exc).__name__
         message = f"cannot assume {piece.role_arn}: {exc}"
         return Resources(), SourceStatus(status="error", errors=[SourceError(
             source=source, operation="sts:AssumeRole", code=code, message=options.redactor.text(message))])
-    with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="audit-aws") as pool:
-        return collector.collect(pool, deadline)
+    pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="audit-aws")
+    try:
+        return collector.collect(pool)
+    finally:
+        # Once stopped, threads still waiting on the network are not waited for.
+        pool.shutdown(wait=not stop.event.is_set(), cancel_futures=True)
 
 
 def collect_aws(config: Config, env: str, options: CollectOptions,
@@ -117,15 +121,29 @@ def collect_aws(config: Config, env: str, options: CollectOptions,
     # Instances a per-instance command runs on are collected too, within the scope's tags.
     scope = aws.scope.tags if aws.scope else {}
     matches = [{**scope, **h.match.tags} for h in config.environments[env].hosts if _per_instance(h)]
-    deadline = None if options.timeout is None else time.monotonic() + options.timeout
+    stop = Stop(options.timeout)
     merged = Resources()
     sources = {}
-    with ThreadPoolExecutor(max_workers=min(len(chosen), MAX_SLICES_IN_FLIGHT)) as outer:
-        collected = outer.map(lambda piece: _collect_slice(piece, aws, env, options, matches, deadline), chosen)
-        for piece, (resources, status) in zip(chosen, collected, strict=True):
+    outer = ThreadPoolExecutor(max_workers=min(len(chosen), MAX_SLICES_IN_FLIGHT), thread_name_prefix="audit-slice")
+    try:
+        futures = [outer.submit(_collect_slice, piece, aws, env, options, matches, stop) for piece in chosen]
+        for piece, future in zip(chosen, futures, strict=True):
+            # The slices stop themselves at the deadline; the slack covers one request in flight.
+            remaining = stop.remaining()
+            try:
+                resources, status = future.result(timeout=None if remaining is None else remaining + 2)
+            except FutureTimeout:
+                stop.event.set()
+                raise CollectionStopped(f"{env}: AWS collection did not finish within --timeout "
+                                        f"{options.timeout:g} s") from None
             for name in Resources.model_fields:
                 getattr(merged, name).extend(getattr(resources, name))
             sources[f"aws:{piece}"] = status
+    except BaseException:  # Ctrl-C included: every thread stops at its next request or retry
+        stop.event.set()
+        raise
+    finally:
+        outer.shutdown(wait=not stop.event.is_set(), cancel_futures=True)
     return merged, sources, [str(s) for s in every]
 
 

@@ -3,13 +3,19 @@ ECS services, read with boto3 — read-only by construction.
 
 Every client refuses, before anything is sent, an operation whose name does not
 start with Describe, List or Get. Calls are counted per operation, paginated
-everywhere (moto pages load balancers at 50, AWS at 400), retried adaptively,
-and run in a bounded thread pool: at most ``concurrency`` requests in flight per
-service.
+everywhere (moto pages load balancers at 50, AWS at 400), and run in a bounded
+thread pool: at most ``concurrency`` requests in flight per service.
+
+Retries are ours, per request, with full jitter: throttling, 5xx and connection
+errors are retried after a random wait that a ``Stop`` (Ctrl-C, or the end of
+--timeout) cuts short. botocore's own backoff sleeps up to 20 s where nobody can
+interrupt it, and its adaptive mode slows every request of a client after a few
+throttles.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import Counter
@@ -22,7 +28,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from auditor.config import Aws
-from auditor.errors import AuditError
+from auditor.errors import AuditError, CollectionStopped
 from auditor.snapshot import (
     Action,
     EcsContainer,
@@ -53,6 +59,15 @@ CREDENTIALS = {("sts", "AssumeRole")}
 DEFAULT_CONCURRENCY = 8
 DEFAULT_READ_TIMEOUT = 30.0  # seconds for one response; a slower one is retried
 SERVICES = ("elbv2", "ec2", "ecs", "sts")
+MAX_ATTEMPTS = 10
+BACKOFF_BASE, BACKOFF_CAP = 0.2, 5.0  # seconds: full jitter over min(cap, base * 2**attempt)
+THROTTLING = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
+    "ProvisionedThroughputExceededException", "TransactionInProgressException", "RequestLimitExceeded",
+    "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+    "EC2ThrottledException",
+}
+TRANSIENT_STATUS = {500, 502, 503, 504}
 _PROTOCOLS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
 
 
@@ -62,6 +77,49 @@ class ReadOnlyViolation(AuditError):
 
 class CollectionError(AuditError):
     """AWS could not be read; the message names the operation (and the IAM action to grant)."""
+
+
+class Stop:
+    """Ends a collection early, from any thread: Ctrl-C, or the end of --timeout. Every request checks
+    it before it is sent and while it waits to retry, so no thread outlives it by more than one
+    request's connect or read timeout."""
+
+    def __init__(self, timeout: float | None = None) -> None:
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.event = threading.Event()
+        self.last_error = ""  # what the last failed attempt said, for the message at the deadline
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def check(self, endpoint: str) -> None:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.event.set()
+        if self.event.is_set():
+            raise CollectionStopped(self.message(endpoint))
+
+    def message(self, endpoint: str) -> str:
+        last = f" (last: {self.last_error})" if self.last_error else ""
+        if self.timeout is not None and self.remaining() == 0:
+            return f"collection from AWS at {endpoint} did not finish within --timeout {self.timeout:g} s{last}"
+        return f"collection from AWS at {endpoint} was stopped{last}"
+
+    def wait(self, seconds: float, endpoint: str) -> None:
+        """Sleep before a retry; wake at once when stopped."""
+        remaining = self.remaining()
+        self.event.wait(seconds if remaining is None else min(seconds, remaining))
+        self.check(endpoint)
+
+
+def _retryable(response: Any, caught: Exception | None) -> bool:
+    if caught is not None:
+        return isinstance(caught, BotoCoreError) and not isinstance(caught, NoCredentialsError)
+    if not response:
+        return False
+    http, parsed = response
+    code = (parsed or {}).get("Error", {}).get("Code", "")
+    return code in THROTTLING or getattr(http, "status_code", 0) in TRANSIENT_STATUS
 
 
 class AccessDenied(CollectionError):
@@ -86,8 +144,9 @@ class AwsCollector:
     def __init__(self, aws: Aws, region: str, concurrency: int = DEFAULT_CONCURRENCY,
                  redactor: Redactor | None = None, progress: Callable[[str], None] | None = None,
                  host_matches: list[dict[str, str]] | None = None, role_arn: str | None = None,
-                 read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
+                 read_timeout: float = DEFAULT_READ_TIMEOUT, stop: Stop | None = None) -> None:
         self.aws = aws
+        self.stop = stop or Stop()
         self.read_timeout = read_timeout
         self.region = region
         self.concurrency = concurrency
@@ -116,8 +175,9 @@ class AwsCollector:
                              aws_session_token=creds["SessionToken"], region_name=self.region)
 
     def _client_args(self) -> dict[str, Any]:
-        config = BotoConfig(region_name=self.region, retries={"mode": "adaptive", "max_attempts": 10},
-                            max_pool_connections=self.concurrency, connect_timeout=5,
+        # The retry decision is ours (see the module docstring); botocore's standard mode only counts.
+        config = BotoConfig(region_name=self.region, retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                            max_pool_connections=self.concurrency, connect_timeout=min(5.0, self.read_timeout),
                             read_timeout=self.read_timeout)
         args: dict[str, Any] = {"config": config}
         if self.aws.endpoint_url:  # else boto3 honours AWS_ENDPOINT_URL itself
@@ -133,8 +193,29 @@ class AwsCollector:
             with self._lock:
                 self.calls[f"{service}.{model.name}"] += 1
 
+        endpoint = client.meta.endpoint_url
+
+        def before_send(**_: Any) -> None:
+            self.stop.check(endpoint)
+
+        def needs_retry(response: Any = None, attempts: int = 1, caught_exception: Exception | None = None,
+                        **_: Any) -> float | None:
+            if caught_exception is not None:
+                self.stop.last_error = str(caught_exception)
+            if attempts >= MAX_ATTEMPTS or not _retryable(response, caught_exception):
+                self.stop.check(endpoint)
+                return None
+            self.stop.wait(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempts)), endpoint)
+            return 0  # waited already, interruptibly: botocore retries at once
+
         client.meta.events.register("before-call", guard)  # every operation of this client
+        client.meta.events.register("before-send", before_send)
+        client.meta.events.register_first("needs-retry", needs_retry)  # ahead of botocore's own
         return client
+
+    @property
+    def _endpoint(self) -> str:
+        return self.aws.endpoint_url or self.client("elbv2").meta.endpoint_url
 
     def client(self, service: str) -> Any:
         with self._lock:
@@ -182,15 +263,15 @@ class AwsCollector:
 
     # --- the collection ---------------------------------------------------------------------------
 
-    def collect(self, pool: ThreadPoolExecutor, deadline: float | None) -> tuple[Resources, SourceStatus]:
+    def collect(self, pool: ThreadPoolExecutor) -> tuple[Resources, SourceStatus]:
         def gather(tasks: list[Callable[[], Any]]) -> list[Any]:
             futures: list[Future[Any]] = [pool.submit(task) for task in tasks]
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            done, pending = wait(futures, timeout=timeout, return_when=FIRST_EXCEPTION)
+            done, pending = wait(futures, timeout=self.stop.remaining(), return_when=FIRST_EXCEPTION)
             if pending and not any(f.exception() for f in done):
                 for future in pending:
                     future.cancel()
-                raise CollectionError(f"AWS collection in {self.region} did not finish within the --timeout")
+                self.stop.event.set()
+                raise CollectionStopped(self.stop.message(self._endpoint))
             return [f.result() for f in futures]
 
         self.progress("load balancers and target groups")

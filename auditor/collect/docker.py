@@ -126,7 +126,10 @@ def parse_port(spec: Any, where: str) -> list[PublishedPort]:
         protocol = str(spec.get("protocol") or "tcp")
         if len(hosts) != len(targets):
             hosts = [hosts[0]] * len(targets) if len(targets) == 1 else hosts
-        return [PublishedPort(host_ip=spec.get("host_ip") or None, host_port=h, container_port=t, protocol=protocol)
+        host_ip = spec.get("host_ip") or None
+        if host_ip is not None and not isinstance(host_ip, str):
+            raise DockerError(f"{where}: host_ip {host_ip!r} is not an address")
+        return [PublishedPort(host_ip=host_ip, host_port=h, container_port=t, protocol=protocol)
                 for h, t in zip(hosts, targets)]
     if isinstance(spec, bool) or not isinstance(spec, (str, int)):
         raise DockerError(f"{where}: port {spec!r} is neither a string, a number nor a mapping")

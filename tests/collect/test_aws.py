@@ -21,7 +21,7 @@ def collector(**kwargs) -> AwsCollector:
 
 def run(c: AwsCollector):
     with ThreadPoolExecutor(4) as pool:
-        return c.collect(pool, None)
+        return c.collect(pool)
 
 
 @pytest.fixture
@@ -202,7 +202,7 @@ def test_timeout_stops_collection_with_one_line_and_no_file(incident, tmp_path):
     out = tmp_path / "dev.json"
     proc = audit("snapshot", "dev", "-c", str(incident.base_dir / "audit.yaml"), "-o", str(out), "--timeout", "0")
     assert proc.returncode == 2
-    assert "did not finish within the --timeout" in proc.stderr and "Traceback" not in proc.stderr
+    assert "did not finish within --timeout 0 s" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
 
 

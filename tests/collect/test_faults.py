@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -78,21 +79,57 @@ def test_access_denied_is_one_line_naming_the_iam_action(built, aws, tmp_path, a
     assert gate.returncode == 2 and "was partial" in gate.stderr  # the gate refuses partial data
 
 
-def test_interrupted_collection_keeps_the_previous_snapshot(built, aws, tmp_path):
+def test_interrupted_collection_stops_within_two_seconds_and_keeps_the_previous_snapshot(built, aws, tmp_path):
     with FaultProxy(aws) as proxy:
-        proxy.rules.append(first(100, "DescribeTargetHealth", 5.0))  # slow enough to interrupt
+        proxy.rules.append(first(100, "DescribeTargetHealth", 20.0))  # a response that hangs
         config_path = point_at(built, proxy.url)
         out = tmp_path / "prod.json"
         out.write_text("previous")
         proc = subprocess.Popen([sys.executable, "-m", "auditor", "snapshot", "prod", "-c", config_path,
                                  "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ})
-        time.sleep(2.5)
+        time.sleep(3)
+        interrupted = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "interrupted" in stderr and "Traceback" not in stderr
+        stopped_after = time.monotonic() - interrupted
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    assert stopped_after < 2, f"Ctrl-C took {stopped_after:.1f} s"
     assert out.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".prod.json")] == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+def test_a_dead_endpoint_fails_within_the_timeout_naming_it(built, tmp_path):
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    out = tmp_path / "prod.json"
+    out.write_text("previous")
+    started = time.monotonic()
+    proc = audit("snapshot", "prod", "-c", point_at(built, endpoint), "-o", str(out), "--timeout", "5")
+    took = time.monotonic() - started
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert f"AWS at {endpoint} did not finish within --timeout 5 s" in proc.stderr
+    assert "Could not connect" in proc.stderr  # what the last attempt said
+    assert took < 5 + 2 + 1.5, f"took {took:.1f} s"  # T + 2 s, and the interpreter's start
+    assert out.read_text() == "previous"
+
+
+def test_a_hung_endpoint_fails_within_the_timeout(built, aws, tmp_path):
+    with FaultProxy(aws) as proxy:
+        proxy.rules.append(first(100, "DescribeLoadBalancers", 30.0))
+        started = time.monotonic()
+        proc = audit("snapshot", "prod", "-c", point_at(built, proxy.url), "-o", str(tmp_path / "p.json"),
+                     "--timeout", "4")
+        took = time.monotonic() - started
+    assert proc.returncode == 2 and "did not finish within --timeout 4 s" in proc.stderr, proc.stderr
+    assert took < 4 + 2 + 1.5, f"took {took:.1f} s"
+    assert not (tmp_path / "p.json").exists()
 
 
 def test_a_response_slower_than_the_read_timeout_is_retried(built, aws):
