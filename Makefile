@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: install install-test test nginx chromium demo bench clean
+.PHONY: install install-test test wheel-check nginx chromium demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ install-test: $(BIN)/python
 
 test: install-test nginx chromium
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory wheel-check
+
+# Users install the wheel, not the checkout: build it, install it in a fresh venv elsewhere, run it.
+wheel-check:
+	bash tests/wheel/smoke.sh $(PYTHON)
 
 # The nginx tests run the real `nginx -T` (Debian's package). As root it is installed here;
 # elsewhere those tests skip with the reason (under CI=true they fail instead).

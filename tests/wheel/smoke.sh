@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# What users install is the wheel: build it, install it into a fresh venv outside the checkout, and
+# run audit from another directory. It must list every rule, run the demo, and fail the incident's
+# green gate, exactly like the checkout. Called by `make test` (target wheel-check).
+set -euo pipefail
+python=${1:?usage: smoke.sh PYTHON}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/audit-wheel.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+fail() { echo "wheel check: $*" >&2; exit 1; }
+
+"$python" -m venv "$work/build-venv"
+"$work/build-venv/bin/pip" install --quiet --upgrade pip build 2>&1 | grep -v "^WARNING: Location" || true
+"$work/build-venv/bin/python" -m build --wheel --outdir "$work/dist" "$root" > "$work/build.log" 2>&1 \
+  || { cat "$work/build.log" >&2; fail "the wheel did not build"; }
+# Current setuptools warns about deprecated metadata (a license table, classifiers): none may remain.
+if grep -qiE "deprecat" "$work/build.log"; then grep -iE -A3 "deprecat" "$work/build.log" >&2; fail "the build warns"; fi
+wheel=$(ls "$work"/dist/auditor-*.whl)
+"$python" -c "import sys, zipfile; names = zipfile.ZipFile(sys.argv[1]).namelist(); \
+sys.exit(not {'auditor/rules/P101.yaml', 'auditor/fixtures/estates.py'} <= set(names))" "$wheel" \
+  || fail "$wheel does not carry the rule catalog and the demo estate"
+
+"$python" -m venv "$work/venv"
+"$work/venv/bin/pip" install --quiet "$wheel[demo]" 2>&1 | grep -v "^WARNING: Location" || true
+audit="$work/venv/bin/audit"
+mkdir "$work/elsewhere" && cd "$work/elsewhere"
+
+rules=$("$audit" rules | grep -cE '^[A-Z][0-9]{3} ') || true
+catalog=$(ls "$root"/rules/*.yaml | wc -l)
+[ "$rules" -eq "$catalog" ] || fail "audit rules lists $rules rules, the catalog has $catalog"
+
+"$audit" demo > demo.out 2>&1 || { cat demo.out >&2; fail "audit demo failed"; }
+grep -q "P104" demo.out || { cat demo.out >&2; fail "audit demo did not show P104"; }
+
+set +e
+"$audit" gate "$root/fixtures/snapshots/incident-dev.json" --slot green > gate.out 2>&1
+code=$?
+set -e
+[ "$code" -eq 1 ] || { cat gate.out >&2; fail "the incident's green gate exited $code, not 1"; }
+echo "wheel check: $(basename "$wheel") from $work/elsewhere: $rules rules, demo ran, incident gate exit 1"
