@@ -28,7 +28,7 @@ from auditor.errors import AuditError, CollectionStopped, ConfigError, GateDataM
 
 if TYPE_CHECKING:
     from auditor.config import Config
-    from auditor.engine import Result
+    from auditor.findings import Result
     from auditor.snapshot import Snapshot
 
 # The library loads inside the commands: `audit --help` and `--version` import click and nothing heavy.
@@ -400,6 +400,10 @@ def explain(rule_id: str, **values: Any) -> None:
         "",
         "Fix: " + " ".join(meta.remediation.split()),
     ]
+    if meta.options:
+        text += ["", "Options (audit.yaml rules.options." + meta.id + "):"] + [
+            f"  {name} ({spec.type}, default {json.dumps(spec.default)}): {spec.description}"
+            for name, spec in meta.options.items()]
     if meta.references:
         text += ["", "References:"] + [f"  {r}" for r in meta.references]
     options.emit("\n".join(text) + "\n")

@@ -58,6 +58,19 @@ def test_offline_junit_marks_the_rules_it_could_not_run_skipped(offline):
     assert suite.tests == len(builtin_catalog())
 
 
+def test_offline_sarif_lists_the_skips_as_tool_notifications(offline):
+    proc = audit("check", "dev", "--offline", "-c", str(offline), "--format", "sarif")
+    (invocation,) = json.loads(proc.stdout)["runs"][0]["invocations"]
+    notes = invocation["toolExecutionNotifications"]
+    assert sorted(n["descriptor"]["id"] for n in notes) == AWS_RULES
+    assert {n["level"] for n in notes} == {"note"} and invocation["executionSuccessful"] is True
+
+
+def test_explain_shows_a_rules_options():
+    out = audit("explain", "T306").stdout
+    assert "Options (audit.yaml rules.options.T306):\n  drain_budget (int, default 300): seconds" in out
+
+
 def test_offline_gate_is_unknown_not_pass(offline):
     for env, slot in (("dev", "green"), ("dev", "blue"), ("prod", "green")):
         proc = audit("gate", env, "--offline", "--slot", slot, "-c", str(offline))
