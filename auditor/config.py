@@ -85,6 +85,10 @@ class Switch(Strict):
 
 class Docker(Strict):
     compose: list[Path] = Field(default_factory=list)
+    # Interpolation values beside .env (never the shell's: results must not depend on where audit runs),
+    # and the compose profiles to enable (default: COMPOSE_PROFILES from .env).
+    environment: dict[str, str] = Field(default_factory=dict)
+    profiles: list[str] | None = None
     inspect: Path | None = None
     command: list[str] | None = None
     slots: dict[str, Slot] = Field(default_factory=dict)

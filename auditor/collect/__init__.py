@@ -164,7 +164,8 @@ def _read_nginx(host: HostConfig, facts: commands.HostFacts, options: CollectOpt
 def _read_docker(host: HostConfig, facts: commands.HostFacts, options: CollectOptions) -> list[Container]:
     spec = host.docker
     if spec.compose:
-        return [c for path in spec.compose for c in docker.parse_compose(path, options.redactor)]
+        # Several files are one project, merged as `docker compose -f a -f b` merges them.
+        return docker.parse_compose_files(spec.compose, options.redactor, spec.environment, spec.profiles)
     if spec.inspect is not None:
         text = read_text(spec.inspect, "docker inspect output", docker.DockerError)
         return docker.parse_inspect(text, str(spec.inspect), options.redactor)

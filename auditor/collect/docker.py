@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
-from auditor.errors import AuditError, read_text
+from auditor.collect import compose
+from auditor.errors import AuditError
 from auditor.snapshot import Container, PublishedPort, Redactor
 
 
@@ -20,81 +18,12 @@ class DockerError(AuditError):
     """A compose file or inspect output that cannot be read; the message names file and service."""
 
 
-# --- YAML as compose reads it -------------------------------------------------------------------------
-
-
-class _ComposeLoader(yaml.SafeLoader):
-    """YAML 1.2 integers: unquoted `80:80` is the string "80:80", not PyYAML's base-60 4880."""
-
-
-_ComposeLoader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:int"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_ComposeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
-    list("-+0123456789"),
-)
-# compose's own tags (`!reset`, `!override`) carry no port facts: read them as their plain value.
-_ComposeLoader.add_multi_constructor("!", lambda loader, suffix, node: (
-    loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
-    else loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
-    else loader.construct_mapping(node)))
-
-
-_VARIABLE = re.compile(r"\$(?:\$|\{(?P<braced>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[name.strip()] = value
-    return values
-
-
 def interpolate(text: str, env: dict[str, str], where: str) -> str:
-    """Compose's `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `$VAR`, `$$`."""
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        expression = match["braced"] if match["braced"] is not None else match["plain"]
-        found = re.match(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>.*))?$", expression, re.S)
-        if not found:
-            raise DockerError(f"{where}: invalid interpolation ${{{expression}}}")
-        name, op, arg = found["name"], found["op"], found["arg"] or ""
-        value = env.get(name)
-        unset = value is None or (op is not None and op.startswith(":") and value == "")
-        if op in ("-", ":-"):
-            return interpolate(arg, env, where) if unset else value or ""
-        if op in ("?", ":?"):
-            if unset:
-                raise DockerError(f"{where}: required variable {name} is not set ({arg or 'no message'})")
-            return value or ""
-        if op in ("+", ":+"):
-            return "" if unset else interpolate(arg, env, where)
-        return value or ""
-
-    return _VARIABLE.sub(substitute, text)
-
-
-def _interpolate_tree(node: Any, env: dict[str, str], where: str) -> Any:
-    if isinstance(node, str):
-        return interpolate(node, env, where)
-    if isinstance(node, list):
-        return [_interpolate_tree(v, env, where) for v in node]
-    if isinstance(node, dict):
-        return {k: _interpolate_tree(v, env, where) for k, v in node.items()}
-    return node
+    """Compose's interpolation (see collect/compose.py), raising this module's error."""
+    try:
+        return compose.interpolate(text, env, where)
+    except compose.ComposeError as exc:
+        raise DockerError(str(exc)) from None
 
 
 # --- ports ------------------------------------------------------------------------------------------
@@ -174,8 +103,7 @@ def _volume_source(volume: Any) -> str:
 
 
 def _environment(value: Any) -> dict[str, str]:
-    if isinstance(value, dict):
-        return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    """`docker inspect`'s Config.Env: a list of NAME=value."""
     out = {}
     for item in value or []:
         name, _, val = str(item).partition("=")
@@ -193,76 +121,64 @@ def _validator() -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
 
 
-def _validate(data: Any, path: Path, lines: dict[str, int]) -> None:
-    """The Compose Specification's own schema, so a malformed file gets a precise error, not a guess."""
+def _validate(model: compose.Model) -> None:
+    """The Compose Specification's own schema on the merged model (an override file alone need not be
+    valid), so a malformed file gets a precise error, not a guess."""
+    data = {"services": model.services, "networks": model.networks, "volumes": model.volumes}
     error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
     if error is None:
         return
     location = list(error.absolute_path)
     service = str(location[1]) if len(location) > 1 and location[0] == "services" else None
-    line = f":{lines[service]}" if service in lines else ""
+    file, line = model.lines.get(service or "", (model.project_dir, 0))
     key = ".".join(str(p) for p in location) or "(top level)"
-    raise DockerError(f"{path}{line}: {key}: {error.message}")
+    raise DockerError(f"{file}{':' + str(line) if line else ''}: {key}: {error.message}")
 
 
-
-def _service_lines(text: str) -> dict[str, int]:
-    """Line of each service's key, for evidence that points at the file."""
-    try:
-        root = yaml.compose(text, Loader=_ComposeLoader)
-    except yaml.YAMLError:
-        return {}
-    lines: dict[str, int] = {}
-    if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            if key.value == "services" and isinstance(value, yaml.MappingNode):
-                for service_key, _ in value.value:
-                    lines[str(service_key.value)] = service_key.start_mark.line + 1
-    return lines
-
-
-def parse_compose(path: str | Path, redactor: Redactor | None = None, environ: dict[str, str] | None = None,
-                  ) -> list[Container]:
-    """The services of a compose file as containers (running state unknown: a file says what should run)."""
-    path = Path(path)
+def parse_compose_files(paths: list[Path], redactor: Redactor | None = None,
+                        environment: dict[str, str] | None = None,
+                        profiles: list[str] | None = None) -> list[Container]:
+    """The services of compose files merged as one project (`docker compose -f a -f b config`), as
+    containers; their running state is unknown: files say what should run."""
     redactor = redactor or Redactor(None)
-    text = read_text(path, "compose file", DockerError)
     try:
-        data = yaml.load(text, Loader=_ComposeLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise DockerError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    if data is None:
-        return []
-    if not isinstance(data, dict) or not isinstance(data.get("services", {}), dict):
-        raise DockerError(f"{path}: not a compose file (expected a mapping with services:)")
-    lines = _service_lines(text)
-    _validate(data, path, lines)
-    # compose reads .env beside the file; the shell's environment wins over it.
-    env = {**read_env_file(path.parent / ".env"), **(os.environ if environ is None else environ)}
-    project = str(data.get("name") or path.resolve().parent.name).lower()
+        model = compose.load([Path(p) for p in paths], environment, profiles)
+    except compose.ComposeError as exc:
+        raise DockerError(str(exc)) from None
+    _validate(model)
     containers = []
-    for service, spec in (data.get("services") or {}).items():
-        where = f"{path}:{lines.get(str(service), 0)}: service {service}"
-        spec = _interpolate_tree(spec or {}, env, where)
-        if not isinstance(spec, dict):
-            raise DockerError(f"{where}: expected a mapping")
-        ports = [p for entry in spec.get("ports") or [] for p in parse_port(entry, where)]
+    for service, spec in model.services.items():
+        file, line = model.lines.get(service, (model.project_dir, 0))
+        where = f"{file}:{line}: service {service}"
+        try:
+            ports = [p for entry in spec.get("ports") or [] for p in parse_port(entry, where)]
+            expose = _expose(spec.get("expose"), where)
+        except DockerError as exc:
+            unset = sorted(model.unset.get(service, ()))
+            if not unset:
+                raise
+            raise DockerError(f"{exc} (variable{'s' if len(unset) > 1 else ''} {', '.join(unset)} "
+                              f"{'are' if len(unset) > 1 else 'is'} not set)") from None
         containers.append(Container(
-            name=str(spec.get("container_name") or f"{project}-{service}-1"),
+            name=str(spec.get("container_name") or f"{model.name}-{service}-1"),
             service=str(service),
             image=str(spec.get("image") or ""),
             running=None,
             ports=ports,
-            expose=_expose(spec.get("expose"), where),
-            environment=redactor.mapping(_environment(spec.get("environment"))),
+            expose=expose,
+            environment=redactor.mapping(compose.service_environment(spec, model.project_dir)),
             privileged=bool(spec.get("privileged")),
             volumes=[_volume_source(v) for v in spec.get("volumes") or []],
-            file=str(path),
-            line=lines.get(str(service), 0),
+            file=str(file),
+            line=line,
         ))
     return containers
+
+
+def parse_compose(path: str | Path, redactor: Redactor | None = None, environ: dict[str, str] | None = None,
+                  ) -> list[Container]:
+    """One compose file (see parse_compose_files)."""
+    return parse_compose_files([Path(path)], redactor, environ)
 
 
 # --- docker inspect ---------------------------------------------------------------------------------------

@@ -1,0 +1,402 @@
+"""Compose files read the way `docker compose config` reads them, into one application model.
+
+Per file: YAML 1.2, top-level `include`, interpolation, `extends`. Then the files merge in the order
+given by the Compose Specification's rules ("Merge"): mappings by key, sequences appended, `command`,
+`entrypoint` and `healthcheck.test` replaced, `ports`/`volumes`/`secrets`/`configs` by their unique
+keys, `!reset` removing and `!override` replacing a value. Then profiles leave services out, and the
+merged model is validated against the specification's schema.
+
+Interpolation reads `.env` beside the first file and audit.yaml's `docker.environment`, never the
+environment of the machine running audit: results must not depend on where it runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor.errors import read_text
+
+
+class Reset:
+    """`!reset`: the value is removed from what earlier files said."""
+
+
+@dataclass
+class Override:
+    """`!override`: the value replaces what earlier files said, instead of merging with it."""
+
+    value: Any
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 integers (unquoted `80:80` is the string "80:80", not PyYAML's base-60 4880) and
+    compose's merge tags."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:int"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+
+
+def _plain(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)
+
+
+_Loader.add_constructor("!reset", lambda loader, node: Reset())
+_Loader.add_constructor("!override", lambda loader, node: Override(_plain(loader, node)))
+_Loader.add_multi_constructor("!", lambda loader, suffix, node: _plain(loader, node))  # other tags: plain values
+
+
+class ComposeError(Exception):
+    """Raised with the message a person reads; collect/docker.py turns it into its DockerError."""
+
+
+# --- interpolation -------------------------------------------------------------------------------------
+
+_VARIABLE = re.compile(r"\$(?:\$|\{(?P<braced>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+_EXPRESSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>.*))?$", re.S)
+
+
+def interpolate(text: str, env: dict[str, str], where: str, unset: set[str] | None = None) -> str:
+    """`${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `${VAR:+alt}`,
+    `$VAR`, `$$`. Variables that were unset and left a value empty are added to ``unset``."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        expression = match["braced"] if match["braced"] is not None else match["plain"]
+        found = _EXPRESSION.match(expression)
+        if not found:
+            raise ComposeError(f"{where}: invalid interpolation ${{{expression}}}")
+        name, op, arg = found["name"], found["op"], found["arg"] or ""
+        value = env.get(name)
+        missing = value is None or (op is not None and op.startswith(":") and value == "")
+        if op in ("-", ":-"):
+            return interpolate(arg, env, where, unset) if missing else value or ""
+        if op in ("?", ":?"):
+            if missing:
+                raise ComposeError(f"{where}: required variable {name} is not set: {arg or 'no message'}")
+            return value or ""
+        if op in ("+", ":+"):
+            return "" if missing else interpolate(arg, env, where, unset)
+        if value is None and unset is not None:
+            unset.add(name)
+        return value or ""
+
+    return _VARIABLE.sub(substitute, text)
+
+
+def _interpolate_tree(node: Any, env: dict[str, str], where: str, unset: set[str]) -> Any:
+    if isinstance(node, str):
+        return interpolate(node, env, where, unset)
+    if isinstance(node, list):
+        return [_interpolate_tree(v, env, where, unset) for v in node]
+    if isinstance(node, dict):
+        return {k: _interpolate_tree(v, env, where, unset) for k, v in node.items()}
+    if isinstance(node, Override):
+        return Override(_interpolate_tree(node.value, env, where, unset))
+    return node
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """A `.env` or `env_file`: NAME=value lines, `export` and quotes allowed, comments skipped."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+# --- normalizing what may be written two ways -----------------------------------------------------------
+
+# Attributes written as a list of `KEY=VALUE` (or `host:ip`) or as a mapping: merged as mappings.
+_MAPPING_OR_LIST = {"environment": "=", "labels": "=", "annotations": "=", "sysctls": "=", "extra_hosts": None}
+# Sequences merged by a unique key instead of appended (the specification's "Unique resources").
+_UNIQUE = {"ports", "volumes", "secrets", "configs"}
+# Shell commands: the later file's value replaces the earlier one.
+_REPLACED = {"command", "entrypoint"}
+
+
+def _as_mapping(name: str, value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    out: dict[str, Any] = {}
+    for item in value:
+        text = str(item)
+        if name == "extra_hosts":
+            host, sep, address = text.partition("=") if "=" in text else text.partition(":")
+        else:
+            host, sep, address = text.partition("=")
+        out[host] = address if sep else None
+    return out
+
+
+def _normalize_service(spec: Any) -> Any:
+    if not isinstance(spec, dict):
+        return spec
+    spec = dict(spec)
+    for name in _MAPPING_OR_LIST:
+        if name in spec and not isinstance(spec[name], (Reset, Override)):
+            spec[name] = _as_mapping(name, spec[name])
+    if isinstance(spec.get("networks"), list):
+        spec["networks"] = {str(n): None for n in spec["networks"]}
+    if isinstance(spec.get("depends_on"), list):
+        spec["depends_on"] = {str(n): {"condition": "service_started"} for n in spec["depends_on"]}
+    return spec
+
+
+def _unique_key(attribute: str, entry: Any) -> Any:
+    """The key two entries of ports/volumes/secrets/configs share when they are the same resource."""
+    if attribute == "ports":
+        if isinstance(entry, dict):
+            return (str(entry.get("host_ip") or ""), str(entry.get("target")), str(entry.get("published") or ""),
+                    str(entry.get("protocol") or "tcp"))
+        text, _, protocol = str(entry).partition("/")
+        parts = text.rsplit(":", 2) if not text.startswith("[") else [text]
+        target = parts[-1]
+        published = parts[-2] if len(parts) > 1 else ""
+        host_ip = parts[-3] if len(parts) > 2 else ""
+        return (host_ip, target, published, protocol or "tcp")
+    if attribute == "volumes":
+        if isinstance(entry, dict):
+            return str(entry.get("target"))
+        parts = str(entry).split(":")
+        return parts[1] if len(parts) > 1 else parts[0]
+    if isinstance(entry, dict):  # secrets, configs
+        return str(entry.get("target") or entry.get("source"))
+    return str(entry)
+
+
+# --- merging --------------------------------------------------------------------------------------------
+
+
+def merge(base: Any, override: Any, path: tuple[str, ...] = ()) -> Any:
+    """``override`` merged onto ``base`` by the Compose Specification's rules."""
+    if isinstance(override, Override):
+        return _strip(override.value)
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            if isinstance(value, Reset):
+                out.pop(key, None)
+            elif key in out:
+                out[key] = merge(out[key], value, path + (str(key),))
+            else:
+                out[key] = _strip(value)
+        return out
+    if isinstance(base, list) and isinstance(override, list):
+        attribute = path[-1] if path else ""
+        in_service = len(path) >= 3 and path[0] == "services"
+        if in_service and (attribute in _REPLACED or path[-2:] == ("healthcheck", "test")):
+            return _strip(override)
+        if in_service and len(path) == 3 and attribute in _UNIQUE:
+            merged = {_unique_key(attribute, entry): entry for entry in base}
+            for entry in override:
+                merged[_unique_key(attribute, entry)] = _strip(entry)
+            return list(merged.values())
+        return base + [_strip(v) for v in override if v not in base]
+    return _strip(override)
+
+
+def _strip(value: Any) -> Any:
+    """A value from one file alone: its tags have nothing earlier to act on."""
+    if isinstance(value, Override):
+        return _strip(value.value)
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if not isinstance(v, Reset)}
+    if isinstance(value, list):
+        return [_strip(v) for v in value if not isinstance(v, Reset)]
+    return None if isinstance(value, Reset) else value
+
+
+# --- files, includes, extends ------------------------------------------------------------------------------
+
+
+@dataclass
+class Model:
+    """The merged application model, and where each service was first defined."""
+
+    name: str
+    services: dict[str, dict[str, Any]]
+    networks: dict[str, Any]
+    volumes: dict[str, Any]
+    lines: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    unset: dict[str, set[str]] = field(default_factory=dict)  # per service: variables that were not set
+    project_dir: Path = Path(".")
+
+
+def load_yaml(path: Path) -> tuple[Any, dict[str, int]]:
+    text = read_text(path, "compose file", ComposeError)
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ComposeError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict) or not isinstance(data.get("services", {}) or {}, dict):
+        raise ComposeError(f"{path}: not a compose file (expected a mapping with services:)")
+    return data, _service_lines(text)
+
+
+def _service_lines(text: str) -> dict[str, int]:
+    """Line of each service's key, so findings point at the file."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[str, int] = {}
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if key.value == "services" and isinstance(value, yaml.MappingNode):
+                for service_key, _ in value.value:
+                    lines[str(service_key.value)] = service_key.start_mark.line + 1
+    return lines
+
+
+class _Reader:
+    """One project's files: each read once, interpolated with the project's variables."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.files: dict[Path, tuple[dict[str, Any], dict[str, int], dict[str, set[str]]]] = {}
+
+    def file(self, path: Path, stack: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[str, int], dict[str, set[str]]]:
+        """A file's model with includes added and extends resolved."""
+        path = path.resolve()
+        if path in stack:
+            raise ComposeError(f"{path}: included or extended from itself ({' → '.join(map(str, stack))})")
+        if path in self.files:
+            return self.files[path]
+        data, lines = load_yaml(path)
+        unset: dict[str, set[str]] = {}
+        services: dict[str, Any] = {}
+        for name, spec in (data.get("services") or {}).items():
+            where = f"{path}:{lines.get(str(name), 0)}: service {name}"
+            if not isinstance(spec, (dict, type(None))):
+                raise ComposeError(f"{where}: expected a mapping")
+            unset[str(name)] = set()
+            services[str(name)] = _normalize_service(_interpolate_tree(spec or {}, self.env, where,
+                                                                       unset[str(name)]))
+        model = {k: _interpolate_tree(v, self.env, str(path), set()) for k, v in data.items()
+                 if k not in ("services", "include")}
+        model["services"] = services
+        for entry in data.get("include") or []:
+            self._include(model, lines, unset, entry, path, stack + (path,))
+        for name in list(services):
+            services[name] = self._extended(services, name, path, stack + (path,), ())
+        self.files[path] = (model, lines, unset)
+        return model, lines, unset
+
+    def _include(self, model: dict[str, Any], lines: dict[str, int], unset: dict[str, set[str]], entry: Any,
+                 path: Path, stack: tuple[Path, ...]) -> None:
+        paths = entry.get("path") if isinstance(entry, dict) else entry
+        for relative in paths if isinstance(paths, list) else [paths]:
+            included = (path.parent / interpolate(str(relative), self.env, str(path))).resolve()
+            if not included.is_file():
+                raise ComposeError(f"{path}: include {relative}: no such file")
+            other, _, other_unset = _Reader({**read_env_file(included.parent / ".env"), **self.env}).file(
+                included, stack)
+            for name, spec in other.get("services", {}).items():
+                if name in model["services"]:
+                    raise ComposeError(f"{path}: include {relative} defines service {name}, which this file "
+                                       "defines too")
+                model["services"][name] = spec
+                unset[name] = other_unset.get(name, set())
+            for section in ("networks", "volumes"):
+                for name, spec in (other.get(section) or {}).items():
+                    model.setdefault(section, {}).setdefault(name, spec)
+
+    def _extended(self, services: dict[str, Any], name: str, path: Path, stack: tuple[Path, ...],
+                  chain: tuple[str, ...]) -> dict[str, Any]:
+        spec = services[name]
+        extends = spec.get("extends") if isinstance(spec, dict) else None
+        if not extends:
+            return spec
+        if name in chain:
+            raise ComposeError(f"{path}: service {name} extends itself through {' → '.join(chain)}")
+        base_name = str(extends if isinstance(extends, str) else extends.get("service", ""))
+        other_file = extends.get("file") if isinstance(extends, dict) else None
+        if other_file:
+            other_path = (path.parent / str(other_file)).resolve()
+            if not other_path.is_file():
+                raise ComposeError(f"{path}: service {name} extends {base_name} from {other_file}, which does not "
+                                   "exist")
+            other, _, _ = self.file(other_path, stack)
+            pool, where = other.get("services", {}), other_path
+        else:
+            pool, where = services, path
+        if base_name not in pool:
+            raise ComposeError(f"{path}: service {name} extends {base_name}, which {where} does not define")
+        base = self._extended(pool, base_name, where, stack, chain + (name,)) if pool is services else pool[base_name]
+        local = {k: v for k, v in spec.items() if k != "extends"}
+        return merge({k: v for k, v in base.items() if k != "extends"}, local, ("services", name))
+
+
+def _project_name(value: str) -> str:
+    """Compose's normalization: lower case, only a-z 0-9 _ -, starting with a letter or digit."""
+    name = re.sub(r"[^a-z0-9_-]", "", value.lower())
+    return name.lstrip("_-") or "default"
+
+
+def load(files: list[Path], environment: dict[str, str] | None = None,
+         profiles: list[str] | None = None) -> Model:
+    """The application model of ``files`` merged in order, as `docker compose -f … config` sees it."""
+    if not files:
+        raise ComposeError("no compose file given")
+    first = files[0].resolve()
+    env = {**read_env_file(first.parent / ".env"), **(environment or {})}
+    reader = _Reader(env)
+    merged: dict[str, Any] = {}
+    lines: dict[str, tuple[Path, int]] = {}
+    unset: dict[str, set[str]] = {}
+    for path in files:
+        model, file_lines, file_unset = reader.file(path)
+        merged = merge(merged, model)
+        for name in model.get("services", {}):
+            lines.setdefault(name, (path.resolve(), file_lines.get(name, 0)))
+            unset.setdefault(name, set()).update(file_unset.get(name, set()))
+    merged = _strip(merged)
+    active = set(profiles if profiles is not None else
+                 [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",") if p.strip()])
+    services = {name: spec for name, spec in (merged.get("services") or {}).items()
+                if not spec.get("profiles") or "*" in active or active & set(map(str, spec["profiles"]))}
+    name = str(merged.get("name") or env.get("COMPOSE_PROJECT_NAME") or first.parent.name)
+    return Model(name=_project_name(name), services=services, networks=merged.get("networks") or {},
+                 volumes=merged.get("volumes") or {}, lines=lines, unset=unset, project_dir=first.parent)
+
+
+def service_environment(spec: dict[str, Any], project_dir: Path) -> dict[str, str]:
+    """A service's environment as the container gets it: its env_files, then `environment` over them.
+    A missing env_file adds nothing: repositories ship `*-sample` files the deploy turns into the real one."""
+    values: dict[str, str] = {}
+    entries = spec.get("env_file") or []
+    for entry in entries if isinstance(entries, list) else [entries]:
+        relative = entry.get("path") if isinstance(entry, dict) else entry
+        values.update(read_env_file(project_dir / str(relative)))
+    for key, value in (spec.get("environment") or {}).items():
+        values[str(key)] = "" if value is None else str(value)
+    return values
