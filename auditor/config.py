@@ -83,12 +83,17 @@ class Switch(Strict):
         return self
 
 
+class Service(Strict):
+    port: int = Field(ge=1, le=65535)  # the port the service's process listens on
+
+
 class Docker(Strict):
     compose: list[Path] = Field(default_factory=list)
     # Interpolation values beside .env (never the shell's: results must not depend on where audit runs),
     # and the compose profiles to enable (default: COMPOSE_PROFILES from .env).
     environment: dict[str, str] = Field(default_factory=dict)
     profiles: list[str] | None = None
+    services: dict[str, Service] = Field(default_factory=dict)
     inspect: Path | None = None
     command: list[str] | None = None
     slots: dict[str, Slot] = Field(default_factory=dict)

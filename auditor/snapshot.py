@@ -359,6 +359,7 @@ class Switch(Model):
 class DockerFacts(Model):
     containers: list[Container] = Field(default_factory=list)
     slots: dict[str, str] = Field(default_factory=dict)  # slot -> compose service
+    listen_ports: dict[str, int] = Field(default_factory=dict)  # service -> its port, declared in audit.yaml
     live: str | None = None  # declared in audit.yaml
     switch: Switch | None = None  # declared in audit.yaml
 

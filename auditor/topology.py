@@ -196,8 +196,28 @@ class HostView:
             return [c for c in self.by_service[endpoint.host] if endpoint.port in self.container_ports(c)]
         return None
 
+    def unproved(self, endpoint: Endpoint) -> list[Container]:
+        """Containers of a compose service nginx proxies to by name, on a port nothing proves and nothing
+        rules out: on a compose network a process answers on every port it listens on, declared or not."""
+        if endpoint.host not in self.by_service or is_loopback(endpoint.host):
+            return []
+        return [c for c in self.by_service[endpoint.host]
+                if endpoint.port not in self.container_ports(c) and self.listen_port(c) is None]
+
+    def listen_port(self, container: Container) -> int | None:
+        """The one port a container's process listens on, when something says so: audit.yaml
+        (docker.services.NAME.port) or a PORT variable in its own environment. Only this rules a port out."""
+        declared = self.host.docker.listen_ports.get(container.service or "") if self.host.docker else None
+        if declared:
+            return declared
+        value = container.environment.get("PORT", "")
+        return int(value) if value.isdigit() else None
+
     def container_ports(self, container: Container) -> set[int]:
+        """Ports a container is proved to serve: published (container side), exposed, declared."""
         ports = {p.container_port for p in container.ports} | set(container.expose)
+        if self.listen_port(container):
+            ports.add(self.listen_port(container))
         if not ports and self.host.app and self.host.app.port:
             ports.add(self.host.app.port)
         return ports
@@ -274,8 +294,12 @@ class HostView:
         return any(slot in (self.slots_served(e) or set()) for e in target.endpoints)
 
     def proxy_broken(self, target: ProxyTarget) -> list[Endpoint]:
-        """Endpoints on this host that no container serves now, in any slot."""
-        return [e for e in target.endpoints if self.serves_endpoint(e) == []]
+        """Endpoints on this host that no container serves now, in any slot (ruled out, not unproved)."""
+        return [e for e in target.endpoints if self.serves_endpoint(e) == [] and not self.unproved(e)]
+
+    def proxy_unproved(self, target: ProxyTarget) -> list[Endpoint]:
+        """Endpoints whose port nothing proves or rules out: whether they answer is unknown."""
+        return [e for e in target.endpoints if self.serves_endpoint(e) == [] and self.unproved(e)]
 
     @cached_property
     def fronted_by_nginx(self) -> bool:
@@ -360,6 +384,10 @@ class HostView:
             if self.proxy_reaches(target, slot):
                 how = "the switch" if self.follows_slot(target) else str(target.raw)
                 return Reach(True, "nginx", f"{listens} and proxies to slot {slot} through {how}", server=server)
+            unknown = self.proxy_unproved(target)
+            if unknown:
+                unresolved.append(unproved_reason(unknown[0]) + f" ({where(location.file, location.line)})")
+                continue
             if target.endpoints and len(self.proxy_broken(target)) == len(target.endpoints):
                 broken += 1
             slot_related = slot_related or self.follows_slot(target) or any(
@@ -411,6 +439,11 @@ class HostView:
         if declared:
             return declared, "audit.yaml declares it"
         return None, "unknown"
+
+
+def unproved_reason(endpoint: Endpoint) -> str:
+    return (f"nginx proxies to {endpoint}, and nothing proves or rules out that service {endpoint.host} listens "
+            f"on {endpoint.port}: declare docker.services.{endpoint.host}.port in audit.yaml")
 
 
 def match_location(locations: list[Location], path: str) -> Location | None:

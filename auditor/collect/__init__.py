@@ -219,6 +219,7 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
         else:
             spec_docker = host.docker
             result.docker = DockerFacts(containers=value, slots={s: v.service for s, v in spec_docker.slots.items()},
+                                        listen_ports={n: s.port for n, s in spec_docker.services.items()},
                                         live=spec_docker.live,
                                         switch=spec_docker.switch.model_dump() if spec_docker.switch else None)
     if status.errors:

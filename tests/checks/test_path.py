@@ -109,9 +109,27 @@ def test_variable_switch_by_compose_service_name_serves_both_slots():
     assert fired(data) == []  # the switch rewrites the name; the slot still exists
 
 
-def test_nginx_in_compose_reaching_a_service_that_does_not_listen_is_p105():
+def test_nginx_in_compose_to_a_port_nothing_proves_or_rules_out_is_skipped_not_p105():
+    # app-blue exposes 3000; that proves 3000, and says nothing against 9999: on a compose network a
+    # process answers on every port it listens on, exposed or not.
     data = estate("compose-names")
     host(data)["nginx"]["variables"][0]["value"] = "http://app-blue:9999"
+    result = run(data)
+    assert [f for f in result.findings if f.rule_id.startswith("P")] == []
+    reasons = {(s.rule_id, s.reason.split(" (")[0]) for s in result.skipped if s.rule_id == "P105"}
+    assert reasons == {("P105", "nginx proxies to app-blue:9999, and nothing proves or rules out that service "
+                                "app-blue listens on 9999: declare docker.services.app-blue.port in audit.yaml")}
+    assert {s.slot for s in result.skipped if s.rule_id in ("P101", "P104")} == {"blue", "green"}
+
+
+@pytest.mark.parametrize("rule_out", [
+    lambda d: host(d)["docker"].update(listen_ports={"app-blue": 3000}),  # docker.services.app-blue.port
+    lambda d: host(d)["docker"]["containers"][1].update(environment={"PORT": "3000"}),  # its own PORT
+])
+def test_nginx_in_compose_to_a_port_ruled_out_is_p105(rule_out):
+    data = estate("compose-names")
+    host(data)["nginx"]["variables"][0]["value"] = "http://app-blue:9999"
+    rule_out(data)
     assert fired(data) == [("P105", "host:web", None)]
 
 
