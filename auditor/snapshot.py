@@ -331,6 +331,7 @@ class Container(Model):
     name: str
     service: str | None = None  # compose service name
     image: str = ""
+    built: bool = False  # built from a local `build:` (its image name names the result, not a pull)
     running: bool | None = None  # None: unknown (e.g. read from a compose file)
     ports: list[PublishedPort] = Field(default_factory=list)
     expose: list[int] = Field(default_factory=list)

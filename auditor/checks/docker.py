@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -84,18 +85,28 @@ def privileged_or_socket(ctx: Context) -> Iterator[Problem]:
                               identity=("container",), **_at(container))
 
 
+# Tags that move: channels, and tags naming only a distro or a major version (alpine, 14-alpine).
+_MOVING_TAG = re.compile(
+    r"^(?:latest|stable|edge|nightly|mainline|lts|current|main|master|develop|dev|beta|rc"
+    r"|(?:v?\d+|alpine|slim|bookworm|bullseye|buster|trixie|jammy|focal|noble|jessie|stretch)"
+    r"(?:-(?:alpine|slim|bookworm|bullseye|buster|trixie|jammy|focal|noble|perl|otel))*)$")
+
+
 def _mutable(image: str) -> bool:
     if not image or "@sha256:" in image:
         return False
     name = image.rsplit("/", 1)[-1]
-    return ":" not in name or name.endswith(":latest")
+    if ":" not in name:
+        return True  # no tag is latest
+    return bool(_MOVING_TAG.match(name.rsplit(":", 1)[1]))
 
 
 def mutable_image_tag(ctx: Context) -> Iterator[Problem]:
-    """D604: `latest` or no tag: what runs can change with no deploy, and differs between slots."""
+    """D604: a pulled image with a tag that moves: what runs can change with no deploy, and differs between
+    slots. Images built from a local `build:` are exempt."""
     for view, resource in _hosts(ctx):
         for container in view.containers:
-            if _mutable(container.image):
+            if not container.built and _mutable(container.image):
                 yield Problem(resource, f"Container {container.name} on host {view.name} runs {container.image}, "
                               "a tag that moves.", evidence={**_named(container), "image": container.image},
                               identity=("container", "image"), **_at(container))

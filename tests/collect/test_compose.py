@@ -158,3 +158,18 @@ def test_an_unset_variable_that_breaks_a_port_is_named(tmp_path):
     message = r"compose.yml:2: service web: port '' is not a number .* \(variable WEB_PORT is not set\)"
     with pytest.raises(docker.DockerError, match=message):
         docker.parse_compose_files([main])
+
+
+@pytest.mark.parametrize("spec,fires", [
+    ("image: node:14-alpine", True), ("image: redis:alpine", True), ("image: app:nightly", True),
+    ("image: nginx", True), ("image: nginx:1.27-alpine", False), ("image: python:3.12-slim", False),
+    ("build: ./web\n    image: web:latest", False),  # built here from the checkout: exempt
+])
+def test_d604_fires_on_pulled_images_with_moving_tags_only(tmp_path, spec, fires):
+    from tests.conftest import run
+
+    (main,) = files(tmp_path, compose__yml=f"services:\n  web:\n    {spec}\n")
+    (container,) = docker.parse_compose_files([main])
+    data = {"schema_version": 1, "environment": "dev", "resources": {"hosts": [
+        {"name": "web", "docker": {"containers": [container.model_dump()]}}]}}
+    assert [f.rule_id for f in run(data).findings if f.rule_id == "D604"] == (["D604"] if fires else [])
