@@ -243,6 +243,8 @@ class Location(Model):
     add_headers: list[str] = Field(default_factory=list)  # names this location's own add_header sets
     proxy_read_timeout: float | None = None  # seconds in force here; None: nginx's default (60)
     lines: dict[str, int] = Field(default_factory=dict)  # where each directive of the location is
+    internal: bool = False  # `internal;`: only internal redirects reach it, never a client
+    captures: list[str] = Field(default_factory=list)  # named captures of its regex: set from the request URI
 
 
 class NginxServer(Model):
@@ -313,7 +315,9 @@ class NginxConfig(Model):
     files: list[str] = Field(default_factory=list)
     refusals: list[Refusal] = Field(default_factory=list)
     missing_includes: list[MissingInclude] = Field(default_factory=list)
-    maps: list[str] = Field(default_factory=list)  # variables (without $) that map/geo/split_clients define
+    # variables (without $) that map/geo/split_clients define, and named regex captures (location,
+    # server_name, if, rewrite): nginx defines them too
+    maps: list[str] = Field(default_factory=list)
     ignores: list[NginxIgnore] = Field(default_factory=list)
     servers: list[NginxServer] = Field(default_factory=list)
     upstreams: list[Upstream] = Field(default_factory=list)

@@ -128,14 +128,20 @@ def server_tokens_on(ctx: Context) -> Iterator[Problem]:
 
 
 def ssrf_proxy_pass(ctx: Context) -> Iterator[Problem]:
-    """N505: the host nginx connects to comes from the request: anyone can make it reach internal services."""
+    """N505: the host nginx connects to comes from the request (a header, an argument, or a capture of the
+    URI): anyone can make it reach internal services."""
     for view, resource in _nginx_hosts(ctx):
         values = {v.name: v.value for v in view.host.nginx.variables}
         for _, location in _locations(view):
             target = location.proxy_pass or ""
+            if location.internal:
+                continue  # only internal redirects reach it: a client cannot choose the host
             expanded = NGINX_VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), target)
             host_part = _URL_HOST.match(expanded).group(1)
-            if ATTACKER_CONTROLLED.search(host_part):
+            from_uri = location.modifier in ("~", "~*") and (
+                re.search(r"\$\d", host_part)
+                or any(name in location.captures for name in NGINX_VARIABLE.findall(host_part)))
+            if ATTACKER_CONTROLLED.search(host_part) or from_uri:
                 line = _line(location, "proxy_pass")
                 yield Problem(resource, f"proxy_pass {target} at {where(location.file, line)} takes its host from "
                               "the request.", evidence={"proxy_pass": target}, identity=("file", "line"),

@@ -199,6 +199,14 @@ _UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
 _INHERITED = ("keepalive_timeout", "proxy_read_timeout", "server_tokens", "resolver")
 _VARIABLE_BLOCKS = {"map": 1, "geo": -1, "split_clients": 1}  # index of the variable the block defines
 _IGNORE = re.compile(r"^\s*audit:ignore\s+([A-Z][0-9]{3})\b\s*(.*)$")
+# A named capture in an nginx (PCRE) regex: (?<name>…), (?P<name>…) or (?'name'…).
+_CAPTURE = re.compile(r"\(\?P?(?:<([A-Za-z_][A-Za-z0-9_]*)>|'([A-Za-z_][A-Za-z0-9_]*)')")
+# Directives whose arguments may hold a regex with captures that define variables.
+_REGEX_DIRECTIVES = {"location", "server_name", "if", "rewrite", "map"}
+
+
+def captures(text: str) -> list[str]:
+    return [a or b for a, b in _CAPTURE.findall(text)]
 
 
 def duration(value: str) -> float | None:
@@ -255,6 +263,7 @@ class _Walker:
             block = directive.get("block")
             if name in _VARIABLE_BLOCKS and directive["args"]:
                 self.maps.append(directive["args"][_VARIABLE_BLOCKS[name]].lstrip("$"))
+            self.regex_captures(directive)
             if name in _OTHER_PROTOCOLS:
                 continue
             if name == "server" and block is not None:
@@ -265,6 +274,15 @@ class _Walker:
                 self.variable(directive, file)
             elif block is not None:
                 self.walk(self.expand(block, file), level)
+
+    def regex_captures(self, directive: Directive) -> None:
+        """Named captures define variables wherever nginx matches a regex; map values are regexes too."""
+        if directive["directive"] in _REGEX_DIRECTIVES:
+            for arg in directive["args"]:
+                self.maps.extend(captures(arg))
+        if directive["directive"] == "map":
+            for entry in directive.get("block", []):
+                self.maps.extend(captures(entry["directive"]))
 
     def variable(self, directive: Directive, file: str) -> None:
         args = directive["args"]
@@ -295,6 +313,7 @@ class _Walker:
         http2 = False
         for child, child_file in placed:
             name, args = child["directive"], child["args"]
+            self.regex_captures(child)
             if name == "listen" and args:
                 try:
                     listen = parse_listen(args)
@@ -328,7 +347,9 @@ class _Walker:
             modifier = "@"
         placed = self.expand(directive["block"], file)
         level = _Level(parent, placed)
+        self.regex_captures(directive)
         location = Location(path=path, modifier=modifier, file=file, line=directive["line"],
+                            captures=captures(path) if modifier in ("~", "~*") else [],
                             headers={k: self.redactor.named(k, v) for k, v in level.headers.items()},
                             add_headers=level.own_add_headers, proxy_read_timeout=level.seconds("proxy_read_timeout"))
         nested = []
@@ -343,8 +364,11 @@ class _Walker:
                 setattr(location, name, child_args[0])
             elif name == "set":
                 self.variable(child, child_file)
+            elif name == "internal":
+                location.internal = True
             elif name == "location" and "block" in child:
                 nested.append((child, child_file))
+            self.regex_captures(child)
         server.locations.append(location)
         for child, child_file in nested:
             self.location(child, child_file, server, level)

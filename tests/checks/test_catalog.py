@@ -135,6 +135,13 @@ CASES: list[tuple[str, str, Callable[[Data], None], Callable[[Data], None]]] = [
     ("N504", PROD, nothing, lambda d: host(d)["nginx"]["servers"][0].update(server_tokens="off")),
     ("N505", PROD, lambda d: location(d).update(proxy_pass="http://$http_x_backend"),
      lambda d: location(d).update(proxy_pass="http://127.0.0.1:3000$request_uri")),
+    # an open proxy through a capture of the URI, and a request header on an internal location
+    ("N505", PROD, lambda d: location(d).update(modifier="~", path="/proxy/(?P<target>.*)$", captures=["target"],
+                                                proxy_pass="http://$target"),
+     lambda d: location(d).update(proxy_pass="http://$http_x_backend", internal=True)),
+    # a named capture is a defined variable: no N501
+    ("N501", PROD, lambda d: location(d).update(proxy_pass="http://$target"),
+     lambda d: (location(d).update(proxy_pass="http://$target"), host(d)["nginx"].update(maps=["target"]))),
     ("N506", PROD, lambda d: (host(d)["nginx"]["servers"][0].update(add_headers=["X-Frame-Options"]),
                               location(d).update(add_headers=["Cache-Control"])),
      lambda d: (host(d)["nginx"]["servers"][0].update(add_headers=["X-Frame-Options"]),

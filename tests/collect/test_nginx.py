@@ -234,3 +234,20 @@ def test_real_nginx_dump_of_an_included_snippet_layout(real_nginx, tmp_path):
     config = nginx.parse_dump(_dump(real_nginx, tmp_path / "nginx.conf", tmp_path))
     assert [s.listen[0].port for s in config.servers] == [8081, 8082]
     assert [Path(s.file).name for s in config.servers] == ["a.conf", "b.conf"]
+
+
+def test_regex_captures_define_variables_and_internal_is_recorded(tmp_path):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "http {\n"
+        " server {\n"
+        "  listen 80;\n"
+        "  server_name ~^(?<tenant>[a-z]+)\\.example\\.com$;\n"
+        "  location ~ /proxy/(?P<target>.*)$ { proxy_pass http://$target; }\n"
+        "  location /auth { internal; proxy_pass http://$http_x_backend; }\n"
+        " }\n"
+        "}\n")
+    config = nginx.parse_file(conf)
+    assert set(config.maps) >= {"tenant", "target"}
+    proxy, auth = config.servers[0].locations
+    assert (proxy.captures, proxy.internal, auth.internal) == (["target"], False, True)
