@@ -27,8 +27,12 @@ PLURAL = {v: k for k, v in SINGULAR.items()}
 # Fields that name a resource rather than describe it.
 IDENTITY_FIELDS = {
     "arn", "id", "dns_name", "private_ip", "account", "region", "vpc_id", "subnet_id", "instance_id",
-    "file", "line", "files", "target_id", "name",
+    "file", "line", "files", "lines", "target_id", "name",
 }
+# Entries keyed by name inside a host (services, nginx servers, their locations, upstreams): one that
+# exists on one side only is one only_in item, not a changed line per field.
+_KEYED = {("docker", "containers"), ("nginx", "servers"), ("nginx", "upstreams")}
+_EMPTY = (None, {}, [])  # absent and empty compare equal: `environment: {}` is no environment
 
 
 class DriftItem(BaseModel):
@@ -136,7 +140,8 @@ def _docker(docker: dict[str, Any] | None) -> dict[str, Any] | None:
     for c in docker["containers"]:
         containers[c["service"] or c["name"]] = {
             "image": c["image"], "running": c["running"], "ports": sorted(_port(p) for p in c["ports"]),
-            "expose": sorted(c["expose"]), "environment": c["environment"], "privileged": c["privileged"]}
+            "expose": sorted(c["expose"]), "environment": c["environment"], "privileged": c["privileged"],
+            "volumes": sorted(c["volumes"]), "built": c.get("built", False)}
     return {**docker, "containers": containers}
 
 
@@ -239,15 +244,29 @@ def _compare(resource_type: str, a: dict[str, list[dict[str, Any]]], b: dict[str
                 # A section present on one side only (nginx: null vs an nginx config) is one item.
                 whole = next((path[:n] for n in range(1, len(path))
                               if flat_a.get(path[:n], 0) is None or flat_b.get(path[:n], 0) is None), path)
+                keyed = next((path[:n] for n in range(1, len(path) + 1) if _is_keyed(path[:n])
+                              and (_get(left[0], path[:n]) is None) != (_get(right[0], path[:n]) is None)), None)
+                if whole == path and keyed is not None:
+                    if keyed not in reported:
+                        reported.add(keyed)
+                        kind = "only_in_a" if _get(right[0], keyed) is None else "only_in_b"
+                        items.append(DriftItem(kind=kind, resource_type=resource_type, key=key,
+                                               path=fieldpath.join(keyed)))
+                    continue
                 if whole == path:
                     va, vb = flat_a.get(path), flat_b.get(path)
                 else:
                     va, vb = _get(left[0], whole), _get(right[0], whole)
-                if va != vb and whole not in reported:
+                if va != vb and not (va in _EMPTY and vb in _EMPTY) and whole not in reported:
                     reported.add(whole)
                     items.append(DriftItem(kind="changed", resource_type=resource_type, key=key,
                                            path=fieldpath.join(whole), a=va, b=vb))
     return items
+
+
+def _is_keyed(path: tuple[str, ...]) -> bool:
+    """A compose service, an nginx server or upstream, or a location of a server."""
+    return (len(path) == 3 and path[:2] in _KEYED) or (len(path) == 4 and path[:2] == ("nginx", "servers"))
 
 
 def compare(a: Snapshot, b: Snapshot, tokens_a: list[str], tokens_b: list[str],

@@ -138,3 +138,25 @@ def test_containers_compare_by_service_and_port_mapping():
     (item,) = [i for i in compare(staging, prod).items if i.resource_type == "host"]
     assert (item.path, item.a, item.b) == ("docker.containers.app-green.ports", ["127.0.0.1:5000:3000/tcp"],
                                            ["127.0.0.1:4000:3000/tcp"])
+
+
+def test_one_environment_over_a_release_lists_only_what_a_reviewer_cares_about():
+    before = estate("incident-prod")
+    after = json.loads(json.dumps(before))
+    nginx = host(after)["nginx"]
+    for server in nginx["servers"]:  # every line moved down by three: provenance, not configuration
+        server["line"] += 3
+        for location in server["locations"]:
+            location["line"] += 3
+            location["lines"] = {k: v + 3 for k, v in location.get("lines", {}).items()}
+    nginx["servers"][0]["locations"] = [loc for loc in nginx["servers"][0]["locations"]
+                                        if loc["path"] != "/health-check"]
+    containers = host(after)["docker"]["containers"]
+    containers.append({"name": "web-worker-1", "service": "worker", "image": "app:2", "ports": []})
+    containers[0]["volumes"] = ["/var/run/docker.sock"]
+    items = {(i.kind, i.path) for i in compare(before, after).items}
+    assert items == {
+        ("only_in_a", "nginx.servers.80 default_server _.= /health-check"),  # one item, not one per field
+        ("only_in_b", "docker.containers.worker"),
+        ("changed", "docker.containers.app-blue.volumes"),
+    }
