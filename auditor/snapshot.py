@@ -241,6 +241,9 @@ class Location(Model):
     # proxy_set_header in force here (nginx inherits the parent's set only when a level sets none), redacted
     headers: dict[str, str] = Field(default_factory=dict)
     add_headers: list[str] = Field(default_factory=list)  # names this location's own add_header sets
+    # names in force where the location sits (its enclosing location's, else the server's): what an own
+    # add_header drops, since nginx inherits add_header only into a level that sets none
+    inherited_add_headers: list[str] | None = None
     proxy_read_timeout: float | None = None  # seconds in force here; None: nginx's default (60)
     lines: dict[str, int] = Field(default_factory=dict)  # where each directive of the location is
     internal: bool = False  # `internal;`: only internal redirects reach it, never a client

@@ -152,7 +152,9 @@ def add_header_redefined(ctx: Context) -> Iterator[Problem]:
     """N506: an add_header in a location drops every add_header of the server and http levels."""
     for view, resource in _nginx_hosts(ctx):
         for server, location in _locations(view):
-            dropped = [h for h in server.add_headers if h.lower() not in {a.lower() for a in location.add_headers}]
+            # A snapshot written before inherited_add_headers was recorded knows only the server's.
+            above = server.add_headers if location.inherited_add_headers is None else location.inherited_add_headers
+            dropped = [h for h in above if h.lower() not in {a.lower() for a in location.add_headers}]
             if location.add_headers and dropped:
                 line = _line(location, "add_header")
                 yield Problem(resource, f"add_header in location {location.path} at {where(location.file, line)} "

@@ -351,7 +351,8 @@ class _Walker:
         location = Location(path=path, modifier=modifier, file=file, line=directive["line"],
                             captures=captures(path) if modifier in ("~", "~*") else [],
                             headers={k: self.redactor.named(k, v) for k, v in level.headers.items()},
-                            add_headers=level.own_add_headers, proxy_read_timeout=level.seconds("proxy_read_timeout"))
+                            add_headers=level.own_add_headers, inherited_add_headers=list(parent.add_headers),
+                            proxy_read_timeout=level.seconds("proxy_read_timeout"))
         nested = []
         for child, child_file in placed:
             name, child_args = child["directive"], child["args"]

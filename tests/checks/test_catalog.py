@@ -142,6 +142,11 @@ CASES: list[tuple[str, str, Callable[[Data], None], Callable[[Data], None]]] = [
     # a named capture is a defined variable: no N501
     ("N501", PROD, lambda d: location(d).update(proxy_pass="http://$target"),
      lambda d: (location(d).update(proxy_pass="http://$target"), host(d)["nginx"].update(maps=["target"]))),
+    # a nested location drops what its enclosing location added, not only the server's headers
+    ("N506", PROD, lambda d: location(d).update(add_headers=["Content-Disposition"],
+                                                inherited_add_headers=["Cache-Control"]),
+     lambda d: location(d).update(add_headers=["Content-Disposition", "Cache-Control"],
+                                  inherited_add_headers=["Cache-Control"])),
     ("N506", PROD, lambda d: (host(d)["nginx"]["servers"][0].update(add_headers=["X-Frame-Options"]),
                               location(d).update(add_headers=["Cache-Control"])),
      lambda d: (host(d)["nginx"]["servers"][0].update(add_headers=["X-Frame-Options"]),

@@ -251,3 +251,14 @@ def test_regex_captures_define_variables_and_internal_is_recorded(tmp_path):
     assert set(config.maps) >= {"tenant", "target"}
     proxy, auth = config.servers[0].locations
     assert (proxy.captures, proxy.internal, auth.internal) == (["target"], False, True)
+
+
+def test_add_header_inheritance_follows_the_enclosing_location(tmp_path):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "http {\n server {\n  listen 80;\n  add_header X-Frame-Options DENY;\n"
+        "  location /files/ {\n   add_header X-Frame-Options DENY;\n   add_header Cache-Control private;\n"
+        "   location ~ \\.pdf$ { add_header Content-Disposition attachment; }\n  }\n }\n}\n")
+    files, pdf = nginx.parse_file(conf).servers[0].locations
+    assert files.inherited_add_headers == ["X-Frame-Options"]  # keeps the server's header: nothing dropped
+    assert pdf.inherited_add_headers == ["X-Frame-Options", "Cache-Control"]  # what the nested one drops
