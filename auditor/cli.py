@@ -326,7 +326,8 @@ def _keep_aws_facts(path: str, new: Snapshot) -> None:
     except SnapshotError:
         return  # an unreadable file holds nothing worth keeping
     if snapshot_module.has_aws(old):
-        raise AuditError(f"{path} holds AWS facts that this collection ({new.sources['aws'].reason}) did not read: "
+        why = new.sources["aws"].reason if "aws" in new.sources else "no AWS"
+        raise AuditError(f"{path} holds AWS facts that this collection ({why}) did not read: "
                          f"write it elsewhere with -o FILE, or name {path} with -o to replace it")
 
 

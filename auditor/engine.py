@@ -87,14 +87,13 @@ class Gap:
 class Coverage:
     """What the snapshot holds, per AWS operation and per host layer."""
 
-    def __init__(self, snapshot: Snapshot, topology: Topology, keys: Keys) -> None:
+    def __init__(self, snapshot: Snapshot, topology: Topology) -> None:
         self.aws = _aws_gap(snapshot)
         self.failed = {e.operation: e for name, status in snapshot.sources.items() if name.startswith("aws")
                        for e in status.errors if e.operation}
         self.host_gaps: dict[int, dict[str, Gap]] = {}
         for view in topology.host_views:
             self.host_gaps[id(view)] = _host_gaps(view)
-        self.keys = keys
 
     def aws_gap(self, needs: list[str]) -> Gap | None:
         if not needs:
@@ -215,7 +214,7 @@ def run(
     today = today or dt.date.min
     keys = Keys(snapshot, tokens)
     topology = Topology(snapshot, keys)
-    coverage = Coverage(snapshot, topology, keys)
+    coverage = Coverage(snapshot, topology)
     state = _Run(snapshot, list(suppressions), today)
     notes = [
         f"suppression of {s.rule} on {s.resource} expired on {s.expires}; it no longer suppresses"

@@ -59,7 +59,8 @@ CREDENTIALS = {("sts", "AssumeRole")}
 DEFAULT_CONCURRENCY = 8
 DEFAULT_READ_TIMEOUT = 30.0  # seconds for one response; a slower one is retried
 SERVICES = ("elbv2", "ec2", "ecs", "sts")
-MAX_ATTEMPTS = 10
+MAX_ATTEMPTS = 10  # throttling and 5xx: the service is there and asks us to wait
+CONNECTION_ATTEMPTS = 4  # a reset or a timeout is retried, a dead endpoint is not waited on for long
 BACKOFF_BASE, BACKOFF_CAP = 0.2, 5.0  # seconds: full jitter over min(cap, base * 2**attempt)
 THROTTLING = {
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
@@ -175,8 +176,8 @@ class AwsCollector:
                              aws_session_token=creds["SessionToken"], region_name=self.region)
 
     def _client_args(self) -> dict[str, Any]:
-        # The retry decision is ours (see the module docstring); botocore's standard mode only counts.
-        config = BotoConfig(region_name=self.region, retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        # The retry decision is ours (see the module docstring): botocore's own handler may never retry.
+        config = BotoConfig(region_name=self.region, retries={"mode": "standard", "total_max_attempts": 1},
                             max_pool_connections=self.concurrency, connect_timeout=min(5.0, self.read_timeout),
                             read_timeout=self.read_timeout)
         args: dict[str, Any] = {"config": config}
@@ -200,9 +201,10 @@ class AwsCollector:
 
         def needs_retry(response: Any = None, attempts: int = 1, caught_exception: Exception | None = None,
                         **_: Any) -> float | None:
-            if caught_exception is not None:
+            if caught_exception is not None and not isinstance(caught_exception, CollectionStopped):
                 self.stop.last_error = str(caught_exception)
-            if attempts >= MAX_ATTEMPTS or not _retryable(response, caught_exception):
+            limit = MAX_ATTEMPTS if caught_exception is None else CONNECTION_ATTEMPTS
+            if attempts >= limit or not _retryable(response, caught_exception):
                 self.stop.check(endpoint)
                 return None
             self.stop.wait(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempts)), endpoint)

@@ -114,8 +114,8 @@ def test_a_dead_endpoint_fails_within_the_timeout_naming_it(built, tmp_path):
     took = time.monotonic() - started
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert f"AWS at {endpoint} did not finish within --timeout 5 s" in proc.stderr
-    assert "Could not connect" in proc.stderr  # what the last attempt said
+    # Refused connections are retried a few times, not for the whole --timeout: it fails sooner.
+    assert f'Could not connect to the endpoint URL: "{endpoint}/"' in proc.stderr
     assert took < 5 + 2 + 1.5, f"took {took:.1f} s"  # T + 2 s, and the interpreter's start
     assert out.read_text() == "previous"
 
