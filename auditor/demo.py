@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 import os
 import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from auditor import collect, config, diff, engine, gate, snapshot
 from auditor.errors import AuditError
 from auditor.fixtures import estates
 from auditor.report.text import Text
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
