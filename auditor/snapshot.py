@@ -317,6 +317,9 @@ class Refusal(Model):
 class NginxConfig(Model):
     files: list[str] = Field(default_factory=list)
     refusals: list[Refusal] = Field(default_factory=list)
+    # Parts audit cannot know (an absolute include not in the repository, a template rendered at start):
+    # never judged as refused or missing; the paths through this nginx are unknown.
+    unreadable: list[Refusal] = Field(default_factory=list)
     missing_includes: list[MissingInclude] = Field(default_factory=list)
     # variables (without $) that map/geo/split_clients define, and named regex captures (location,
     # server_name, if, rewrite): nginx defines them too

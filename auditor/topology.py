@@ -158,6 +158,9 @@ class HostView:
         if self.host.not_requested:
             layer, why = sorted(self.host.not_requested.items())[0]
             return f"host {self.name}: {layer} not collected ({why})"
+        if self.host.nginx is not None and self.host.nginx.unreadable:
+            first = self.host.nginx.unreadable[0]
+            return f"host {self.name}: nginx {first.message} ({where(first.file, first.line) or first.file})"
         if self.host.nginx is not None and self.host.nginx.refusals:
             first = self.host.nginx.refusals[0]
             return f"host {self.name}: nginx refuses its config ({first.message} at {where(first.file, first.line)})"

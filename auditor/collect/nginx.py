@@ -62,11 +62,26 @@ _LISTEN_FLAGS = {"default_server", "default", "ssl", "http2", "quic", "proxy_pro
                  "ipv6only"}
 
 
-def _parse_one(path: str, display: str, refusals: list[Refusal]) -> list[Directive]:
+# Placeholders a start script fills in (`${NGINX_WORKER_PROCESSES}` for envsubst, `{domain_name}` for sed):
+# such a file is a template, not what nginx loads.
+_PLACEHOLDER = re.compile(r"\$\{[A-Z][A-Z0-9_]*\}|(?<![\w$]){[a-z][a-z0-9_]*}")
+
+
+def _parse_one(path: str, display: str, files: _Files) -> list[Directive]:
     """One file's directives. Syntax errors (nothing of the file is read) and wrong argument counts
-    (the directive is dropped) are what nginx refuses: they are recorded, and the rest is kept."""
+    (the directive is dropped) are what nginx refuses: they are recorded, and the rest is kept. A
+    template is not judged: what nginx loads is its rendered form, which audit does not see."""
     result = crossplane.parse(path, single=True, comments=True, check_ctx=False, check_args=True,
                               catch_errors=True)
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        placeholder = _PLACEHOLDER.search(handle.read())
+    if placeholder:
+        files.templates.add(display)
+        files.unreadable.append(Refusal(message=f"a template rendered at start (placeholder "
+                                                f"{placeholder.group(0)}): what nginx loads is unknown",
+                                        file=display))
+        return result["config"][0]["parsed"] if result["config"] else []
+    refusals = files.refusals
     for error in result["errors"]:
         message = str(error.get("error", "")).split(f" in {path}")[0]
         refusals.append(Refusal(message=message, file=display, line=error.get("line") or 0))
@@ -85,6 +100,9 @@ class _Files:
         self.missing: list[MissingInclude] = []
         self.ignores: list[NginxIgnore] = []
         self.refusals: list[Refusal] = []
+        self.unreadable: list[Refusal] = []
+        self.templates: set[str] = set()
+        self.in_dump = False
 
     def parsed(self, path: str) -> list[Directive]:
         if path not in self._cache:
@@ -101,7 +119,13 @@ class _Files:
         if found:
             return found
         # A block is expanded more than once (facts, then context checks): record each include once.
-        if glob.has_magic(pattern):  # nginx starts, and silently does less (N502)
+        if os.path.isabs(pattern) and not self.in_dump:
+            # Outside the repository: audit never reads the machine it runs on, so it cannot tell.
+            unknown = Refusal(message=f"include {pattern} is outside the repository: its contents are unknown",
+                              file=file, line=directive["line"])
+            if unknown not in self.unreadable:
+                self.unreadable.append(unknown)
+        elif glob.has_magic(pattern):  # nginx starts, and silently does less (N502)
             missing = MissingInclude(pattern=pattern, file=file, line=directive["line"])
             if missing not in self.missing:
                 self.missing.append(missing)
@@ -145,6 +169,8 @@ def _refusals(placed: list[Placed], ctx: tuple[str, ...], files: _Files) -> None
     `listen` parameters nginx does not know (a missing `;` after `listen 80` makes the next
     directive a parameter)."""
     for directive, file in placed:
+        if file in files.templates:
+            continue
         term = "{" if "block" in directive else ";"
         try:
             analyze(file, directive, term, ctx, check_ctx=True, check_args=False)
@@ -160,12 +186,14 @@ def _refusals(placed: list[Placed], ctx: tuple[str, ...], files: _Files) -> None
             _refusals(list(_expand(directive["block"], file, files)), enter_block_ctx(directive, ctx), files)
 
 
-def _top_context(placed: list[Placed]) -> tuple[str, ...]:
-    """A main file with `http`/`events`/`stream` is a whole config; one with only server blocks
-    (a site file, as conf.d holds) is read as if inside `http {}`."""
+def _top_context(placed: list[Placed]) -> tuple[str, ...] | None:
+    """A main file with `http`/`events`/`stream` is a whole config; one with server blocks (a site
+    file, as conf.d holds) is read as if inside `http {}`; a fragment of other directives is included
+    somewhere audit cannot see, so its context is not judged (None)."""
     names = {directive["directive"] for directive, _ in placed}
-    return () if names & {"http", "events", "stream", "mail"} or not names & {"server", "upstream", "map"} \
-        else ("http",)
+    if names & {"http", "events", "stream", "mail"}:
+        return ()
+    return ("http",) if names & {"server", "upstream", "map"} else None
 
 
 def parse_listen(args: list[str]) -> Listen | None:
@@ -383,7 +411,8 @@ class _Walker:
         return code, text if text is None or 300 <= code < 400 else self.redactor.value(text)
 
     def result(self) -> NginxConfig:
-        return NginxConfig(files=self.files.files, refusals=self.files.refusals, servers=self.servers,
+        return NginxConfig(files=self.files.files, refusals=self.files.refusals, unreadable=self.files.unreadable,
+                           servers=self.servers,
                            upstreams=self.upstreams,
                            variables=self.variables, missing_includes=self.files.missing,
                            maps=sorted(set(self.maps)), ignores=self.files.ignores)
@@ -393,7 +422,9 @@ def _collect(files: _Files, redactor: Redactor) -> NginxConfig:
     walker = _Walker(files, redactor)
     placed = walker.expand(files.parsed(files.main), files.main)
     walker.walk(placed)
-    _refusals(placed, _top_context(placed), files)
+    context = _top_context(placed)
+    if context is not None:
+        _refusals(placed, context, files)
     return walker.result()
 
 
@@ -406,7 +437,7 @@ def parse_file(path: str | Path, redactor: Redactor | None = None) -> NginxConfi
     def resolve(pattern: str) -> list[str]:
         return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
 
-    files = _Files(main, resolve, lambda p: _parse_one(p, p, files.refusals))
+    files = _Files(main, resolve, lambda p: _parse_one(p, p, files))
     return _collect(files, redactor or Redactor(None))
 
 
@@ -432,10 +463,11 @@ def parse_dump(text: str, source: str = "nginx -T", redactor: Redactor | None = 
             os.makedirs(os.path.dirname(local), exist_ok=True)
             with open(local, "w", encoding="utf-8") as handle:
                 handle.write(contents[path])
-            return _parse_one(local, path, files.refusals)
+            return _parse_one(local, path, files)
 
         def resolve(pattern: str) -> list[str]:
             return sorted(p for p in contents if fnmatch.fnmatchcase(p, pattern))
 
         files = _Files(main, resolve, read)
+        files.in_dump = True  # `nginx -T` printed every file nginx loaded: an absent one does not exist
         return _collect(files, redactor or Redactor(None))

@@ -262,3 +262,35 @@ def test_add_header_inheritance_follows_the_enclosing_location(tmp_path):
     files, pdf = nginx.parse_file(conf).servers[0].locations
     assert files.inherited_add_headers == ["X-Frame-Options"]  # keeps the server's header: nothing dropped
     assert pdf.inherited_add_headers == ["X-Frame-Options", "Cache-Control"]  # what the nested one drops
+
+
+REALWORLD = SHARED / "realworld"
+
+
+@pytest.mark.parametrize("relative,unknown", [
+    # uwsgi_server is written at container start; wsgi_params is copied into the image: not in the repository
+    ("DefectDojo__django-DefectDojo/nginx/nginx.conf", 'include /run/defectdojo/uwsgi_server is outside'),
+    # envsubst and sed templates: what nginx loads is their rendered form
+    ("openwisp__docker-openwisp/images/openwisp_nginx/nginx.template.conf", "${NGINX_WORKER_PROCESSES}"),
+    ("OpenVidu__openvidu/openvidu-server/docker/openvidu-proxy/nginx.conf", "{worker_connections}"),
+])
+def test_what_audit_cannot_see_is_unknown_never_refused(relative, unknown):
+    config = nginx.parse_file(REALWORLD / relative)
+    assert config.refusals == [] and config.missing_includes == []
+    assert unknown in config.unreadable[0].message
+
+
+def test_a_fragment_included_elsewhere_is_not_judged_for_context():
+    # ragflow's proxy.conf holds proxy_* lines for a location that includes it
+    assert nginx.parse_file(REALWORLD / "infiniflow__ragflow/docker/nginx/proxy.conf").refusals == []
+
+
+def test_paths_through_an_unreadable_include_are_unknown():
+    from tests.conftest import estate, host, run
+
+    data = estate("incident-prod")
+    host(data)["nginx"]["unreadable"] = [{"message": "include /run/x is outside the repository: its contents are "
+                                                     "unknown", "file": "nginx.conf", "line": 7}]
+    result = run(data)
+    assert not [f for f in result.findings if f.rule_id.startswith("P") or f.rule_id == "N500"]
+    assert {s.rule_id for s in result.skipped if "outside the repository" in s.reason} >= {"P101", "P104"}
