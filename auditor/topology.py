@@ -213,8 +213,7 @@ class HostView:
         declared = self.host.docker.listen_ports.get(container.service or "") if self.host.docker else None
         if declared:
             return declared
-        value = container.environment.get("PORT", "")
-        return int(value) if value.isdigit() else None
+        return port_variable(container.environment)
 
     def container_ports(self, container: Container) -> set[int]:
         """Ports a container is proved to serve: published (container side), exposed, declared."""
@@ -442,6 +441,12 @@ class HostView:
         if declared:
             return declared, "audit.yaml declares it"
         return None, "unknown"
+
+
+def port_variable(environment: dict[str, str]) -> int | None:
+    """The port a container's own PORT variable names (redacted or absent: None)."""
+    value = environment.get("PORT", "")
+    return int(value) if value.isdigit() else None
 
 
 def unproved_reason(endpoint: Endpoint) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from auditor.engine import Context, Problem
 from auditor.snapshot import Container
-from auditor.topology import ANY_ADDRESS, HostView
+from auditor.topology import ANY_ADDRESS, HostView, port_variable
 
 DOCKER_SOCKET = ("/var/run/docker.sock", "/run/docker.sock")
 
@@ -43,16 +43,11 @@ def slot_port_collision(ctx: Context) -> Iterator[Problem]:
                               evidence={"port": port, "slots": slots}, identity=("port",))
 
 
-def _app_port(container: Container) -> int | None:
-    value = container.environment.get("PORT", "")
-    return int(value) if value.isdigit() else None
-
-
 def app_port_mismatch(ctx: Context) -> Iterator[Problem]:
     """D602: a port mapping targets a container port the app does not listen on (its PORT)."""
     for view, resource in _hosts(ctx):
         for container in view.containers:
-            port = _app_port(container)
+            port = port_variable(container.environment)
             mapped = sorted({p.container_port for p in container.ports if p.host_port})
             if port is not None and mapped and port not in mapped:
                 yield Problem(resource, f"Container {container.name} on host {view.name} listens on PORT {port} but "
@@ -62,7 +57,7 @@ def app_port_mismatch(ctx: Context) -> Iterator[Problem]:
                               identity=("container", "app_port"), **_at(container))
     for service in ctx.snapshot.resources.ecs_services:
         for container in service.task_definition.containers if service.task_definition else []:
-            port = int(container.environment["PORT"]) if container.environment.get("PORT", "").isdigit() else None
+            port = port_variable(container.environment)
             mapped = sorted(m.container_port for m in container.port_mappings)
             if port is not None and mapped and port not in mapped:
                 key = ctx.keys.ecs_service(service)
