@@ -55,13 +55,23 @@ class Aws(Strict):
 class Nginx(Strict):
     path: Path | None = None
     command: list[str] | None = None
+    # nginx as a compose service: which service (else found by its image), and `path` its main file
+    service: str | None = None
+    # the directory `path` stands for on its host: absolute includes under it are read below path's directory
+    prefix: str | None = None
 
     _split = field_validator("command", mode="before")(_argv)
 
     @model_validator(mode="after")
     def _one_source(self) -> Nginx:
+        if self.service is not None:
+            if self.command is not None:
+                raise ValueError("service reads the config from the compose files; give path, not command")
+            return self
         if (self.path is None) == (self.command is None):
-            raise ValueError("give exactly one of path or command")
+            raise ValueError("give exactly one of path, command or service")
+        if self.prefix is not None and self.path is None:
+            raise ValueError("prefix is for path")
         return self
 
 

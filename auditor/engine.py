@@ -128,6 +128,10 @@ def _host_gaps(view: HostView) -> dict[str, Gap]:
             for layer, why in host.not_requested.items()}
     gaps.update({layer: Gap(f"host {view.name}: {layer} was not collected ({why})", "not_collected")
                  for layer, why in host.uncollected.items()})
+    nginx = host.nginx
+    if nginx is not None and not nginx.files and nginx.unreadable and "nginx" not in gaps:
+        gaps["nginx"] = Gap(f"host {view.name}: what nginx loads is unknown ({nginx.unreadable[0].message})",
+                            "missing_data")
     # No nginx is a fact (the ALB or the proxy reaches containers directly); no docker is not.
     if host.docker is None and "docker" not in gaps:
         gaps["docker"] = Gap(f"host {view.name} has no docker description", "not_requested")

@@ -248,6 +248,9 @@ class Location(Model):
     lines: dict[str, int] = Field(default_factory=dict)  # where each directive of the location is
     internal: bool = False  # `internal;`: only internal redirects reach it, never a client
     captures: list[str] = Field(default_factory=list)  # named captures of its regex: set from the request URI
+    # Every other directive of the location as written (name -> its argument lines, values that may carry
+    # secrets redacted): what drift compares, so a dropped proxy_next_upstream is seen.
+    directives: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class NginxServer(Model):
@@ -266,6 +269,7 @@ class NginxServer(Model):
     add_headers: list[str] = Field(default_factory=list)  # names in force at server level
     lines: dict[str, int] = Field(default_factory=dict)  # where each setting in force was set
     files: dict[str, str] = Field(default_factory=dict)  # and in which file, when not the server's
+    directives: dict[str, list[str]] = Field(default_factory=dict)  # the server's own, as for Location
 
 
 class NginxIgnore(Model):
@@ -328,6 +332,10 @@ class NginxConfig(Model):
     servers: list[NginxServer] = Field(default_factory=list)
     upstreams: list[Upstream] = Field(default_factory=list)
     variables: list[Variable] = Field(default_factory=list)
+    # nginx as a compose service: the service it runs as, and the repository files bind-mounted into it
+    # one file at a time (a deploy that replaces such a file is never seen by the running container).
+    service: str | None = None
+    file_mounts: list[str] = Field(default_factory=list)
 
 
 class PublishedPort(Model):
@@ -348,6 +356,13 @@ class Container(Model):
     environment: dict[str, str] = Field(default_factory=dict)
     privileged: bool = False
     volumes: list[str] = Field(default_factory=list)  # host paths (or volume names) mounted into it
+    command: str | None = None  # as the container runs it (compose's, else the image's), redacted
+    entrypoint: str | None = None
+    healthcheck: str | None = None  # the healthcheck's test command, redacted
+    # Compose networks it joins, each with its aliases; None: network_mode says otherwise.
+    networks: dict[str, list[str]] | None = None
+    network_mode: str | None = None  # host | none | service:NAME | container:NAME; None: the networks
+    extra_hosts: list[str] = Field(default_factory=list)  # host names `extra_hosts` adds
     file: str = ""
     line: int = 0
 

@@ -79,6 +79,9 @@ class ProxyTarget:
     upstream: Upstream | None = None
     uri: str | None = None  # the URI part of proxy_pass, which replaces the location prefix
     unresolved: str | None = None  # why it could not be resolved (missing data)
+    # The host name when a variable supplies it: nginx resolves it per request, with a `resolver`
+    # (an `upstream` block's name or an IP address needs none).
+    per_request: str | None = None
 
 
 def parse_url(value: str) -> tuple[str, int | None, str | None, str] | None:
@@ -124,6 +127,7 @@ class HostView:
         self.host = host
         self.private_ip = private_ip
         docker = host.docker
+        self.nginx_service = host.nginx.service if host.nginx else None
         self.slots: dict[str, str] = dict(docker.slots) if docker else {}
         self.slot_of_service = {service: slot for slot, service in self.slots.items()}
         self.containers = list(docker.containers) if docker else []
@@ -144,10 +148,86 @@ class HostView:
             for variable in nginx.variables:
                 self.variables[variable.name] = variable.value
             self.upstreams = {u.name: u for u in nginx.upstreams}
+        found = self.by_service.get(self.nginx_service or "", [])
+        self.nginx_container: Container | None = found[0] if found else None
+        # nginx in its own network namespace (a compose service not on the host network): loopback is
+        # the container itself (or the service whose namespace it shares), names resolve on its networks.
+        self.containerized = self.nginx_container is not None and self.nginx_container.network_mode != "host"
 
     @property
     def name(self) -> str:
         return self.host.name
+
+    # --- names, as nginx in its container resolves them ----------------------------------------
+
+    def _namespace(self) -> Container | None:
+        """The container whose network namespace nginx runs in (`network_mode: service:X` shares X's)."""
+        me = self.nginx_container
+        if me is not None and me.network_mode and me.network_mode.startswith("service:"):
+            owner = self.by_service.get(me.network_mode.split(":", 1)[1], [])
+            return owner[0] if owner else None
+        return me
+
+    @cached_property
+    def names(self) -> dict[str, list[Container]]:
+        """Name -> containers it resolves to from nginx's container: services, container names and
+        aliases on a network they share with it."""
+        own = self._namespace()
+        out: dict[str, list[Container]] = defaultdict(list)
+        if own is None or own.network_mode == "host":
+            return out
+        mine = set(own.networks or {})
+        for container in self.containers:
+            networks = container.networks or {}
+            shared = mine & set(networks)
+            if not shared:
+                continue
+            names = {container.service or container.name, container.name}
+            names |= {alias for network in shared for alias in networks[network]}
+            for name in names:
+                if container not in out[name]:
+                    out[name].append(container)
+        return out
+
+    def resolves(self, name: str) -> bool:
+        """Whether nginx can resolve a literal host name at start."""
+        own = self._namespace()
+        if _is_address(name) or name in LOOPBACK_NAMES or "." in name or name in self.upstreams:
+            return True
+        return name in self.names or (own is not None and name in own.extra_hosts)
+
+    @cached_property
+    def unresolvable(self) -> list[tuple[str, str, int]]:
+        """(host:port as written, file, line) of literal proxy hosts nginx in a compose container cannot
+        resolve: it refuses to start ("host not found in upstream")."""
+        if not self.containerized or self.host.nginx is None:
+            return []
+        out = []
+        for server in self.host.nginx.servers:
+            for location in server.locations:
+                value = location.proxy_pass or location.grpc_pass
+                if not value or "$" in value:
+                    continue
+                parsed = parse_url(value)
+                if parsed and not self.resolves(parsed[0]):
+                    line = location.lines.get("proxy_pass" if location.proxy_pass else "grpc_pass", location.line)
+                    out.append((value.split("://", 1)[-1].split("/", 1)[0], location.file, line))
+        for upstream in self.upstreams.values():
+            for entry in upstream.servers:
+                parsed = parse_url(entry.address)
+                if parsed and not self.resolves(parsed[0]):
+                    out.append((entry.address, entry.file, entry.line))
+        return out
+
+    def resolver_gap(self, server: NginxServer, target: ProxyTarget) -> str | None:
+        """Why a host nginx resolves per request answers nothing (every request 502), or None."""
+        if target.per_request is None:
+            return None
+        if not server.resolver:
+            return f"no resolver is set to resolve {target.per_request} per request"
+        if self.containerized and target.per_request not in self.names and "." not in target.per_request:
+            return f"{target.per_request} is no service or alias on a network nginx's container shares"
+        return None
 
     @property
     def unknown(self) -> str | None:
@@ -164,6 +244,10 @@ class HostView:
         if self.host.nginx is not None and self.host.nginx.refusals:
             first = self.host.nginx.refusals[0]
             return f"host {self.name}: nginx refuses its config ({first.message} at {where(first.file, first.line)})"
+        if self.unresolvable:
+            address, file, line = self.unresolvable[0]
+            return f'host {self.name}: nginx refuses its config (host not found in upstream "{address}" at ' \
+                   f"{where(file, line)})"
         if self.host.docker is None:
             return f"host {self.name} has no docker description in audit.yaml, so the container layer is unknown"
         return None
@@ -190,22 +274,43 @@ class HostView:
     def publishers(self, host_port: int) -> list[tuple[Container, PublishedPort]]:
         return [(c, p) for c in self.containers for p in c.ports if p.host_port == host_port]
 
+    def _addressed(self, endpoint: Endpoint) -> list[Container] | str | None:
+        """The containers an nginx proxy endpoint names, "host" for the host's own ports, or None for a
+        host outside this one."""
+        if self.containerized:
+            if endpoint.host in ("host.docker.internal", "172.17.0.1") or endpoint.host == self.private_ip:
+                return "host"
+            if is_loopback(endpoint.host):
+                own = self._namespace()
+                return [own] if own is not None else []
+            return self.names.get(endpoint.host)
+        if is_loopback(endpoint.host) or endpoint.host == self.private_ip:
+            return "host"
+        # Compose service names resolve on the project network to the container port.
+        return self.by_service.get(endpoint.host)
+
+    def _listens(self, container: Container, port: int) -> bool:
+        if container is self.nginx_container:
+            return port in self.servers_by_port  # an nginx image runs nginx alone
+        return port in self.container_ports(container)
+
     def serves_endpoint(self, endpoint: Endpoint) -> list[Container] | None:
         """Containers that answer an nginx proxy endpoint, or None for a host outside this one."""
-        if is_loopback(endpoint.host) or endpoint.host == self.private_ip:
+        addressed = self._addressed(endpoint)
+        if addressed is None:
+            return None
+        if addressed == "host":
             return [c for c, _ in self.publishers(endpoint.port)]
-        if endpoint.host in self.by_service:
-            # Compose service names resolve on the project network to the container port.
-            return [c for c in self.by_service[endpoint.host] if endpoint.port in self.container_ports(c)]
-        return None
+        return [c for c in addressed if self._listens(c, endpoint.port)]
 
     def unproved(self, endpoint: Endpoint) -> list[Container]:
-        """Containers of a compose service nginx proxies to by name, on a port nothing proves and nothing
-        rules out: on a compose network a process answers on every port it listens on, declared or not."""
-        if endpoint.host not in self.by_service or is_loopback(endpoint.host):
+        """Containers nginx proxies to by name, on a port nothing proves and nothing rules out: on a
+        compose network a process answers on every port it listens on, declared or not."""
+        addressed = self._addressed(endpoint)
+        if not isinstance(addressed, list):
             return []
-        return [c for c in self.by_service[endpoint.host]
-                if endpoint.port not in self.container_ports(c) and self.listen_port(c) is None]
+        return [c for c in addressed if c is not self.nginx_container and not self._listens(c, endpoint.port)
+                and self.listen_port(c) is None]
 
     def listen_port(self, container: Container) -> int | None:
         """The one port a container's process listens on, when something says so: audit.yaml
@@ -250,6 +355,10 @@ class HostView:
             target.unresolved = f"proxy_pass {proxy_pass} is not an http(s) URL ({value})"
             return target
         host, port, target.uri, scheme = parsed
+        raw_host = parse_url(proxy_pass)
+        if target.variables and (raw_host is None or "$" in raw_host[0]) and host not in self.upstreams \
+                and not _is_address(host):
+            target.per_request = host
         if port is None and host in self.upstreams:
             target.upstream = self.upstreams[host]
             for server in target.upstream.servers:
@@ -336,7 +445,7 @@ class HostView:
     def nginx_port_for(self, port: int) -> int | None:
         """The port nginx listens on for traffic arriving on a host port (nginx in a container of no
         slot sees the container side of the mapping), or None when nginx does not take it."""
-        if self.servers_on(port):
+        if self.servers_on(port) and not self.containerized:
             return port
         for container, published in self.publishers(port):
             if self.slot_of(container) is None and self.servers_on(published.container_port):
@@ -382,6 +491,10 @@ class HostView:
             target = self.resolve(location.proxy_pass or "")
             if target.unresolved:
                 unresolved.append(f"{target.unresolved} ({where(location.file, location.line)})")
+                continue
+            if self.resolver_gap(server, target):
+                broken += 1  # every request through it gets 502 (P105)
+                slot_related = slot_related or self.follows_slot(target)
                 continue
             if self.proxy_reaches(target, slot):
                 how = "the switch" if self.follows_slot(target) else str(target.raw)
@@ -441,6 +554,14 @@ class HostView:
         if declared:
             return declared, "audit.yaml declares it"
         return None, "unknown"
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def port_variable(environment: dict[str, str]) -> int | None:

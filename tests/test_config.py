@@ -81,7 +81,7 @@ def test_the_design_example_loads_and_resolves_paths_against_the_config_director
          "docker: {compose: [a.yml], slots: {blue: {service: b}}, live: green}}]}}\n",
          "environments.dev.hosts[0].docker: live slot 'green' is not one of the slots ['blue']"),
         ("version: 1\nenvironments: {dev: {hosts: [{name: web, match: {tags: {Role: web}}, "
-         "nginx: {path: a, command: [b]}}]}}\n", "environments.dev.hosts[0].nginx: give exactly one of path or command"),
+         "nginx: {path: a, command: [b]}}]}}\n", "environments.dev.hosts[0].nginx: give exactly one of path, command or service"),
         ("version: 1\nenvironments: {dev: {hosts: [{name: web, match: {tags: {Role: web}}, "
          "docker: {compose: [a.yml], switch: {kind: magic}}}]}}\n",
          "environments.dev.hosts[0].docker.switch.kind: expected 'variable', 'upstream', 'rewrite' or 'alb'"),

@@ -55,6 +55,13 @@ def nginx_refuses_config(ctx: Context) -> Iterator[Problem]:
                           f"{where(refusal.file, refusal.line)}; it does not start, and a reload keeps the old one.",
                           evidence={"host": view.name, "error": refusal.message}, identity=("error", "file", "line"),
                           file=refusal.file, line=refusal.line)
+        for address, file, line in view.unresolvable:
+            message = f'host not found in upstream "{address}"'
+            yield Problem(resource, f"nginx on host {view.name} refuses its config: {message} at {where(file, line)}: "
+                          f"no service, alias or extra_hosts entry on a network of service {view.nginx_service} "
+                          "has that name, so nginx does not start.",
+                          evidence={"host": view.name, "error": message}, identity=("error", "file", "line"),
+                          file=file, line=line)
 
 
 def proxy_variable_unset(ctx: Context) -> Iterator[Problem]:

@@ -232,15 +232,31 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
         if nginx is None:
             continue
         resource = f"host:{ctx.keys.host(view.host)}"
-        proxies = [loc for server in nginx.servers for loc in server.locations if loc.proxy_pass]
+        proxies = [(server, loc) for server in nginx.servers for loc in server.locations if loc.proxy_pass]
         if proxies and view.unknown:
             yield Skip(view.unknown, resource)
             continue
         by_cause: dict[str, Problem] = {}
-        for location in proxies:
+        for server, location in proxies:
             target = view.resolve(location.proxy_pass or "")
             if target.unresolved:
                 yield Skip(f"{target.unresolved} ({where(location.file, location.line)})", resource)
+                continue
+            gap = view.resolver_gap(server, target)
+            if gap:
+                cause = f"{target.variables[0]}: {gap}"
+                if cause in by_cause:
+                    by_cause[cause].evidence["locations"].append({"file": location.file, "line": location.line})
+                    continue
+                by_cause[cause] = Problem(
+                    resource=resource,
+                    message=(f"nginx on host {view.name} proxies {location.path} to {location.proxy_pass} at "
+                             f"{where(location.file, location.line)}, a host name in a variable that nginx resolves "
+                             f"per request, but {gap}: every request there gets 502."),
+                    evidence={"location": location.path, "proxy_pass": location.proxy_pass, "cause": gap,
+                              "unserved": [target.per_request], "host_name": target.per_request,
+                              "locations": [{"file": location.file, "line": location.line}]},
+                    identity=("cause", "unserved"), file=location.file, line=location.line)
                 continue
             broken = view.proxy_broken(target)
             if not broken:

@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from auditor.collect import commands, docker, nginx
+from auditor.collect import commands, compose, docker, nginx, nginx_service
 from auditor.collect.aws import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT, AwsCollector, CollectionError, Stop
 from auditor.config import Aws, Config
 from auditor.config import Host as HostConfig
@@ -152,27 +152,53 @@ def _instances_for(host: HostConfig, instances: list[Instance]) -> list[Instance
                   key=lambda i: i.id)
 
 
-def _read_nginx(host: HostConfig, facts: commands.HostFacts, options: CollectOptions):
+def _read_nginx(host: HostConfig, facts: commands.HostFacts, options: CollectOptions,
+                project: compose.Model | None = None):
     spec = host.nginx
+    if spec is None or spec.service is not None:
+        return _compose_nginx(host, project, options)
     if spec.path is not None:
-        return nginx.parse_file(spec.path, options.redactor)
+        return nginx.parse_file(spec.path, options.redactor, spec.prefix)
     argv = commands.expand(spec.command, facts)
     output = commands.run(argv, f"host {host.name}: nginx.command", options.redactor, _command_timeout(options))
     return nginx.parse_dump(output, f"host {host.name}: nginx.command", options.redactor)
 
 
-def _read_docker(host: HostConfig, facts: commands.HostFacts, options: CollectOptions) -> list[Container]:
+def _compose_nginx(host: HostConfig, project: compose.Model | None, options: CollectOptions):
+    """nginx as a service of the host's compose project: the declared one, else the one its image names;
+    None when the project runs no nginx (the load balancer then reaches the containers directly)."""
+    declared = host.nginx.service if host.nginx else None
+    if project is None:
+        if declared is not None:
+            raise nginx.NginxError(f"host {host.name}: nginx.service {declared} needs docker.compose")
+        return None
+    found = nginx_service.find(project, declared)
+    if declared is not None and not found:
+        raise nginx.NginxError(f"host {host.name}: nginx.service {declared} is no service of the compose project "
+                               f"(it has {', '.join(sorted(project.services))})")
+    chosen = nginx_service.front(project, found)
+    if chosen is None:
+        return None
+    spec = project.services[chosen.service]
+    env = compose.service_environment(spec, project.project_dir)
+    main = host.nginx.path if host.nginx else None
+    return nginx_service.read(project, chosen.service, main, env, options.redactor)
+
+
+def _read_docker(host: HostConfig, facts: commands.HostFacts, options: CollectOptions,
+                 ) -> tuple[list[Container], compose.Model | None]:
     spec = host.docker
     if spec.compose:
         # Several files are one project, merged as `docker compose -f a -f b` merges them.
-        return docker.parse_compose_files(spec.compose, options.redactor, spec.environment, spec.profiles)
+        project = docker.load_project(spec.compose, spec.environment, spec.profiles)
+        return docker.containers(project, options.redactor), project
     if spec.inspect is not None:
         text = read_text(spec.inspect, "docker inspect output", docker.DockerError)
-        return docker.parse_inspect(text, str(spec.inspect), options.redactor)
+        return docker.parse_inspect(text, str(spec.inspect), options.redactor), None
     argv = commands.expand(spec.command, facts)
     what = f"host {host.name}: docker.command"
     return docker.parse_inspect(commands.run(argv, what, options.redactor, _command_timeout(options)), what,
-                                options.redactor)
+                                options.redactor), None
 
 
 def _command_timeout(options: CollectOptions) -> float:
@@ -191,8 +217,10 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
     result = Host(name=host.name, instance_id=instance.id if instance else None, match=host.match.tags,
                   app=host.app.model_dump() if host.app else None)
     status = SourceStatus()
-    for layer, spec, read in (("nginx", host.nginx, _read_nginx), ("docker", host.docker, _read_docker)):
-        if spec is None:
+    project: compose.Model | None = None
+    for layer in ("docker", "nginx"):  # docker first: a compose project may hold the nginx
+        spec = getattr(host, layer)
+        if spec is None and not (layer == "nginx" and project is not None):
             continue
         command = getattr(spec, "command", None)
         if command is not None and not options.offline and not options.allow_commands:
@@ -207,21 +235,21 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
             status.errors.append(SourceError(source=source, operation=layer, code="NotRun", message=why))
             continue
         try:
-            value = read(host, facts, options)
+            if layer == "nginx":
+                result.nginx = _read_nginx(host, facts, options, project)
+                continue
+            found, project = _read_docker(host, facts, options)
         except AuditError as exc:
             message = options.redactor.text(str(exc))  # the same scrubbed text in both places
             result.uncollected[layer] = message
             status.errors.append(SourceError(source=source, operation=layer, code=type(exc).__name__,
                                              message=message))
             continue
-        if layer == "nginx":
-            result.nginx = value
-        else:
-            spec_docker = host.docker
-            result.docker = DockerFacts(containers=value, slots={s: v.service for s, v in spec_docker.slots.items()},
-                                        listen_ports={n: s.port for n, s in spec_docker.services.items()},
-                                        live=spec_docker.live,
-                                        switch=spec_docker.switch.model_dump() if spec_docker.switch else None)
+        spec_docker = host.docker
+        result.docker = DockerFacts(containers=found, slots={s: v.service for s, v in spec_docker.slots.items()},
+                                    listen_ports={n: s.port for n, s in spec_docker.services.items()},
+                                    live=spec_docker.live,
+                                    switch=spec_docker.switch.model_dump() if spec_docker.switch else None)
     if status.errors:
         status.status = "error"
     elif result.not_requested and not (result.nginx or result.docker):

@@ -112,19 +112,27 @@ def _interpolate_tree(node: Any, env: dict[str, str], where: str, unset: set[str
     return node
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """A `.env` or `env_file`: NAME=value lines, `export` and quotes allowed, comments skipped."""
+def read_env_file(path: Path, environment: dict[str, str] | None = None) -> dict[str, str]:
+    """A `.env` or `env_file`: NAME=value lines, `export` and quotes allowed, comments skipped. As
+    compose does, an unquoted or double-quoted value is interpolated with the lines above it (and
+    ``environment``, which wins): `COMPOSE_PROFILES=${DOC_ENGINE},${DEVICE}`."""
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
         name, _, value = line.removeprefix("export ").partition("=")
         value = value.strip()
+        literal = len(value) >= 2 and value[0] == value[-1] == "'"
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
+        if not literal and "$" in value:
+            try:
+                value = interpolate(value, {**values, **(environment or {})}, f"{path}:{number}")
+            except ComposeError:
+                pass  # `${X:?…}` unset in .env: kept as written; the compose file's use of it will say
         values[name.strip()] = value
     return values
 
@@ -368,7 +376,7 @@ def load(files: list[Path], environment: dict[str, str] | None = None,
     if not files:
         raise ComposeError("no compose file given")
     first = files[0].resolve()
-    env = {**read_env_file(first.parent / ".env"), **(environment or {})}
+    env = {**read_env_file(first.parent / ".env", environment), **(environment or {})}
     reader = _Reader(env)
     merged: dict[str, Any] = {}
     lines: dict[str, tuple[Path, int]] = {}

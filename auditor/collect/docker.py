@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonschema
 
-from auditor.collect import compose
+from auditor.collect import compose, dockerfile
 from auditor.errors import AuditError
 from auditor.snapshot import Container, PublishedPort, Redactor
 
@@ -135,18 +135,47 @@ def _validate(model: compose.Model) -> None:
     raise DockerError(f"{file}{':' + str(line) if line else ''}: {key}: {error.message}")
 
 
-def parse_compose_files(paths: list[Path], redactor: Redactor | None = None,
-                        environment: dict[str, str] | None = None,
-                        profiles: list[str] | None = None) -> list[Container]:
-    """The services of compose files merged as one project (`docker compose -f a -f b config`), as
-    containers; their running state is unknown: files say what should run."""
-    redactor = redactor or Redactor(None)
+def load_project(paths: list[Path], environment: dict[str, str] | None = None,
+                 profiles: list[str] | None = None) -> compose.Model:
+    """Compose files merged as one project (`docker compose -f a -f b config`), validated."""
     try:
         model = compose.load([Path(p) for p in paths], environment, profiles)
     except compose.ComposeError as exc:
         raise DockerError(str(exc)) from None
     _validate(model)
-    containers = []
+    return model
+
+
+def _healthcheck(spec: Any) -> str | None:
+    """The test a healthcheck runs, as one command line; None when there is none."""
+    if not isinstance(spec, dict) or spec.get("disable"):
+        return None
+    test = spec.get("test")
+    if isinstance(test, list):
+        if not test or test[0] == "NONE":
+            return None
+        return " ".join(str(t) for t in (test[1:] if test[0] in ("CMD", "CMD-SHELL") else test))
+    return str(test) if test else None
+
+
+def _command(value: Any) -> str | None:
+    if value is None:
+        return None
+    return " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
+def _networks(spec: dict[str, Any]) -> dict[str, list[str]] | None:
+    if spec.get("network_mode"):
+        return None
+    networks = spec.get("networks") or {"default": None}
+    return {str(name): sorted(str(a) for a in ((options or {}).get("aliases") or []))
+            for name, options in networks.items()}
+
+
+def containers(model: compose.Model, redactor: Redactor | None = None) -> list[Container]:
+    """The services of a project as containers; their running state is unknown: files say what should run."""
+    redactor = redactor or Redactor(None)
+    out = []
     for service, spec in model.services.items():
         file, line = model.lines.get(service, (model.project_dir, 0))
         where = f"{file}:{line}: service {service}"
@@ -159,21 +188,42 @@ def parse_compose_files(paths: list[Path], redactor: Redactor | None = None,
                 raise
             raise DockerError(f"{exc} (variable{'s' if len(unset) > 1 else ''} {', '.join(unset)} "
                               f"{'are' if len(unset) > 1 else 'is'} not set)") from None
-        containers.append(Container(
+        built, _ = dockerfile.of_service(spec, model.project_dir)  # unreadable: its ports are unknown
+        environment = compose.service_environment(spec, model.project_dir)
+        secrets = list(environment.values())
+
+        def scrub(text: str | None) -> str | None:
+            return redactor.text(text, secrets) if text else None
+
+        out.append(Container(
             name=str(spec.get("container_name") or f"{model.name}-{service}-1"),
             service=str(service),
             image=str(spec.get("image") or ""),
             built=bool(spec.get("build")),
             running=None,
             ports=ports,
-            expose=expose,
-            environment=redactor.mapping(compose.service_environment(spec, model.project_dir)),
+            # A local build's Dockerfile EXPOSE proves a port as `docker inspect` would show it.
+            expose=sorted(set(expose) | set(built.expose if built else [])),
+            environment=redactor.mapping(environment),
             privileged=bool(spec.get("privileged")),
             volumes=[_volume_source(v) for v in spec.get("volumes") or []],
+            command=scrub(_command(spec.get("command")) or (built.cmd if built else None)),
+            entrypoint=scrub(_command(spec.get("entrypoint")) or (built.entrypoint if built else None)),
+            healthcheck=scrub(_healthcheck(spec.get("healthcheck"))),
+            networks=_networks(spec),
+            network_mode=str(spec["network_mode"]) if spec.get("network_mode") else None,
+            extra_hosts=sorted(str(h) for h in (spec.get("extra_hosts") or {})),
             file=str(file),
             line=line,
         ))
-    return containers
+    return out
+
+
+def parse_compose_files(paths: list[Path], redactor: Redactor | None = None,
+                        environment: dict[str, str] | None = None,
+                        profiles: list[str] | None = None) -> list[Container]:
+    """The services of compose files merged as one project, as containers."""
+    return containers(load_project(paths, environment, profiles), redactor)
 
 
 def parse_compose(path: str | Path, redactor: Redactor | None = None, environ: dict[str, str] | None = None,

@@ -64,17 +64,27 @@ _LISTEN_FLAGS = {"default_server", "default", "ssl", "http2", "quic", "proxy_pro
 
 # Placeholders a start script fills in (`${NGINX_WORKER_PROCESSES}` for envsubst, `{domain_name}` for sed):
 # such a file is a template, not what nginx loads.
+_LEFT_OVER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 _PLACEHOLDER = re.compile(r"\$\{[A-Z][A-Z0-9_]*\}|(?<![\w$]){[a-z][a-z0-9_]*}")
 
 
-def _parse_one(path: str, display: str, files: _Files) -> list[Directive]:
+def _parse_one(path: str, display: str, files: _Files, rendered: bool = False) -> list[Directive]:
     """One file's directives. Syntax errors (nothing of the file is read) and wrong argument counts
     (the directive is dropped) are what nginx refuses: they are recorded, and the rest is kept. A
-    template is not judged: what nginx loads is its rendered form, which audit does not see."""
+    template is not judged: what nginx loads is its rendered form, which audit does not see. A file
+    audit rendered as the start does is what nginx loads: a `${NAME}` left in it is a variable nginx
+    does not know, and refuses."""
     result = crossplane.parse(path, single=True, comments=True, check_ctx=False, check_args=True,
                               catch_errors=True)
     with open(path, encoding="utf-8", errors="replace") as handle:
-        placeholder = _PLACEHOLDER.search(handle.read())
+        text = handle.read()
+    placeholder = None if rendered else _PLACEHOLDER.search(text)
+    if rendered:
+        for number, line in enumerate(text.splitlines(), start=1):
+            left = _LEFT_OVER.search(line.split("#")[0])
+            if left:
+                files.refusals.append(Refusal(message=f'unknown "{left[1]}" variable (left by the rendering)',
+                                              file=display, line=number))
     if placeholder:
         files.templates.add(display)
         files.unreadable.append(Refusal(message=f"a template rendered at start (placeholder "
@@ -89,11 +99,15 @@ def _parse_one(path: str, display: str, files: _Files) -> list[Directive]:
 
 
 class _Files:
-    """Where included files come from: the disk, or the files of an `nginx -T` dump."""
+    """Where included files come from: the disk, the files of an `nginx -T` dump, or a container's files.
 
-    def __init__(self, main: str, resolve: Callable[[str], list[str]], read: Callable[[str], list[Directive]]):
+    ``resolve`` answers an absolute pattern with the files it matches, or with a sentence when what is
+    there cannot be known (a path outside the repository, a volume): unknown, never missing."""
+
+    def __init__(self, main: str, resolve: Callable[[str], list[str] | str], read: Callable[[str], list[Directive]],
+                 prefix: str | None = None):
         self.main = main
-        self.prefix = os.path.dirname(main)
+        self.prefix = prefix or os.path.dirname(main)
         self._resolve = resolve
         self._read = read
         self._cache: dict[str, list[Directive]] = {}
@@ -102,12 +116,15 @@ class _Files:
         self.refusals: list[Refusal] = []
         self.unreadable: list[Refusal] = []
         self.templates: set[str] = set()
-        self.in_dump = False
+        self.display: dict[str, str] = {}  # file -> the name findings use, when not the file itself
 
     def parsed(self, path: str) -> list[Directive]:
         if path not in self._cache:
             self._cache[path] = self._read(path)
         return self._cache[path]
+
+    def name(self, path: str) -> str:
+        return self.display.get(path, path)
 
     def include(self, directive: Directive, file: str) -> list[str]:
         pattern = directive["args"][0] if directive["args"] else ""
@@ -116,21 +133,20 @@ class _Files:
         # nginx resolves relative includes against its prefix: the main config's directory.
         absolute = pattern if os.path.isabs(pattern) else os.path.join(self.prefix, pattern)
         found = self._resolve(absolute)
-        if found:
-            return found
         # A block is expanded more than once (facts, then context checks): record each include once.
-        if os.path.isabs(pattern) and not self.in_dump:
-            # Outside the repository: audit never reads the machine it runs on, so it cannot tell.
-            unknown = Refusal(message=f"include {pattern} is outside the repository: its contents are unknown",
-                              file=file, line=directive["line"])
+        if isinstance(found, str):  # audit cannot know what is there
+            unknown = Refusal(message=found, file=self.name(file), line=directive["line"])
             if unknown not in self.unreadable:
                 self.unreadable.append(unknown)
-        elif glob.has_magic(pattern):  # nginx starts, and silently does less (N502)
-            missing = MissingInclude(pattern=pattern, file=file, line=directive["line"])
+            return []
+        if found:
+            return found
+        if glob.has_magic(pattern):  # nginx starts, and silently does less (N502)
+            missing = MissingInclude(pattern=pattern, file=self.name(file), line=directive["line"])
             if missing not in self.missing:
                 self.missing.append(missing)
         else:  # nginx refuses to start (N500)
-            refusal = Refusal(message=f'open() "{pattern}" failed (No such file or directory)', file=file,
+            refusal = Refusal(message=f'open() "{pattern}" failed (No such file or directory)', file=self.name(file),
                               line=directive["line"])
             if refusal not in self.refusals:
                 self.refusals.append(refusal)
@@ -145,7 +161,7 @@ class _Files:
 
     @property
     def files(self) -> list[str]:
-        return list(self._cache)
+        return [self.name(path) for path in self._cache]
 
 
 def _expand(directives: list[Directive], file: str, files: _Files, stack: tuple[str, ...] = ()) -> Iterator[Placed]:
@@ -160,7 +176,7 @@ def _expand(directives: list[Directive], file: str, files: _Files, stack: tuple[
         for path in files.include(directive, file):
             if path in stack or path == file:
                 raise NginxError(f"{file}:{directive['line']}: include loop through {path}")
-            yield from _expand(files.parsed(path), path, files, stack + (file,))
+            yield from _expand(files.parsed(path), files.name(path), files, stack + (file,))
 
 
 def _refusals(placed: list[Placed], ctx: tuple[str, ...], files: _Files) -> None:
@@ -420,7 +436,7 @@ class _Walker:
 
 def _collect(files: _Files, redactor: Redactor) -> NginxConfig:
     walker = _Walker(files, redactor)
-    placed = walker.expand(files.parsed(files.main), files.main)
+    placed = walker.expand(files.parsed(files.main), files.name(files.main))
     walker.walk(placed)
     context = _top_context(placed)
     if context is not None:
@@ -428,17 +444,53 @@ def _collect(files: _Files, redactor: Redactor) -> NginxConfig:
     return walker.result()
 
 
-def parse_file(path: str | Path, redactor: Redactor | None = None) -> NginxConfig:
-    """Parse a config on disk, following its includes."""
+# Where nginx's own files live on a Debian host and in every official image: an absolute include under
+# it is looked for beside the main config, which stands for this directory.
+DEFAULT_PREFIX = "/etc/nginx"
+
+
+def parse_file(path: str | Path, redactor: Redactor | None = None, prefix: str | None = None) -> NginxConfig:
+    """Parse a config in the repository, following its includes there, never on the machine running audit.
+
+    Relative includes resolve against the main file's directory; an absolute one under ``prefix`` (the
+    directory the main file stands for on its host, default /etc/nginx) is looked for below the main file's
+    directory. What is not found there is unknown, unless ``prefix`` was declared: then it is missing."""
     main = str(Path(path).resolve())
     if not os.path.isfile(main):
         raise NginxError(f"{path}: nginx config not found")
+    here = os.path.dirname(main)
+    stands_for = (prefix or DEFAULT_PREFIX).rstrip("/") or "/"
 
-    def resolve(pattern: str) -> list[str]:
-        return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+    def resolve(pattern: str) -> list[str] | str:
+        if pattern == here or pattern.startswith(here + os.sep):
+            local = pattern
+        elif pattern.startswith(stands_for + "/"):
+            local = os.path.join(here, pattern[len(stands_for) + 1:])
+        else:
+            return f"include {pattern} is outside the repository: its contents are unknown"
+        found = sorted(p for p in glob.glob(local) if os.path.isfile(p))
+        if found or local == pattern or prefix is not None:
+            return found
+        return (f"include {pattern} is not beside {path} (declare nginx.prefix if {stands_for} is what that "
+                "directory stands for): its contents are unknown")
 
     files = _Files(main, resolve, lambda p: _parse_one(p, p, files))
     return _collect(files, redactor or Redactor(None))
+
+
+def parse_virtual(main: str, resolve: Callable[[str], list[str] | str], host_file: Callable[[str], tuple[str, str]],
+                  redactor: Redactor, prefix: str, rendered: set[str] = frozenset()) -> NginxConfig:
+    """A config whose paths are not the machine's (a container's): ``resolve`` answers an absolute
+    pattern with those paths (or why it cannot know), ``host_file`` gives the file to read for one and
+    the name findings use. Files in ``rendered`` are what a start script wrote."""
+
+    def read(path: str) -> list[Directive]:
+        local, display = host_file(path)
+        files.display[path] = display
+        return _parse_one(local, display, files, rendered=local in rendered)
+
+    files = _Files(main, resolve, read, prefix)
+    return _collect(files, redactor)
 
 
 def split_dump(text: str) -> dict[str, str]:
@@ -468,6 +520,6 @@ def parse_dump(text: str, source: str = "nginx -T", redactor: Redactor | None = 
         def resolve(pattern: str) -> list[str]:
             return sorted(p for p in contents if fnmatch.fnmatchcase(p, pattern))
 
+        # `nginx -T` printed every file nginx loaded: an absent one does not exist.
         files = _Files(main, resolve, read)
-        files.in_dump = True  # `nginx -T` printed every file nginx loaded: an absent one does not exist
         return _collect(files, redactor or Redactor(None))
