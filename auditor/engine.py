@@ -41,6 +41,7 @@ class Problem:
     identity: tuple[str, ...] = ()
     file: str | None = None
     line: int | None = None
+    remediation: str | None = None  # the fix for this case, when the rule's general one does not fit it
 
     def identity_values(self) -> dict[str, Any]:
         own = {"file": self.file, "line": self.line}
@@ -194,7 +195,7 @@ class _Run:
         finding = Finding(
             rule_id=rule.id, rule=rule.meta.name, severity=severity, environment=self.snapshot.environment,
             resource=item.resource, slot=item.slot, message=item.message, evidence=item.evidence,
-            remediation=rule.meta.remediation.strip(), fingerprint=key, file=item.file or None,
+            remediation=(item.remediation or rule.meta.remediation).strip(), fingerprint=key, file=item.file or None,
             line=item.line or None,
         )
         suppression = _suppression_for(finding, self.suppressions, self.today)

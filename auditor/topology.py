@@ -321,8 +321,12 @@ class HostView:
         return port_variable(container.environment)
 
     def container_ports(self, container: Container) -> set[int]:
-        """Ports a container is proved to serve: published (container side), exposed, declared."""
+        """Ports a container is proved to serve: published (container side), exposed (compose, its
+        Dockerfile, docker inspect), its healthcheck's, declared."""
         ports = {p.container_port for p in container.ports} | set(container.expose)
+        checked = healthcheck_port(container.healthcheck)
+        if checked:
+            ports.add(checked)  # its own healthcheck reaches it there
         if self.listen_port(container):
             ports.add(self.listen_port(container))
         if not ports and self.host.app and self.host.app.port:
@@ -562,6 +566,15 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# A healthcheck that asks the container itself on a port: `curl -f http://localhost:8000/health`.
+_HEALTHCHECK_PORT = re.compile(r"(?:^|[\s/@])(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]):(\d{1,5})\b")
+
+
+def healthcheck_port(command: str | None) -> int | None:
+    match = _HEALTHCHECK_PORT.search(command or "")
+    return int(match[1]) if match and 0 < int(match[1]) <= 65535 else None
 
 
 def port_variable(environment: dict[str, str]) -> int | None:

@@ -96,6 +96,11 @@ def _mutable(image: str) -> bool:
     return bool(_MOVING_TAG.match(name.rsplit(":", 1)[1]))
 
 
+def _pin(image: str) -> str:
+    repository = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image.split("@")[0]
+    return f"Pin {repository} to a full version tag ({repository}:<major.minor.patch>) or a digest ({repository}@sha256:…)."
+
+
 def mutable_image_tag(ctx: Context) -> Iterator[Problem]:
     """D604: a pulled image with a tag that moves: what runs can change with no deploy, and differs between
     slots. Images built from a local `build:` are exempt."""
@@ -104,7 +109,7 @@ def mutable_image_tag(ctx: Context) -> Iterator[Problem]:
             if not container.built and _mutable(container.image):
                 yield Problem(resource, f"Container {container.name} on host {view.name} runs {container.image}, "
                               "a tag that moves.", evidence={**_named(container), "image": container.image},
-                              identity=("container", "image"), **_at(container))
+                              identity=("container", "image"), remediation=_pin(container.image), **_at(container))
     for service in ctx.snapshot.resources.ecs_services:
         for container in service.task_definition.containers if service.task_definition else []:
             if _mutable(container.image):

@@ -78,8 +78,9 @@ def proxy_variable_unset(ctx: Context) -> Iterator[Problem]:
                         places.append(place)
         for name, places in undefined.items():
             listed = ", ".join(where(str(p["file"]), int(p["line"])) for p in places)
-            yield Problem(resource, f"proxy_pass at {listed} uses ${name}, which no set or map defines: "
-                          "nginx answers 500 for every request there.",
+            yield Problem(resource, f"proxy_pass at {listed} uses ${name}, which no set, map or capture defines: "
+                          f'nginx refuses to load the config (unknown "{name}" variable), so it does not start and a '
+                          "reload keeps the old config.",
                           evidence={"variable": name, "locations": places}, identity=("variable",),
                           file=str(places[0]["file"]), line=int(places[0]["line"]))
 
@@ -200,7 +201,16 @@ def upstream_resolved_once(ctx: Context) -> Iterator[Problem]:
             parsed = parse_url(target) if "$" not in target else None
             if parsed and parsed[0] not in upstreams and _is_name(parsed[0]):
                 line = _line(location, "proxy_pass")
-                yield Problem(resource, f"proxy_pass {target} at {where(location.file, line)} names host {parsed[0]}, "
+                name, port = parsed[0], parsed[1] or 80
+                if view.containerized:
+                    fix = (f"nginx runs as compose service {view.nginx_service}: resolve per request with Docker's "
+                           f"DNS: `resolver 127.0.0.11 valid=10s; set $upstream http://{name}:{port}; "
+                           "proxy_pass $upstream;` (or restart nginx on every deploy of the service).")
+                else:
+                    fix = (f"Proxy to the port the container publishes on loopback (`proxy_pass http://127.0.0.1:{port};`"
+                           f" with the container published as 127.0.0.1:{port}:…), or resolve per request: `resolver "
+                           f"<your DNS> valid=10s; set $upstream http://{name}:{port}; proxy_pass $upstream;`.")
+                yield Problem(resource, f"proxy_pass {target} at {where(location.file, line)} names host {name}, "
                               "which nginx resolves once at start and keeps after the container's address changes.",
-                              evidence={"host": parsed[0]}, identity=("file", "line"), file=location.file,
-                              line=line)
+                              evidence={"host": name}, identity=("file", "line"), file=location.file,
+                              line=line, remediation=fix)

@@ -72,3 +72,25 @@ def health_check_answered_by_proxy(ctx: Context) -> Iterator[Problem]:
                           "asking the app: a dead app stays healthy.",
                           evidence={"host": sp.host.name, "health_check_path": hc.path},
                           identity=("host", "file", "line"), file=location.file, line=location.line)
+
+
+def switch_file_bind_mounted(ctx: Context) -> Iterator[Problem]:
+    """P119: the include holding the switch variable is bind-mounted alone into a containerized nginx:
+    a deploy that replaces the file is never seen by the running container."""
+    for view in ctx.hosts:
+        nginx = view.host.nginx
+        if nginx is None or not view.containerized or not view.slots:
+            continue
+        mounted = set(nginx.file_mounts)
+        switches = {name for server in nginx.servers for location in server.locations if location.proxy_pass
+                    for name in view.resolve(location.proxy_pass).variables
+                    if view.follows_slot(view.resolve(location.proxy_pass))}
+        for variable in nginx.variables:
+            if variable.name in switches and variable.file in mounted:
+                yield Problem(f"host:{ctx.keys.host(view.host)}",
+                              f"${variable.name}, which switches slots, is set in {variable.file}, bind-mounted alone "
+                              f"into nginx's container (service {view.nginx_service}): a deploy that rewrites it as "
+                              "a new file (sed -i, rename) is never seen there, and traffic stays on the old slot.",
+                              evidence={"variable": variable.name, "file": variable.file,
+                                        "service": view.nginx_service},
+                              identity=("variable", "file"), file=variable.file, line=variable.line)

@@ -55,6 +55,15 @@ def attr(collection: str, name: str, value: str) -> Callable[[Data], None]:
     return lambda d: res(d, collection)["attributes"].__setitem__(name, value)
 
 
+def compose_nginx(mounted: list[str]) -> Callable[[Data], None]:
+    """compose-names with nginx as the compose service `proxy`, the switch include mounted as given."""
+    def change(d: Data) -> None:
+        host(d)["nginx"].update(service="proxy", file_mounts=mounted)
+        for c in host(d)["docker"]["containers"]:
+            c["networks"] = {"default": []}
+    return change
+
+
 def nothing(d: Data) -> None:
     pass
 
@@ -156,6 +165,7 @@ CASES: list[tuple[str, str, Callable[[Data], None], Callable[[Data], None]]] = [
      lambda d: host(d)["nginx"]["servers"][0]["locations"].append({"path": "/static/", "alias": "/srv/static/"})),
     ("N508", PROD, lambda d: location(d).update(proxy_pass="http://app-blue:3000"),
      lambda d: location(d).update(proxy_pass="http://127.0.0.1:3000")),
+    ("P119", "compose-names", compose_nginx(["nginx/service-url.inc"]), compose_nginx(["nginx/default.conf"])),
     ("D601", DEV, lambda d: container(d, "app-green")["ports"][0].update(host_port=3000), nothing),
     ("D602", DEV, lambda d: container(d, "app-green")["ports"][0].update(container_port=4000), nothing),
     ("D603", DEV, lambda d: container(d, "app-blue").update(privileged=True),
@@ -197,7 +207,7 @@ def test_every_catalog_rule_has_a_case_here_or_in_the_path_tests():
 
 def test_every_rule_file_carries_its_metadata():
     catalog = builtin_catalog()
-    assert len(catalog) == 49
+    assert len(catalog) == 50
     for rule in catalog.values():
         meta = rule.meta
         assert meta.title and len(meta.rationale) > 80 and len(meta.remediation) > 30

@@ -155,7 +155,7 @@ def test_host_without_docker_description_is_skipped_not_guessed():
     result = run(data)
     assert [f for f in result.findings if f.rule_id.startswith("P")] == []
     # Every rule that reads containers skips that host, the docker rules as much as the path rules.
-    assert {s.rule_id for s in result.skipped} == {"P101", "P105", "D601", "D602", "D603", "D604", "D605"}
+    assert {s.rule_id for s in result.skipped} == {"P101", "P105", "P119", "D601", "D602", "D603", "D604", "D605"}
     assert all("no docker description" in s.reason for s in result.skipped)
     assert {s.resource for s in result.skipped if s.rule_id.startswith("D")} == {"host:web"}
 
