@@ -141,7 +141,9 @@ def _docker(docker: dict[str, Any] | None) -> dict[str, Any] | None:
         containers[c["service"] or c["name"]] = {
             "image": c["image"], "running": c["running"], "ports": sorted(_port(p) for p in c["ports"]),
             "expose": sorted(c["expose"]), "environment": c["environment"], "privileged": c["privileged"],
-            "volumes": sorted(c["volumes"]), "built": c.get("built", False)}
+            "volumes": sorted(c["volumes"]), "built": c.get("built", False),
+            **{k: c.get(k) for k in ("command", "entrypoint", "healthcheck", "networks", "network_mode",
+                                     "extra_hosts")}}
     return {**docker, "containers": containers}
 
 
@@ -162,7 +164,12 @@ def _nginx(nginx: dict[str, Any] | None) -> dict[str, Any] | None:
         servers[key] = {
             f"{loc['modifier']} {loc['path']}".strip(): {k: v for k, v in loc.items() if k not in ("modifier", "path")}
             for loc in server["locations"]}
+        # The server's own settings compare beside its locations (a key no location path can take).
+        servers[key]["(server)"] = {k: server.get(k) for k in (
+            "directives", "keepalive_timeout", "proxy_read_timeout", "server_tokens", "resolver", "add_headers",
+            "return_code", "return_text")}
     return {
+        "service": nginx.get("service"),
         "servers": servers,
         "upstreams": {u["name"]: sorted(x["address"] + (" backup" if x["backup"] else "") for x in u["servers"])
                       for u in nginx["upstreams"]},

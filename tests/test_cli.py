@@ -239,12 +239,12 @@ def test_merge_writes_one_snapshot_and_refuses_different_environments(tmp_path):
 
 
 def test_help_and_version_do_not_import_the_heavy_libraries():
-    """Start-up stays fast: boto3, botocore, rich, deepdiff, crossplane and jsonschema load only when
+    """Start-up stays fast: boto3, botocore, rich, crossplane and jsonschema load only when
     a command needs them (asserted on sys.modules, not timed)."""
     code = ("import sys\nfrom auditor.cli import main\n"
             "for args in (['--help'], ['--version'], ['check', '--help']):\n"
             "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
-            "print(sorted(m for m in ('boto3', 'botocore', 'rich', 'deepdiff', 'crossplane', 'jsonschema')"
+            "print(sorted(m for m in ('boto3', 'botocore', 'rich', 'crossplane', 'jsonschema')"
             " if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -237,6 +237,13 @@ def parse_listen(args: list[str]) -> Listen | None:
     )
 
 
+# Directives the snapshot models in their own fields (or that are structure): not repeated in `directives`.
+_MODELLED = {"#", "include", "listen", "server_name", "location", "set", "return", "proxy_pass", "grpc_pass", "root",
+             "alias", "internal"}
+# Directives that set a named value (a header, a FastCGI parameter): the value may be a secret.
+_NAMED_VALUES = {"proxy_set_header", "add_header", "fastcgi_param", "uwsgi_param", "scgi_param", "grpc_set_header",
+                 "more_set_headers", "add_trailer"}
+_ONLY_VARIABLES = re.compile(r"^(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|[\s,;:/._-])*$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 _UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
 # Settings a server inherits from http unless it sets its own.
@@ -358,6 +365,8 @@ class _Walker:
         for child, child_file in placed:
             name, args = child["directive"], child["args"]
             self.regex_captures(child)
+            if "block" not in child and name not in _MODELLED:
+                server.directives.setdefault(name, []).append(self._written(name, args))
             if name == "listen" and args:
                 try:
                     listen = parse_listen(args)
@@ -401,6 +410,8 @@ class _Walker:
         for child, child_file in placed:
             name, child_args = child["directive"], child["args"]
             location.lines.setdefault(name, child["line"])
+            if "block" not in child and name not in _MODELLED:
+                location.directives.setdefault(name, []).append(self._written(name, child_args))
             if name in ("proxy_pass", "grpc_pass") and child_args:
                 setattr(location, name, child_args[0])
             elif name == "return" and child_args:
@@ -417,6 +428,13 @@ class _Walker:
         server.locations.append(location)
         for child, child_file in nested:
             self.location(child, child_file, server, level)
+
+    def _written(self, name: str, args: list[str]) -> str:
+        """A directive's arguments as one line; a header's or parameter's value redacted unless it is
+        made of nginx variables only (`$host`, `$proxy_add_x_forwarded_for`)."""
+        if name in _NAMED_VALUES and len(args) >= 2 and not _ONLY_VARIABLES.match(" ".join(args[1:])):
+            return f"{args[0]} {self.redactor.named(args[0], ' '.join(args[1:]))}"
+        return " ".join(args)
 
     def _return(self, args: list[str]) -> tuple[int, str | None]:
         if not args[0].isdigit():
