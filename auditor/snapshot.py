@@ -227,6 +227,14 @@ class Listen(Model):
     default_server: bool = False
 
 
+class IfHeaders(Model):
+    """An `if` block inside a location that sets add_header of its own (and so drops the location's)."""
+
+    line: int = 0
+    file: str = ""
+    add_headers: list[str] = Field(default_factory=list)
+
+
 class Location(Model):
     path: str
     modifier: str = ""  # "" | "=" | "^~" | "~" | "~*" | "@"
@@ -251,6 +259,7 @@ class Location(Model):
     # Every other directive of the location as written (name -> its argument lines, values that may carry
     # secrets redacted): what drift compares, so a dropped proxy_next_upstream is seen.
     directives: dict[str, list[str]] = Field(default_factory=dict)
+    if_add_headers: list[IfHeaders] = Field(default_factory=list)
 
 
 class NginxServer(Model):

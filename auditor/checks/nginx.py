@@ -169,6 +169,15 @@ def add_header_redefined(ctx: Context) -> Iterator[Problem]:
                               f"drops {', '.join(dropped)} set above it.",
                               evidence={"dropped": dropped}, identity=("file", "line"), file=location.file,
                               line=line)
+            # An `if` that sets its own add_header drops the location's (and what the location inherited).
+            in_force = location.add_headers or above
+            for block in location.if_add_headers:
+                lost = [h for h in in_force if h.lower() not in {a.lower() for a in block.add_headers}]
+                if lost:
+                    file = block.file or location.file
+                    yield Problem(resource, f"add_header inside `if` at {where(file, block.line)} (location "
+                                  f"{location.path}) drops {', '.join(lost)} for requests that match it.",
+                                  evidence={"dropped": lost}, identity=("file", "line"), file=file, line=block.line)
 
 
 def alias_traversal(ctx: Context) -> Iterator[Problem]:

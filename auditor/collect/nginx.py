@@ -26,6 +26,7 @@ from crossplane.errors import NgxParserBaseException
 
 from auditor.errors import AuditError
 from auditor.snapshot import (
+    IfHeaders,
     Listen,
     Location,
     MissingInclude,
@@ -189,9 +190,12 @@ def _refusals(placed: list[Placed], ctx: tuple[str, ...], files: _Files) -> None
             continue
         term = "{" if "block" in directive else ";"
         try:
-            analyze(file, directive, term, ctx, check_ctx=True, check_args=False)
+            # Argument counts are judged here too: crossplane knows a directive's counts only in its context.
+            analyze(file, directive, term, ctx, check_ctx=True, check_args=True)
         except NgxParserBaseException as exc:
-            files.refusals.append(Refusal(message=exc.strerror, file=file, line=directive["line"]))
+            refusal = Refusal(message=exc.strerror, file=file, line=directive["line"])
+            if refusal not in files.refusals:
+                files.refusals.append(refusal)
             continue
         if directive["directive"] == "listen":
             unknown = [a for a in directive["args"][1:] if a.split("=", 1)[0] not in _LISTEN_FLAGS]
@@ -273,7 +277,9 @@ class _Level:
     def __init__(self, parent: _Level | None, placed: list[Placed]) -> None:
         self.settings: dict[str, tuple[str, str, int]] = dict(parent.settings) if parent else {}
         self.headers: dict[str, str] = dict(parent.headers) if parent else {}
-        self.add_headers: list[str] = list(parent.add_headers) if parent else []
+        above = list(parent.add_headers) if parent else []
+        # add_header_inherit (nginx 1.29.3): on (the default), merge (the level adds to what is above), off.
+        self.add_header_inherit: str = parent.add_header_inherit if parent else "on"
         own_headers: dict[str, str] = {}
         own_add: list[str] = []
         for directive, file in placed:
@@ -284,11 +290,17 @@ class _Level:
                 own_headers[args[0]] = args[1]
             elif name == "add_header" and args:
                 own_add.append(args[0])
+            elif name == "add_header_inherit" and args:
+                self.add_header_inherit = args[0]
         # proxy_set_header and add_header are inherited only by a level that sets none of its own.
         if own_headers:
             self.headers = own_headers
-        if own_add:
+        if self.add_header_inherit == "merge":
+            self.add_headers = above + [h for h in own_add if h not in above]
+        elif own_add or self.add_header_inherit == "off":
             self.add_headers = own_add
+        else:
+            self.add_headers = above
         self.own_add_headers = own_add
 
     def seconds(self, name: str) -> float | None:
@@ -404,7 +416,8 @@ class _Walker:
         location = Location(path=path, modifier=modifier, file=file, line=directive["line"],
                             captures=captures(path) if modifier in ("~", "~*") else [],
                             headers={k: self.redactor.named(k, v) for k, v in level.headers.items()},
-                            add_headers=level.own_add_headers, inherited_add_headers=list(parent.add_headers),
+                            add_headers=level.own_add_headers if level.add_header_inherit == "on" else [],
+                            inherited_add_headers=list(parent.add_headers),
                             proxy_read_timeout=level.seconds("proxy_read_timeout"))
         nested = []
         for child, child_file in placed:
@@ -424,6 +437,11 @@ class _Walker:
                 location.internal = True
             elif name == "location" and "block" in child:
                 nested.append((child, child_file))
+            elif name == "if" and "block" in child:
+                inner = _Level(level, self.expand(child["block"], child_file))
+                if inner.own_add_headers and inner.add_header_inherit == "on":
+                    location.if_add_headers.append(IfHeaders(line=child["line"], file=child_file,
+                                                             add_headers=inner.own_add_headers))
             self.regex_captures(child)
         server.locations.append(location)
         for child, child_file in nested:

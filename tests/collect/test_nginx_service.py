@@ -1,0 +1,284 @@
+"""nginx as a compose service: found without configuration, its config read through the service's
+mounts, image and start as the container sees it (DESIGN.md "Nginx inside compose")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from auditor import config as config_module
+from auditor.collect import CollectOptions, collect, dockerfile, nginx_service
+from auditor.collect.compose import load
+from auditor.snapshot import Redactor
+from tests.collect.test_nginx import _nginx_t, real_nginx  # noqa: F401 - the fixture
+from tests.conftest import run
+
+SITE = "server {\n    listen 80;\n    location / {\n        proxy_pass http://web:8000;\n    }\n}\n"
+
+
+def project(tmp_path: Path, compose: str, files: dict[str, str] | None = None) -> Path:
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(compose))
+    for name, text in (files or {}).items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return tmp_path / "compose.yaml"
+
+
+def read(compose: Path, declared: str | None = None, main: Path | None = None):
+    model = load([compose])
+    found = nginx_service.front(model, nginx_service.find(model, declared))
+    assert found is not None
+    env = {k: str(v) for k, v in (model.services[found.service].get("environment") or {}).items()}
+    return nginx_service.read(model, found.service, main, env, Redactor(None))
+
+
+def snapshot_of(tmp_path: Path, hosts: str):
+    (tmp_path / "audit.yaml").write_text("version: 1\nenvironments:\n  prod:\n    hosts:\n" + textwrap.indent(
+        textwrap.dedent(hosts), "      "))
+    cfg = config_module.load(tmp_path / "audit.yaml")
+    return collect(cfg, "prod", CollectOptions(offline=True, allow_partial=True))
+
+
+COMPOSE = """\
+    services:
+      proxy:
+        image: {image}
+        ports: ["8080:80"]
+        volumes: ["./nginx/site.conf:/etc/nginx/conf.d/default.conf:ro"]
+      web:
+        image: example/web:1.2.3
+        expose: ["8000"]
+    """
+
+
+def with_web(*lines: str, top: str = "", expose: bool = True) -> str:
+    """COMPOSE (nginx:1.27.2) with more keys for service web, and top-level keys."""
+    text = COMPOSE.format(image="nginx:1.27.2").rstrip(" ")
+    if not expose:
+        text = text.replace('        expose: ["8000"]\n', "")
+    return text + "".join(f"        {line}\n" for line in lines) + (f"    {top}\n" if top else "")
+
+
+@pytest.mark.parametrize("image", ["nginx:1.27.2", "docker.io/library/nginx:1.27-alpine",
+                                   "nginxinc/nginx-unprivileged:1.27.2", "nginx@sha256:" + "a" * 64])
+def test_nginx_is_found_by_its_image_and_read_through_its_mount(tmp_path, image):
+    compose = project(tmp_path, COMPOSE.format(image=image), {"nginx/site.conf": SITE})
+    config = read(compose)
+    assert config.service == "proxy"
+    assert config.refusals == [] and config.missing_includes == [] and config.unreadable == []
+    # the image's nginx.conf includes conf.d/*.conf; the mounted file replaced its default.conf
+    assert [(Path(s.file).name, s.listen[0].port) for s in config.servers] == [("site.conf", 80)]
+    assert config.servers[0].locations[0].proxy_pass == "http://web:8000"
+    assert config.file_mounts == [str(tmp_path / "nginx" / "site.conf")]
+
+
+def test_a_look_alike_image_is_not_nginx(tmp_path):
+    compose = project(tmp_path, COMPOSE.format(image="example/nginx-exporter:1.0"), {"nginx/site.conf": SITE})
+    assert nginx_service.find(load([compose]), None) == []
+
+
+def test_a_mount_beside_the_default_keeps_the_images_default_server(tmp_path):
+    compose = project(tmp_path, COMPOSE.replace("/etc/nginx/conf.d/default.conf", "/etc/nginx/conf.d/app.conf")
+                      .format(image="nginx:1.27.2"), {"nginx/site.conf": SITE})
+    config = read(compose)
+    assert [Path(s.file).name for s in config.servers] == ["site.conf", "default.conf"]  # app.conf < default.conf
+    assert config.files[-1] == "nginx:1.27.2 image: /etc/nginx/conf.d/default.conf"
+
+
+def test_includes_resolve_through_the_mounts_against_etc_nginx(tmp_path):
+    compose = project(tmp_path, """\
+        services:
+          proxy:
+            image: nginx:1.27.2
+            volumes: ["./conf:/etc/nginx/conf.d", "./snippets:/etc/nginx/snippets:ro"]
+        """, {
+        "conf/site.conf": "server {\n listen 80;\n include mime.types;\n include snippets/proxy.conf;\n"
+                          " include /etc/nginx/snippets/missing.conf;\n include /etc/nginx/extra/*.conf;\n}\n",
+        "snippets/proxy.conf": "client_max_body_size 10m;\n",
+    })
+    config = read(compose)
+    # mime.types is stock; snippets/ is the mount; a missing literal include under a mounted directory is
+    # what nginx refuses; a glob under /etc/nginx that nothing fills matches nothing (N502)
+    assert [r.message for r in config.refusals] == ['open() "/etc/nginx/snippets/missing.conf" failed '
+                                                    "(No such file or directory)"]
+    assert [m.pattern for m in config.missing_includes] == ["/etc/nginx/extra/*.conf"]
+    assert config.servers[0].directives["client_max_body_size"] == ["10m"]
+
+
+def test_a_mount_whose_source_is_not_in_the_repository_is_unknown_not_missing(tmp_path):
+    compose = project(tmp_path, """\
+        services:
+          proxy:
+            image: nginx:1.27.2
+            volumes: ["./conf:/etc/nginx/conf.d", "./certbot/conf:/etc/letsencrypt", "tls:/etc/nginx/tls"]
+        volumes: {tls: {}}
+        """, {"conf/site.conf": "server {\n listen 443 ssl;\n include /etc/letsencrypt/options-ssl-nginx.conf;\n"
+                                " include /etc/nginx/tls/params.conf;\n}\n"})
+    config = read(compose)
+    assert config.refusals == [] and config.missing_includes == []
+    assert [u.message for u in config.unreadable] == [
+        "/etc/letsencrypt/options-ssl-nginx.conf is bind-mounted from ./certbot/conf, which is not in the repository",
+        "/etc/nginx/tls/params.conf is on volume tls, whose contents audit cannot read"]
+
+
+def test_official_templates_are_rendered_with_the_services_environment_only(tmp_path):
+    compose = project(tmp_path, """\
+        services:
+          proxy:
+            image: nginx:1.27.2
+            environment: {BACKEND: "web:8000"}
+            volumes: ["./templates:/etc/nginx/templates"]
+        """, {"templates/default.conf.template": "server {\n listen 80;\n location / {\n"
+                                                 "  proxy_set_header Host $host;\n  proxy_pass http://${BACKEND};\n }\n}\n"})
+    config = read(compose)
+    location = config.servers[0].locations[0]
+    assert location.proxy_pass == "http://web:8000"
+    assert location.headers == {"Host": "$host"}  # only defined variables are substituted
+    assert config.servers[0].file.endswith("default.conf.template (rendered to /etc/nginx/conf.d/default.conf)")
+
+
+def test_an_envsubst_start_command_is_rendered_as_it_runs(tmp_path):
+    # awesome-compose nginx-flask-mongo: envsubst with no allow-list erases every nginx $variable
+    compose = project(tmp_path, """\
+        services:
+          web:
+            image: nginx:1.27.2
+            volumes: ["./nginx/nginx.conf:/tmp/nginx.conf"]
+            environment: ["FLASK_SERVER_ADDR=backend:9091"]
+            command: /bin/bash -c "envsubst < /tmp/nginx.conf > /etc/nginx/conf.d/default.conf && nginx -g 'daemon off;'"
+        """, {"nginx/nginx.conf": "server {\n listen 80;\n location / {\n  proxy_set_header Host $host;\n"
+                                  "  proxy_pass http://$FLASK_SERVER_ADDR;\n }\n}\n"})
+    config = read(compose)
+    assert config.servers[0].locations[0].proxy_pass == "http://backend:9091"
+    # `proxy_set_header Host $host;` became `proxy_set_header Host ;`: nginx refuses it
+    assert [(r.message, r.line) for r in config.refusals] == [
+        ('invalid number of arguments in "proxy_set_header" directive', 4)]
+
+
+def test_a_start_that_writes_the_config_otherwise_is_unknown(tmp_path):
+    compose = project(tmp_path, """\
+        services:
+          proxy:
+            image: nginx:1.27.2
+            volumes: ["./site.conf:/etc/nginx/conf.d/default.conf"]
+            command: sh -c "sed -i s/APP/web/ /etc/nginx/conf.d/default.conf && nginx -g 'daemon off;'"
+        """, {"site.conf": SITE})
+    config = read(compose)
+    assert config.servers == [] and "writes nginx's config at start" in config.unreadable[0].message
+
+
+def test_a_built_image_is_read_from_its_dockerfile(tmp_path):
+    # awesome-compose nginx-nodejs-redis: the default server removed, the site COPYed in its place
+    compose = project(tmp_path, """\
+        services:
+          nginx:
+            build: ./nginx
+            ports: ["80:80"]
+        """, {"nginx/Dockerfile": "FROM nginx:1.21.6 AS base\nRUN rm /etc/nginx/conf.d/default.conf\n"
+                                  "COPY nginx.conf /etc/nginx/conf.d/default.conf\nEXPOSE 80\n",
+              "nginx/nginx.conf": SITE})
+    config = read(compose)
+    assert [Path(s.file).name for s in config.servers] == ["nginx.conf"]
+    assert config.file_mounts == []  # baked in: a deploy rebuilds it
+
+
+def test_a_build_that_edits_etc_nginx_is_unknown(tmp_path):
+    compose = project(tmp_path, "services:\n  app:\n    build: {context: ., dockerfile: nginx.dockerfile}\n",
+                      {"nginx.dockerfile": "FROM nginx:stable-alpine\n"
+                                           "RUN sed -i 's/user  nginx/user laravel/g' /etc/nginx/nginx.conf\n"})
+    config = read(compose)
+    assert "nginx.dockerfile:2: the build changes /etc/nginx" in config.unreadable[0].message
+
+
+def test_a_proxy_that_writes_its_config_at_run_time_is_opaque(tmp_path):
+    compose = project(tmp_path, "services:\n  proxy:\n    image: jwilder/nginx-proxy:1.3-alpine\n"
+                                "    ports: ['80:80']\n")
+    config = read(compose)
+    assert "writes its config at run time" in config.unreadable[0].message
+
+
+def test_dockerfile_target_stage_and_its_parents():
+    stages = dockerfile.parse("ARG V=1.25\nFROM nginx:${V} AS base\nEXPOSE 80\nFROM base AS app\nEXPOSE 8080\n"
+                              "FROM python:3.12\nEXPOSE 9000\n")
+    assert [(s.base, s.name, s.expose) for s in stages] == [("nginx:1.25", "base", [80]), ("base", "app", [8080]),
+                                                            ("python:3.12", None, [9000])]
+
+
+# --- the whole path: collection, topology and rules ---------------------------------------------------------
+
+
+HOST = """\
+- name: web
+  match: {tags: {Role: web}}
+  docker: {compose: [compose.yaml]%s}
+"""
+
+
+def findings(tmp_path, compose: str, files: dict[str, str], docker_extra: str = ""):
+    project(tmp_path, compose, files)
+    result = run(snapshot_of(tmp_path, HOST % docker_extra).model_dump(mode="json"))
+    return result
+
+
+def test_a_typo_in_a_literal_upstream_host_is_n500(tmp_path):
+    result = findings(tmp_path, COMPOSE.format(image="nginx:1.27.2"),
+                      {"nginx/site.conf": SITE.replace("web:8000", "wbe:8000")})
+    assert [(f.rule_id, f.line) for f in result.findings if f.severity in ("critical", "high")] == [("N500", 4)]
+    assert 'host not found in upstream "wbe:8000"' in result.findings[0].message
+
+
+@pytest.mark.parametrize("host_name", ["web", "www.example.com", "localhost", "10.0.0.5"])
+def test_names_nginx_can_resolve_are_not_n500(tmp_path, host_name):
+    result = findings(tmp_path, COMPOSE.format(image="nginx:1.27.2"),
+                      {"nginx/site.conf": SITE.replace("web:8000", f"{host_name}:8000")})
+    assert [f.rule_id for f in result.findings if f.rule_id == "N500"] == []
+
+
+def test_a_service_on_another_network_does_not_resolve(tmp_path):
+    compose = with_web("networks: [back]", top="networks: {back: {}}")
+    result = findings(tmp_path, compose, {"nginx/site.conf": SITE})
+    assert [f.rule_id for f in result.findings if f.rule_id == "N500"] == ["N500"]
+
+
+def test_an_alias_on_a_shared_network_resolves(tmp_path):
+    site = {"nginx/site.conf": SITE.replace("web:8000", "api:8000")}
+    result = findings(tmp_path, with_web("networks: {default: {aliases: [api]}}"), site)
+    assert [f.rule_id for f in result.findings if f.rule_id in ("N500", "P105")] == []
+    result = findings(tmp_path, with_web("networks: {default: {aliases: [app]}}"), site)
+    assert [f.rule_id for f in result.findings if f.rule_id in ("N500", "P105")] == ["N500"]
+
+
+def test_a_variable_host_without_a_resolver_is_p105_and_with_one_passes(tmp_path):
+    site = ("server {\n listen 80;\n set $app http://web:8000;\n location / {\n  proxy_pass $app;\n }\n}\n")
+    result = findings(tmp_path, COMPOSE.format(image="nginx:1.27.2"), {"nginx/site.conf": site})
+    assert [(f.rule_id, f.evidence["cause"]) for f in result.findings if f.rule_id == "P105"] == [
+        ("P105", "no resolver is set to resolve web per request")]
+    fixed = site.replace(" set $app", " resolver 127.0.0.11 valid=10s;\n set $app")
+    result = findings(tmp_path, COMPOSE.format(image="nginx:1.27.2"), {"nginx/site.conf": fixed})
+    assert [f.rule_id for f in result.findings if f.rule_id in ("P105", "N500")] == []
+
+
+def test_p105_fires_when_the_port_is_ruled_out_and_is_skipped_when_unproved(tmp_path):
+    compose = with_web(expose=False)
+    result = findings(tmp_path, compose, {"nginx/site.conf": SITE})
+    assert [f.rule_id for f in result.findings if f.rule_id == "P105"] == []
+    assert any(s.rule_id == "P105" and "declare docker.services.web.port" in s.reason for s in result.skipped)
+    result = findings(tmp_path, compose, {"nginx/site.conf": SITE}, ", services: {web: {port: 9000}}")
+    assert [f.rule_id for f in result.findings if f.rule_id == "P105"] == ["P105"]
+    healthy = with_web("healthcheck: {test: [CMD-SHELL, 'curl -f http://localhost:8000/health || exit 1']}",
+                       expose=False)
+    result = findings(tmp_path, healthy, {"nginx/site.conf": SITE})
+    assert not any(s.rule_id == "P105" for s in result.skipped)  # its healthcheck proves 8000
+
+
+def test_real_nginx_refuses_an_unresolvable_upstream_host(real_nginx, tmp_path):  # noqa: F811
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("events {}\nhttp {\n server {\n  listen 8080;\n  location / { proxy_pass http://bakend-typo-x:80; }\n"
+                    " }\n}\n")
+    proc = _nginx_t(real_nginx, conf, tmp_path)
+    assert proc.returncode != 0 and "host not found in upstream" in proc.stderr, proc.stderr
