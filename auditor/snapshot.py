@@ -345,6 +345,7 @@ class NginxConfig(Model):
     # one file at a time (a deploy that replaces such a file is never seen by the running container).
     service: str | None = None
     file_mounts: list[str] = Field(default_factory=list)
+    alone: bool = False  # the service runs an nginx image: nothing but nginx listens in its container
 
 
 class PublishedPort(Model):

@@ -290,7 +290,7 @@ class HostView:
         return self.by_service.get(endpoint.host)
 
     def _listens(self, container: Container, port: int) -> bool:
-        if container is self.nginx_container:
+        if container is self.nginx_container and self.host.nginx is not None and self.host.nginx.alone:
             return port in self.servers_by_port  # an nginx image runs nginx alone
         return port in self.container_ports(container)
 
@@ -309,8 +309,9 @@ class HostView:
         addressed = self._addressed(endpoint)
         if not isinstance(addressed, list):
             return []
-        return [c for c in addressed if c is not self.nginx_container and not self._listens(c, endpoint.port)
-                and self.listen_port(c) is None]
+        alone = self.host.nginx is not None and self.host.nginx.alone
+        return [c for c in addressed if not (c is self.nginx_container and alone)
+                and not self._listens(c, endpoint.port) and self.listen_port(c) is None]
 
     def listen_port(self, container: Container) -> int | None:
         """The one port a container's process listens on, when something says so: audit.yaml

@@ -84,7 +84,7 @@ def _parse_one(path: str, display: str, files: _Files, rendered: bool = False) -
         for number, line in enumerate(text.splitlines(), start=1):
             left = _LEFT_OVER.search(line.split("#")[0])
             if left:
-                files.refusals.append(Refusal(message=f'unknown "{left[1]}" variable (left by the rendering)',
+                files.refusals.append(Refusal(message=f'unknown "{left[1].lower()}" variable (${{{left[1]}}} left by the rendering)',
                                               file=display, line=number))
     if placeholder:
         files.templates.add(display)

@@ -459,6 +459,7 @@ def read(model: Model, service: str, main_file: Path | None, env: dict[str, str]
                                      rendered={h for h in stored if "/rendered/" in h})
     config.service = service
     config.file_mounts = files.single_files()
+    config.alone = family in NGINX_IMAGES
     return config
 
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from auditor import collect, config, engine, snapshot
+from auditor import collect, config, engine, gate, snapshot
 from auditor.catalog import builtin_catalog
 from auditor.collect.aws import AwsCollector, ReadOnlyViolation
 from auditor.config import Aws
@@ -60,6 +60,31 @@ def test_demo_estates_give_the_same_findings_as_the_hand_written_snapshots(incid
         assert found(live, env) == found(hand, env)
         high = [f[:3] for f in found(live, env) if f[3] in ("critical", "high")]
         assert high == ([("P104", "target_group:web-*-tg", "green")] if env == "dev" else [])
+
+
+def test_the_incident_with_nginx_as_a_compose_service(aws, tmp_path):
+    """The same estates with prod's nginx as a compose service that proxies $service_url to app-blue /
+    app-green by name: the same high findings as with nginx on the host, and the same gate."""
+    incident = config.load(estates.build_incident(tmp_path, aws, nginx_in="compose"))
+    catalog = builtin_catalog()
+    prod = collect.collect(incident, "prod", collect.CollectOptions())
+    web = prod.resources.hosts[0]
+    assert web.nginx.service == "proxy" and web.nginx.refusals == [] and web.nginx.unreadable == []
+    for env in ("dev", "prod"):
+        snap = prod if env == "prod" else collect.collect(incident, env, collect.CollectOptions())
+        high = [(f.rule_id, f.resource, f.slot) for f in engine.run(snap, [env], catalog).findings
+                if f.severity in ("critical", "high")]
+        assert high == ([("P104", "target_group:web-*-tg", "green")] if env == "dev" else [])
+    assert gate.evaluate(engine.run(prod, ["prod"], catalog), "green", "high").outcome == "pass"
+    # The near misses: the switch include mounted alone (P119), and no resolver for the name (P105).
+    compose = tmp_path / "envs" / "prod" / "docker-compose.yml"
+    compose.write_text(compose.read_text().replace("./nginx/switch:/etc/nginx/switch:ro",
+                                                   "./nginx/switch/service-url.inc:/etc/nginx/switch/service-url.inc"))
+    site = tmp_path / "envs" / "prod" / "nginx" / "default.conf"
+    site.write_text(site.read_text().replace("    resolver 127.0.0.11 valid=10s;\n", ""))
+    broken = engine.run(collect.collect(incident, "prod", collect.CollectOptions()), ["prod"], catalog)
+    assert sorted((f.rule_id, f.line) for f in broken.findings if f.severity == "high") == [("P105", 6), ("P119", 1)]
+    assert gate.evaluate(broken, "green", "high").outcome == "fail"
 
 
 def test_secrets_in_compose_env_never_reach_the_snapshot(incident, monkeypatch):
