@@ -27,11 +27,15 @@ def lookup(value: Any, path: str) -> tuple[bool, Any]:
     return True, value
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9_*-]+$")
+
+
 def join(parts: tuple[str, ...]) -> str:
-    """The inverse of ``segments`` for plain keys: a key holding a dot is quoted."""
+    """The inverse of ``segments`` for plain keys: a key that is not a plain word (a dot, a space, a
+    location path `/`) is quoted."""
     out = ""
     for part in parts:
-        if "." in part:
+        if not _PLAIN.match(part):
             out += f'["{part}"]'
         else:
             out += f".{part}" if out else part

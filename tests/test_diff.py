@@ -156,7 +156,48 @@ def test_one_environment_over_a_release_lists_only_what_a_reviewer_cares_about()
     containers[0]["volumes"] = ["/var/run/docker.sock"]
     items = {(i.kind, i.path) for i in compare(before, after).items}
     assert items == {
-        ("only_in_a", "nginx.servers.80 default_server _.= /health-check"),  # one item, not one per field
+        ("only_in_a", 'nginx.servers["80 default_server _"]["= /health-check"]'),  # one item, not one per field
         ("only_in_b", "docker.containers.worker"),
         ("changed", "docker.containers.app-blue.volumes"),
     }
+
+
+def test_two_releases_of_a_real_project_drift_only_in_what_changes_behaviour(tmp_path):
+    """oauth2-proxy's nginx example, and a next release of it: comment lines that move every nginx line,
+    a header dropped, a service's command changed, a docker.sock mount added, a service added."""
+    import shutil
+
+    from auditor import config as config_module
+    from auditor.collect import CollectOptions, collect
+    from tests.conftest import SHARED
+
+    source = SHARED / "realworld" / "oauth2-proxy__oauth2-proxy" / "contrib" / "local-environment"
+    for release in ("r1", "r2"):
+        shutil.copytree(source, tmp_path / release)
+    b = tmp_path / "r2"
+    conf = (b / "nginx.conf").read_text()
+    (b / "nginx.conf").write_text("# release 2\n# (every line moves)\n" + conf.replace(
+        "    proxy_set_header X-Real-IP  $remote_addr;\n", "", 1))
+    nginx_file = (b / "docker-compose-nginx.yaml").read_text()
+    # dex's command in the override replaces the base file's (a change to the base's would not count)
+    nginx_file = nginx_file.replace("command: dex serve /dex.yaml", "command: dex serve --log-level debug /dex.yaml")
+    nginx_file = nginx_file.replace('      - "./nginx.conf:/etc/nginx/conf.d/default.conf"\n',
+                                    '      - "./nginx.conf:/etc/nginx/conf.d/default.conf"\n'
+                                    "      - /var/run/docker.sock:/var/run/docker.sock:ro\n")
+    nginx_file = nginx_file.replace("services:\n", "services:\n  whoami:\n    image: traefik/whoami:v1.10.3\n", 1)
+    (b / "docker-compose-nginx.yaml").write_text(nginx_file)
+    (tmp_path / "audit.yaml").write_text(
+        "version: 1\nenvironments:\n"
+        + "".join(f"  {r}:\n    hosts: [{{name: web, match: {{tags: {{Role: web}}}}, docker: {{compose: "
+                  f"[{r}/docker-compose.yaml, {r}/docker-compose-nginx.yaml]}}}}]\n" for r in ("r1", "r2")))
+    cfg = config_module.load(tmp_path / "audit.yaml")
+    snaps = [collect(cfg, r, CollectOptions(offline=True)) for r in ("r1", "r2")]
+    drift = diff.compare(snaps[0], snaps[1], ["r1"], ["r2"])
+    items = sorted((i.kind, i.path) for i in drift.items)
+    assert items == [
+        ("changed", "docker.containers.dex.command"),
+        ("changed", "docker.containers.nginx.volumes"),
+        ("changed", 'nginx.servers["80 oauth2-proxy.oauth2-proxy.localhost"]["/"].directives.proxy_set_header'),
+        ("changed", 'nginx.servers["80 oauth2-proxy.oauth2-proxy.localhost"]["/"].headers.X-Real-IP'),
+        ("only_in_b", "docker.containers.whoami"),
+    ], items

@@ -294,3 +294,28 @@ def test_paths_through_an_unreadable_include_are_unknown():
     result = run(data)
     assert not [f for f in result.findings if f.rule_id.startswith("P") or f.rule_id == "N500"]
     assert {s.rule_id for s in result.skipped if "outside the repository" in s.reason} >= {"P101", "P104"}
+
+
+def test_absolute_includes_resolve_beside_the_main_file_never_on_this_machine(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "site.conf").write_text("server { listen 8081; }\n")
+    main = tmp_path / "nginx.conf"
+    main.write_text("events {}\nhttp {\n include /etc/nginx/conf.d/*.conf;\n include /etc/nginx/sites-enabled/*;\n"
+                    " include /opt/extra.conf;\n}\n")
+    config = nginx.parse_file(main)
+    # /etc/nginx/conf.d is the repository's conf.d beside nginx.conf; whatever this machine has in
+    # /etc/nginx/sites-enabled is never read: unknown, as /opt is
+    assert [s.listen[0].port for s in config.servers] == [8081]
+    assert config.missing_includes == [] and config.refusals == []
+    assert [u.message.split(" (")[0].split(":")[0] for u in config.unreadable] == [
+        "include /etc/nginx/sites-enabled/* is not beside " + str(main),
+        "include /opt/extra.conf is outside the repository"]
+
+
+def test_a_declared_prefix_makes_what_is_not_beside_the_main_file_missing(tmp_path):
+    main = tmp_path / "nginx.conf"
+    main.write_text("events {}\nhttp {\n include /srv/nginx/sites/*.conf;\n include /srv/nginx/params;\n}\n")
+    config = nginx.parse_file(main, prefix="/srv/nginx")
+    assert [m.pattern for m in config.missing_includes] == ["/srv/nginx/sites/*.conf"]
+    assert [r.message for r in config.refusals] == ['open() "/srv/nginx/params" failed (No such file or directory)']
+    assert config.unreadable == []
