@@ -172,6 +172,11 @@ def _networks(spec: dict[str, Any]) -> dict[str, list[str]] | None:
             for name, options in networks.items()}
 
 
+def _scrub(redactor: Redactor, secrets: list[str], text: str | None) -> str | None:
+    """A command line as the snapshot keeps it: NAME=value pairs and the service's own values redacted."""
+    return redactor.text(text, secrets) if text else None
+
+
 def containers(model: compose.Model, redactor: Redactor | None = None) -> list[Container]:
     """The services of a project as containers; their running state is unknown: files say what should run."""
     redactor = redactor or Redactor(None)
@@ -191,10 +196,7 @@ def containers(model: compose.Model, redactor: Redactor | None = None) -> list[C
         built, _ = dockerfile.of_service(spec, model.project_dir)  # unreadable: its ports are unknown
         environment = compose.service_environment(spec, model.project_dir)
         secrets = list(environment.values())
-
-        def scrub(text: str | None) -> str | None:
-            return redactor.text(text, secrets) if text else None
-
+        scrub = functools.partial(_scrub, redactor, secrets)
         out.append(Container(
             name=str(spec.get("container_name") or f"{model.name}-{service}-1"),
             service=str(service),

@@ -106,6 +106,15 @@ class ContainerFiles:
                 return mount
         return None
 
+    @staticmethod
+    def _through(mount: Mount, path: str) -> Path | Unknown:
+        """The host path behind a container path on a mount, or why it cannot be known."""
+        if mount.source is None:
+            return Unknown(f"{path} is on {mount.what}, whose contents audit cannot read")
+        if not mount.source.exists():
+            return Unknown(f"{path} is bind-mounted from {mount.what}, which is not in the repository")
+        return mount.source / posixpath.relpath(path, mount.target) if path != mount.target else mount.source
+
     def lookup(self, path: str) -> str | Unknown | None:
         """The host file behind a container path; None when it does not exist there."""
         path = posixpath.normpath(path)
@@ -113,11 +122,9 @@ class ContainerFiles:
             return self.rendered[path]
         mount = self._covering(path)
         if mount is not None:
-            if mount.source is None:
-                return Unknown(f"{path} is on {mount.what}, whose contents audit cannot read")
-            if not mount.source.exists():
-                return Unknown(f"{path} is bind-mounted from {mount.what}, which is not in the repository")
-            host = mount.source / posixpath.relpath(path, mount.target) if path != mount.target else mount.source
+            host = self._through(mount, path)
+            if isinstance(host, Unknown):
+                return host
             return str(host) if host.is_file() else None
         if self.image_unknown and path.startswith(PREFIX + "/"):
             return Unknown(self.image_unknown)
@@ -132,11 +139,9 @@ class ContainerFiles:
         entries: dict[str, str | Unknown] = {}
         mount = self._covering(directory)
         if mount is not None:
-            if mount.source is None:
-                return Unknown(f"{directory} is on {mount.what}, whose contents audit cannot read")
-            if not mount.source.exists():
-                return Unknown(f"{directory} is bind-mounted from {mount.what}, which is not in the repository")
-            host = mount.source / posixpath.relpath(directory, mount.target)
+            host = self._through(mount, directory)
+            if isinstance(host, Unknown):
+                return host
             if host.is_dir():
                 entries = {p.name: str(p) for p in host.iterdir() if p.is_file()}
         else:
@@ -149,13 +154,11 @@ class ContainerFiles:
         for child in self.mounts:  # a file or directory mounted inside this one
             if posixpath.dirname(child.target) == directory and child is not mount:
                 name = posixpath.basename(child.target)
-                found = self.lookup(child.target)
-                if isinstance(found, Unknown):
-                    entries[name] = found
-                elif found is not None:
-                    entries[name] = found
-                else:
+                found = self.lookup(child.target)  # a file, why it is unknown, or None: nothing there
+                if found is None:
                     entries.pop(name, None)
+                else:
+                    entries[name] = found
         for path, host in self.rendered.items():
             if posixpath.dirname(path) == directory:
                 entries[posixpath.basename(path)] = host

@@ -3,8 +3,6 @@ mounts, image and start as the container sees it (DESIGN.md "Nginx inside compos
 
 from __future__ import annotations
 
-import os
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -104,8 +102,8 @@ def test_includes_resolve_through_the_mounts_against_etc_nginx(tmp_path):
     config = read(compose)
     # mime.types is stock; snippets/ is the mount; a missing literal include under a mounted directory is
     # what nginx refuses; a glob under /etc/nginx that nothing fills matches nothing (N502)
-    assert [r.message for r in config.refusals] == ['open() "/etc/nginx/snippets/missing.conf" failed '
-                                                    "(No such file or directory)"]
+    missing = 'open() "/etc/nginx/snippets/missing.conf" failed (No such file or directory)'
+    assert [r.message for r in config.refusals] == [missing]
     assert [m.pattern for m in config.missing_includes] == ["/etc/nginx/extra/*.conf"]
     assert config.servers[0].directives["client_max_body_size"] == ["10m"]
 
