@@ -413,6 +413,10 @@ class HostView:
         """Endpoints on this host that no container serves now, in any slot (ruled out, not unproved)."""
         return [e for e in target.endpoints if self.serves_endpoint(e) == [] and not self.unproved(e)]
 
+    def unproved_reason(self, endpoint: Endpoint) -> str:
+        containers = self.unproved(endpoint)
+        return unproved_reason(endpoint, containers[0].service if containers else None)
+
     def proxy_unproved(self, target: ProxyTarget) -> list[Endpoint]:
         """Endpoints whose port nothing proves or rules out: whether they answer is unknown."""
         return [e for e in target.endpoints if self.serves_endpoint(e) == [] and self.unproved(e)]
@@ -506,7 +510,7 @@ class HostView:
                 return Reach(True, "nginx", f"{listens} and proxies to slot {slot} through {how}", server=server)
             unknown = self.proxy_unproved(target)
             if unknown:
-                unresolved.append(unproved_reason(unknown[0]) + f" ({where(location.file, location.line)})")
+                unresolved.append(self.unproved_reason(unknown[0]) + f" ({where(location.file, location.line)})")
                 continue
             if target.endpoints and len(self.proxy_broken(target)) == len(target.endpoints):
                 broken += 1
@@ -584,9 +588,12 @@ def port_variable(environment: dict[str, str]) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def unproved_reason(endpoint: Endpoint) -> str:
-    return (f"nginx proxies to {endpoint}, and nothing proves or rules out that service {endpoint.host} listens "
-            f"on {endpoint.port}: declare docker.services.{endpoint.host}.port in audit.yaml")
+def unproved_reason(endpoint: Endpoint, service: str | None = None) -> str:
+    """Why a proxied port is unknown, naming the compose service behind the address (nginx sharing a
+    service's network namespace reaches it on 127.0.0.1)."""
+    service = service or endpoint.host
+    return (f"nginx proxies to {endpoint}, and nothing proves or rules out that service {service} listens "
+            f"on {endpoint.port}: declare docker.services.{service}.port in audit.yaml")
 
 
 def match_location(locations: list[Location], path: str) -> Location | None:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from auditor.engine import Context, Problem, Skip
-from auditor.topology import SlotPath, health_check_port, unproved_reason, where
+from auditor.topology import SlotPath, health_check_port, where
 
 NACL_NOTE = "network ACLs are not evaluated"
 
@@ -261,7 +261,7 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
             broken = view.proxy_broken(target)
             if not broken:
                 for endpoint in view.proxy_unproved(target):
-                    yield Skip(f"{unproved_reason(endpoint)} ({where(location.file, location.line)})", resource)
+                    yield Skip(f"{view.unproved_reason(endpoint)} ({where(location.file, location.line)})", resource)
                 continue
             if target.variables:
                 name = target.variables[0]

@@ -182,7 +182,12 @@ def _compose_nginx(host: HostConfig, project: compose.Model | None, options: Col
     spec = project.services[chosen.service]
     env = compose.service_environment(spec, project.project_dir)
     main = host.nginx.path if host.nginx else None
-    return nginx_service.read(project, chosen.service, main, env, options.redactor)
+    try:
+        return nginx_service.read(project, chosen.service, main, env, options.redactor)
+    except (OSError, UnicodeError) as exc:  # a file of the repository that cannot be read as text
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        raise nginx.NginxError(f"host {host.name}: nginx service {chosen.service}: {where}"
+                               f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _read_docker(host: HostConfig, facts: commands.HostFacts, options: CollectOptions,

@@ -198,9 +198,14 @@ def of_service(spec: dict[str, Any], project_dir: Path) -> tuple[Image | None, s
         return None, None
     if isinstance(build, str):
         build = {"context": build}
+    context = str(build.get("context") or ".")
+    if "://" in context or context.startswith("git@"):
+        return None, f"the build context {context} is a remote repository, not in this checkout"
     args = build.get("args") or {}
+    if isinstance(args, list):  # the list form: ["NAME=value", …]
+        args = dict(str(a).partition("=")[::2] for a in args)
     try:
-        return image((project_dir / str(build.get("context") or ".")).resolve(), build.get("dockerfile"),
+        return image((project_dir / context).resolve(), build.get("dockerfile"),
                      build.get("target"), {str(k): str(v) for k, v in args.items()} if isinstance(args, dict) else {},
                      build.get("dockerfile_inline")), None
     except DockerfileError as exc:

@@ -280,3 +280,32 @@ def test_real_nginx_refuses_an_unresolvable_upstream_host(real_nginx, tmp_path):
                     " }\n}\n")
     proc = _nginx_t(real_nginx, conf, tmp_path)
     assert proc.returncode != 0 and "host not found in upstream" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("compose,files,unknown", [
+    ("services:\n  p:\n    build: https://github.com/x/y.git#main\n    image: nginx:1.27.2\n", {},
+     "is a remote repository, not in this checkout"),
+    ("services:\n  p:\n    image: nginx:1.27.2\n    volumes: ['/etc/nginx/conf.d']\n", {},
+     "/etc/nginx/conf.d is on volume (anonymous), whose contents audit cannot read"),
+    ("services:\n  p:\n    image: nginx:1.27.2\n    command: /start.sh\n    volumes: ['./s:/start.sh']\n",
+     {"s/a": "x"}, "start script /start.sh is not in the repository"),
+])
+def test_odd_projects_say_what_is_unknown(tmp_path, compose, files, unknown):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "compose.yaml").write_text(compose)
+    config = read(tmp_path / "compose.yaml")
+    assert config.servers == [] and unknown in config.unreadable[0].message
+
+
+def test_nginx_sharing_an_apps_network_namespace_reaches_it_on_loopback(tmp_path):
+    compose = ("services:\n  app: {image: example/app:1.0, expose: ['3000']}\n  proxy:\n    image: nginx:1.27.2\n"
+               "    network_mode: 'service:app'\n    volumes: ['./d.conf:/etc/nginx/conf.d/default.conf']\n")
+    site = "server { listen 80; location / { proxy_pass http://127.0.0.1:%d; } }\n"
+    (tmp_path / "d.conf").write_text(site % 3000)
+    result = findings(tmp_path, compose, {})
+    assert [f.rule_id for f in result.findings if f.rule_id in ("P105", "N500")] == []
+    (tmp_path / "d.conf").write_text(site % 3001)  # not proved, not ruled out: app runs more than nginx
+    result = findings(tmp_path, compose, {})
+    assert any(s.rule_id == "P105" and "service app listens on 3001" in s.reason for s in result.skipped)
