@@ -33,6 +33,11 @@ PREFIX = "/etc/nginx"
 DEFAULT_ENTRYPOINT = "/docker-entrypoint.sh"
 
 
+def image_file(image: str, path: str) -> str:
+    """How findings name a file of an image rather than of the repository."""
+    return f"{image} image: {path}"
+
+
 def repository(image: str) -> str:
     """`docker.io/library/nginx:1.25-alpine@sha256:…` → `nginx`."""
     reference = image.split("@")[0]
@@ -420,7 +425,7 @@ def read(model: Model, service: str, main_file: Path | None, env: dict[str, str]
                 os.makedirs(os.path.dirname(local), exist_ok=True)
                 Path(local).write_text(text, encoding="utf-8")
                 image_files[path] = local
-                stored[local] = f"{image_name} image: {path}"
+                stored[local] = image_file(image_name, path)
         files = ContainerFiles(mounts(spec, model.project_dir), image_files, known, image_unknown)
         start, official = start_of(spec, built, files)
         if start.unknown:
@@ -437,7 +442,7 @@ def read(model: Model, service: str, main_file: Path | None, env: dict[str, str]
             Path(local).write_text(envsubst(Path(host).read_text(encoding="utf-8", errors="replace"), env, allow),
                                    encoding="utf-8")
             files.rendered[posixpath.normpath(dest)] = local
-            stored[local] = f"{host} (rendered to {dest})"
+            stored[local] = host  # envsubst keeps lines: a finding's line is the source file's
         main = start.main or f"{PREFIX}/nginx.conf"
         if main_file is not None:
             main = _container_path(files, main_file) or main

@@ -43,7 +43,8 @@ def _rule(meta: RuleInfo) -> dict[str, Any]:
 
 
 def _location(finding: Finding, config_uri: str) -> dict[str, Any]:
-    if finding.file:
+    # A file of an image (nginx's stock default server) is in no repository: point at audit.yaml instead.
+    if finding.file and " image: " not in finding.file:
         physical = {"artifactLocation": {"uri": finding.file}, "region": {"startLine": max(1, finding.line or 1)}}
     else:
         physical = {"artifactLocation": {"uri": config_uri}, "region": {"startLine": 1}}

@@ -25,7 +25,7 @@ def audit(project: str, env: str) -> engine.Result:
 
 def serious(result: engine.Result) -> list[tuple[str, str, str, int | None]]:
     """(rule, severity, file name, line) of every finding at medium or above."""
-    return sorted((f.rule_id, f.severity, os.path.basename((f.file or "").split(" (rendered")[0]), f.line)
+    return sorted((f.rule_id, f.severity, os.path.basename(f.file or ""), f.line)
                   for f in result.findings if f.severity in ("critical", "high", "medium"))
 
 

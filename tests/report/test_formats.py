@@ -78,6 +78,17 @@ def test_sarif_points_file_findings_at_file_and_line(write_json):
         "P105", "envs/prod/nginx/nginx.conf", 16)
 
 
+def test_sarif_points_a_finding_in_an_images_own_file_at_audit_yaml(write_json):
+    from tests.conftest import estate, host
+
+    data = estate("incident-prod")
+    for server in host(data)["nginx"]["servers"]:
+        server["file"] = "nginx:1.27.2 image: /etc/nginx/conf.d/default.conf"  # the stock default server
+    sarif = json.loads(audit("check", str(write_json(data)), "--format", "sarif").stdout)
+    result = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "N504")
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "audit.yaml"
+
+
 def test_junit_has_a_suite_per_environment_and_a_case_per_rule_and_resource(tmp_path):
     path = tmp_path / "report.xml"
     path.write_text(output("check", "junit"))
