@@ -373,6 +373,7 @@ class Container(Model):
     networks: dict[str, list[str]] | None = None
     network_mode: str | None = None  # host | none | service:NAME | container:NAME; None: the networks
     extra_hosts: list[str] = Field(default_factory=list)  # host names `extra_hosts` adds
+    links: dict[str, str] = Field(default_factory=dict)  # name -> service, from `links` (SERVICE[:ALIAS])
     file: str = ""
     line: int = 0
 

@@ -33,6 +33,8 @@ from auditor.snapshot import (
     Upstream,
 )
 
+# FastCGI, uwsgi and SCGI backends: nginx resolves their literal hosts at start as it does proxy_pass's.
+_OTHER_PASSES = ("fastcgi_pass", "uwsgi_pass", "scgi_pass")
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0", "host.docker.internal", "172.17.0.1"}
 ANY_ADDRESS = {None, "", "*", "0.0.0.0", "::", "[::]"}
 
@@ -187,6 +189,10 @@ class HostView:
             for name in names:
                 if container not in out[name]:
                     out[name].append(container)
+        for alias, service in own.links.items():  # `links: [web:backend]` names web `backend` for nginx
+            for container in self.by_service.get(service, []):
+                if container not in out[alias]:
+                    out[alias].append(container)
         return out
 
     def resolves(self, name: str) -> bool:
@@ -205,13 +211,16 @@ class HostView:
         out = []
         for server in self.host.nginx.servers:
             for location in server.locations:
-                value = location.proxy_pass or location.grpc_pass
-                if not value or "$" in value:
-                    continue
-                parsed = parse_url(value)
-                if parsed and not self.resolves(parsed[0]):
-                    line = location.lines.get("proxy_pass" if location.proxy_pass else "grpc_pass", location.line)
-                    out.append((value.split("://", 1)[-1].split("/", 1)[0], location.file, line))
+                passes = {"proxy_pass": [location.proxy_pass], "grpc_pass": [location.grpc_pass]}
+                passes.update({name: location.directives.get(name, []) for name in _OTHER_PASSES})
+                for name, values in passes.items():
+                    for value in values:
+                        if not value or "$" in value:
+                            continue
+                        parsed = parse_url(value)
+                        if parsed and not self.resolves(parsed[0]):
+                            line = location.lines.get(name, location.line)
+                            out.append((value.split("://", 1)[-1].split("/", 1)[0], location.file, line))
         for upstream in self.upstreams.values():
             for entry in upstream.servers:
                 parsed = parse_url(entry.address)

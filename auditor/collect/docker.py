@@ -215,6 +215,8 @@ def containers(model: compose.Model, redactor: Redactor | None = None) -> list[C
             networks=_networks(spec),
             network_mode=str(spec["network_mode"]) if spec.get("network_mode") else None,
             extra_hosts=sorted(str(h) for h in (spec.get("extra_hosts") or {})),
+            links={alias: service for service, _, alias in (str(x).partition(":") for x in spec.get("links") or [])
+                   for alias in {service, alias or service}},
             file=str(file),
             line=line,
         ))

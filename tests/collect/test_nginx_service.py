@@ -309,3 +309,13 @@ def test_nginx_sharing_an_apps_network_namespace_reaches_it_on_loopback(tmp_path
     (tmp_path / "d.conf").write_text(site % 3001)  # not proved, not ruled out: app runs more than nginx
     result = findings(tmp_path, compose, {})
     assert any(s.rule_id == "P105" and "service app listens on 3001" in s.reason for s in result.skipped)
+
+
+def test_links_name_a_service_for_nginx_and_fastcgi_hosts_must_resolve(tmp_path):
+    compose = ("services:\n  php: {image: example/php:8.3, expose: ['9000']}\n  proxy:\n    image: nginx:1.27.2\n"
+               "    links: ['php:backend']\n    volumes: ['./d.conf:/etc/nginx/conf.d/default.conf']\n")
+    site = "server { listen 80; location ~ \\.php$ { fastcgi_pass %s:9000; } }\n"
+    for name, refused in (("backend", []), ("php", []), ("phpfpm", ["N500"])):
+        (tmp_path / "d.conf").write_text(site % name)
+        result = findings(tmp_path, compose, {})
+        assert [f.rule_id for f in result.findings if f.rule_id == "N500"] == refused, name
