@@ -103,7 +103,9 @@ class ContainerFiles:
         # Dockerfile audit read): then a path in no mount and not in the image does not exist.
         self.image_known = image_known
         self.image_unknown = image_unknown
-        self.rendered: dict[str, str] = {}  # container path -> host file: what start scripts write
+        # container path -> host file, over everything else: what a start renders, and the main file
+        # audit.yaml names (nginx.path) where no mount puts it
+        self.overlay: dict[str, str] = {}
 
     def _covering(self, path: str) -> Mount | None:
         for mount in self.mounts:
@@ -123,8 +125,8 @@ class ContainerFiles:
     def lookup(self, path: str) -> str | Unknown | None:
         """The host file behind a container path; None when it does not exist there."""
         path = posixpath.normpath(path)
-        if path in self.rendered:
-            return self.rendered[path]
+        if path in self.overlay:
+            return self.overlay[path]
         mount = self._covering(path)
         if mount is not None:
             host = self._through(mount, path)
@@ -164,7 +166,7 @@ class ContainerFiles:
                     entries.pop(name, None)
                 else:
                     entries[name] = found
-        for path, host in self.rendered.items():
+        for path, host in self.overlay.items():
             if posixpath.dirname(path) == directory:
                 entries[posixpath.basename(path)] = host
         return entries
@@ -367,8 +369,7 @@ def envsubst(text: str, env: dict[str, str], allow: set[str] | None) -> str:
 @dataclass
 class Found:
     service: str
-    kind: str  # "nginx" | "opaque"
-    image: str
+    image: str  # the image it runs, or a local build's FROM
 
 
 def _image_of(spec: dict[str, Any], project_dir: Path) -> tuple[str, dockerfile.Image | None, str | None]:
@@ -385,11 +386,9 @@ def find(model: Model, declared: str | None) -> list[Found]:
         family = repository(image)
         if declared is not None:
             if name == declared:
-                out.append(Found(name, "opaque" if family in OPAQUE_IMAGES else "nginx", image))
-        elif family in NGINX_IMAGES:
-            out.append(Found(name, "nginx", image))
-        elif family in OPAQUE_IMAGES:
-            out.append(Found(name, "opaque", image))
+                out.append(Found(name, image))
+        elif family in NGINX_IMAGES or family in OPAQUE_IMAGES:
+            out.append(Found(name, image))
     return out
 
 
@@ -419,6 +418,7 @@ def read(model: Model, service: str, main_file: Path | None, env: dict[str, str]
         image_files, image_unknown, known = defaults, None, family in NGINX_IMAGES
     with tempfile.TemporaryDirectory(prefix="audit-nginx-") as tmp:
         stored: dict[str, str] = {}  # host file -> how findings name it
+        written: set[str] = set()  # the files a start renders
         for path, text in list(image_files.items()):
             if path in defaults and image_files[path] == defaults[path]:
                 local = os.path.join(tmp, "image", path.lstrip("/"))
@@ -441,12 +441,13 @@ def read(model: Model, service: str, main_file: Path | None, env: dict[str, str]
             os.makedirs(os.path.dirname(local), exist_ok=True)
             Path(local).write_text(envsubst(Path(host).read_text(encoding="utf-8", errors="replace"), env, allow),
                                    encoding="utf-8")
-            files.rendered[posixpath.normpath(dest)] = local
+            files.overlay[posixpath.normpath(dest)] = local
             stored[local] = host  # envsubst keeps lines: a finding's line is the source file's
+            written.add(local)
         main = start.main or f"{PREFIX}/nginx.conf"
         if main_file is not None:
             main = _container_path(files, main_file) or main
-            files.rendered.setdefault(main, str(main_file))
+            files.overlay.setdefault(main, str(main_file))
 
         def resolve(pattern: str) -> list[str] | str:
             if glob.has_magic(pattern):
@@ -464,7 +465,7 @@ def read(model: Model, service: str, main_file: Path | None, env: dict[str, str]
             why = head if isinstance(head, Unknown) else f"{main} does not exist in service {service}"
             return _unknown(service, f"nginx's main config: {why}", where, files)
         config = nginx.parse_virtual(main, resolve, host_file, redactor, PREFIX,
-                                     rendered={h for h in stored if "/rendered/" in h})
+                                     rendered=written)
     config.service = service
     config.file_mounts = files.single_files()
     config.alone = family in NGINX_IMAGES
