@@ -206,8 +206,8 @@ class HostView:
     def unresolvable(self) -> list[tuple[str, str, int]]:
         """(host:port as written, file, line) of literal proxy hosts nginx in a compose container cannot
         resolve: it refuses to start ("host not found in upstream")."""
-        if not self.containerized or self.host.nginx is None:
-            return []
+        if self.nginx_container is None or self.host.nginx is None:
+            return []  # nginx on the host: its /etc/hosts and DNS are not in the snapshot
         out = []
         for server in self.host.nginx.servers:
             for location in server.locations:
@@ -234,7 +234,8 @@ class HostView:
             return None
         if not server.resolver:
             return f"no resolver is set to resolve {target.per_request} per request"
-        if self.containerized and target.per_request not in self.names and "." not in target.per_request:
+        if self.nginx_container is not None and target.per_request not in self.names \
+                and "." not in target.per_request:
             return f"{target.per_request} is no service or alias on a network nginx's container shares"
         return None
 
@@ -295,6 +296,8 @@ class HostView:
             return self.names.get(endpoint.host)
         if is_loopback(endpoint.host) or endpoint.host == self.private_ip:
             return "host"
+        if self.nginx_container is not None:
+            return None  # a compose nginx on the host network: service names do not resolve there
         # Compose service names resolve on the project network to the container port.
         return self.by_service.get(endpoint.host)
 

@@ -319,3 +319,16 @@ def test_links_name_a_service_for_nginx_and_fastcgi_hosts_must_resolve(tmp_path)
         (tmp_path / "d.conf").write_text(site % name)
         result = findings(tmp_path, compose, {})
         assert [f.rule_id for f in result.findings if f.rule_id == "N500"] == refused, name
+
+
+def test_nginx_on_the_host_network_reaches_published_ports_and_no_service_names(tmp_path):
+    compose = ("services:\n  app: {image: example/app:1.0, ports: ['127.0.0.1:3000:3000']}\n  proxy:\n"
+               "    image: nginx:1.27.2\n    network_mode: host\n"
+               "    volumes: ['./d.conf:/etc/nginx/conf.d/default.conf']\n")
+    site = "server { listen 80; location / { proxy_pass http://%s:3000; } }\n"
+    (tmp_path / "d.conf").write_text(site % "127.0.0.1")  # the host's loopback: app's published port
+    result = findings(tmp_path, compose, {})
+    assert [f.rule_id for f in result.findings if f.rule_id in ("P105", "N500")] == []
+    (tmp_path / "d.conf").write_text(site % "app")  # no compose DNS on the host network
+    result = findings(tmp_path, compose, {})
+    assert [f.rule_id for f in result.findings if f.rule_id in ("P105", "N500")] == ["N500"]
