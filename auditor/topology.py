@@ -585,13 +585,17 @@ def _is_address(host: str) -> bool:
     return True
 
 
-# A healthcheck that asks the container itself on a port: `curl -f http://localhost:8000/health`.
-_HEALTHCHECK_PORT = re.compile(r"(?:^|[\s/@])(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]):(\d{1,5})\b")
+# A healthcheck that asks the container itself on a port: `curl -f http://localhost:8000/health`, bash's
+# `/dev/tcp/127.0.0.1/9000`, `nc 127.0.0.1 11211`.
+_SELF = r"(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])"
+_HEALTHCHECK_PORT = re.compile(rf"(?:^|[\s/@]){_SELF}:(\d{{1,5}})\b|/dev/tcp/{_SELF}/(\d{{1,5}})\b"
+                               rf"|\bnc\s+(?:-\w+\s+)*{_SELF}\s+(\d{{1,5}})\b")
 
 
 def healthcheck_port(command: str | None) -> int | None:
     match = _HEALTHCHECK_PORT.search(command or "")
-    return int(match[1]) if match and 0 < int(match[1]) <= 65535 else None
+    port = int(next(g for g in match.groups() if g)) if match else 0
+    return port if 0 < port <= 65535 else None
 
 
 def port_variable(environment: dict[str, str]) -> int | None:

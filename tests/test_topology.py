@@ -116,3 +116,17 @@ def test_instance_role_key_prefers_role_then_name_without_index():
     keys = Keys(snap, ["prod"])
     assert keys.instance["i-0prod00000000001"] == "web"
     assert keys.instance["i-0prod00000000002"] == "web-*"
+
+
+@pytest.mark.parametrize("command,port", [
+    ("curl --silent --fail localhost:8000/flask-health-check || exit 1", 8000),
+    ('exec 3<>/dev/tcp/127.0.0.1/9000 && echo -e "GET /_health/ HTTP/1.1" >&3', 9000),  # getsentry/self-hosted
+    ("echo stats | nc 127.0.0.1 11211", 11211),
+    ("wget -qO- http://[::1]:3000/health", 3000),
+    ("pg_isready -h localhost", None),
+    ("curl -f http://example.com:8080/", None),  # another host proves nothing about this container
+])
+def test_a_healthcheck_proves_the_port_it_asks_the_container_itself_on(command, port):
+    from auditor.topology import healthcheck_port
+
+    assert healthcheck_port(command) == port

@@ -237,6 +237,7 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
             yield Skip(view.unknown, resource)
             continue
         by_cause: dict[str, Problem] = {}
+        unproved: dict[str, list[str]] = {}  # one skip per unknown port, with every location that uses it
         for server, location in proxies:
             target = view.resolve(location.proxy_pass or "")
             if target.unresolved:
@@ -261,7 +262,7 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
             broken = view.proxy_broken(target)
             if not broken:
                 for endpoint in view.proxy_unproved(target):
-                    yield Skip(f"{view.unproved_reason(endpoint)} ({where(location.file, location.line)})", resource)
+                    unproved.setdefault(view.unproved_reason(endpoint), []).append(where(location.file, location.line))
                 continue
             if target.variables:
                 name = target.variables[0]
@@ -288,6 +289,8 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
                 identity=("cause", "unserved"), file=location.file, line=location.line,
             )
         yield from by_cause.values()
+        for reason, places in unproved.items():
+            yield Skip(f"{reason} ({', '.join(places)})", resource)
 
 
 @functools.lru_cache(maxsize=4096)
