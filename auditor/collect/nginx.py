@@ -197,7 +197,7 @@ def _refusals(placed: list[Placed], ctx: tuple[str, ...], files: _Files) -> None
             if refusal not in files.refusals:
                 files.refusals.append(refusal)
             continue
-        if directive["directive"] == "listen":
+        if directive["directive"] == "listen" and not {"stream", "mail"} & set(ctx):  # `udp` is stream's
             unknown = [a for a in directive["args"][1:] if a.split("=", 1)[0] not in _LISTEN_FLAGS]
             if unknown:
                 files.refusals.append(Refusal(message=f'invalid parameter "{unknown[0]}" in "listen"', file=file,

@@ -319,3 +319,9 @@ def test_a_declared_prefix_makes_what_is_not_beside_the_main_file_missing(tmp_pa
     assert [m.pattern for m in config.missing_includes] == ["/srv/nginx/sites/*.conf"]
     assert [r.message for r in config.refusals] == ['open() "/srv/nginx/params" failed (No such file or directory)']
     assert config.unreadable == []
+
+
+def test_stream_listen_parameters_are_not_judged_as_http_ones():
+    # `listen 53 udp` is valid in a stream server (corpus 12-stream-udp-only-no-eol.conf)
+    config = nginx.parse_file(SHARED / "corpus" / "nginx" / "12-stream-udp-only-no-eol.conf")
+    assert config.refusals == []
