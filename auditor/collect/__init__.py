@@ -169,8 +169,11 @@ def _compose_nginx(host: HostConfig, project: compose.Model | None, options: Col
     None when the project runs no nginx (the load balancer then reaches the containers directly)."""
     declared = host.nginx.service if host.nginx else None
     if project is None:
-        if declared is not None:
+        if declared is not None and not (host.docker and host.docker.compose):
             raise nginx.NginxError(f"host {host.name}: nginx.service {declared} needs docker.compose")
+        if declared is not None:
+            raise nginx.NginxError(f"host {host.name}: nginx.service {declared}: the compose project could not be "
+                                   "read (see the docker error)")
         return None
     found = nginx_service.find(project, declared)
     if declared is not None and not found:

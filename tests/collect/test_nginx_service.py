@@ -332,3 +332,17 @@ def test_nginx_on_the_host_network_reaches_published_ports_and_no_service_names(
     (tmp_path / "d.conf").write_text(site % "app")  # no compose DNS on the host network
     result = findings(tmp_path, compose, {})
     assert [f.rule_id for f in result.findings if f.rule_id in ("P105", "N500")] == ["N500"]
+
+
+def test_a_secret_a_start_renders_into_the_config_never_reaches_the_snapshot(tmp_path):
+    compose = project(tmp_path, """\
+        services:
+          proxy:
+            image: nginx:1.27.2
+            environment: {API_TOKEN: "s3cr3t-t0ken", BACKEND: "web:8000"}
+            volumes: ["./templates:/etc/nginx/templates"]
+        """, {"templates/default.conf.template": "server {\n listen 80;\n set $token ${API_TOKEN};\n"
+                                                 " location / { proxy_pass http://${BACKEND}; }\n}\n"})
+    config = read(compose)
+    assert "s3cr3t-t0ken" not in config.model_dump_json()
+    assert config.servers[0].locations[0].proxy_pass == "http://web:8000"
