@@ -186,7 +186,7 @@ def _compose_nginx(host: HostConfig, project: compose.Model | None, options: Col
     env = compose.service_environment(spec, project.project_dir)
     main = host.nginx.path if host.nginx else None
     try:
-        return nginx_service.read(project, chosen.service, main, env, options.redactor)
+        return nginx_service.read(project, chosen, main, env, options.redactor)
     except (OSError, UnicodeError) as exc:  # a file of the repository that cannot be read as text
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         raise nginx.NginxError(f"host {host.name}: nginx service {chosen.service}: {where}"

@@ -13,6 +13,7 @@ environment of the machine running audit: results must not depend on where it ru
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -395,6 +396,13 @@ def load(files: list[Path], environment: dict[str, str] | None = None,
     name = str(merged.get("name") or env.get("COMPOSE_PROJECT_NAME") or first.parent.name)
     return Model(name=_project_name(name), services=services, networks=merged.get("networks") or {},
                  volumes=merged.get("volumes") or {}, lines=lines, unset=unset, project_dir=first.parent)
+
+
+def command_line(value: Any) -> str | None:
+    """`command:`/`entrypoint:` as one shell line: the list form quoted as the shell would need it."""
+    if value is None:
+        return None
+    return shlex.join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
 def service_environment(spec: dict[str, Any], project_dir: Path) -> dict[str, str]:

@@ -158,12 +158,6 @@ def _healthcheck(spec: Any) -> str | None:
     return str(test) if test else None
 
 
-def _command(value: Any) -> str | None:
-    if value is None:
-        return None
-    return " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
-
-
 def _networks(spec: dict[str, Any]) -> dict[str, list[str]] | None:
     if spec.get("network_mode"):
         return None
@@ -209,8 +203,8 @@ def containers(model: compose.Model, redactor: Redactor | None = None) -> list[C
             environment=redactor.mapping(environment),
             privileged=bool(spec.get("privileged")),
             volumes=[_volume_source(v) for v in spec.get("volumes") or []],
-            command=scrub(_command(spec.get("command")) or (built.cmd if built else None)),
-            entrypoint=scrub(_command(spec.get("entrypoint")) or (built.entrypoint if built else None)),
+            command=scrub(compose.command_line(spec.get("command")) or (built.cmd if built else None)),
+            entrypoint=scrub(compose.command_line(spec.get("entrypoint")) or (built.entrypoint if built else None)),
             healthcheck=scrub(_healthcheck(spec.get("healthcheck"))),
             networks=_networks(spec),
             network_mode=str(spec["network_mode"]) if spec.get("network_mode") else None,

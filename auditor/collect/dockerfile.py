@@ -87,7 +87,7 @@ def _words(value: str) -> str:
     value = value.strip()
     if value.startswith("["):
         try:
-            return " ".join(str(part) for part in json.loads(value))
+            return shlex.join(str(part) for part in json.loads(value))
         except json.JSONDecodeError:
             pass
     return value

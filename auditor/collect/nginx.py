@@ -63,10 +63,11 @@ _LISTEN_FLAGS = {"default_server", "default", "ssl", "http2", "quic", "proxy_pro
                  "ipv6only"}
 
 
-# Placeholders a start script fills in (`${NGINX_WORKER_PROCESSES}` for envsubst, `{domain_name}` for sed):
-# such a file is a template, not what nginx loads.
+# An envsubst placeholder (`${NGINX_WORKER_PROCESSES}`): left in a file audit rendered, nginx refuses it.
 _LEFT_OVER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
-_PLACEHOLDER = re.compile(r"\$\{[A-Z][A-Z0-9_]*\}|(?<![\w$]){[a-z][a-z0-9_]*}")
+# Placeholders a start script fills in (envsubst's, or `{domain_name}` for sed): such a file is a template,
+# not what nginx loads.
+_PLACEHOLDER = re.compile(_LEFT_OVER.pattern + r"|(?<![\w$]){[a-z][a-z0-9_]*}")
 
 
 def _parse_one(path: str, display: str, files: _Files, rendered: bool = False) -> list[Directive]:
@@ -84,8 +85,8 @@ def _parse_one(path: str, display: str, files: _Files, rendered: bool = False) -
         for number, line in enumerate(text.splitlines(), start=1):
             left = _LEFT_OVER.search(line.split("#")[0])
             if left:
-                files.refusals.append(Refusal(message=f'unknown "{left[1].lower()}" variable (${{{left[1]}}} left by the rendering)',
-                                              file=display, line=number))
+                message = f'unknown "{left[1].lower()}" variable (${{{left[1]}}} left by the rendering)'
+                files.refusals.append(Refusal(message=message, file=display, line=number))
     if placeholder:
         files.templates.add(display)
         files.unreadable.append(Refusal(message=f"a template rendered at start (placeholder "
@@ -412,7 +413,6 @@ class _Walker:
             modifier = "@"
         placed = self.expand(directive["block"], file)
         level = _Level(parent, placed)
-        self.regex_captures(directive)
         location = Location(path=path, modifier=modifier, file=file, line=directive["line"],
                             captures=captures(path) if modifier in ("~", "~*") else [],
                             headers={k: self.redactor.named(k, v) for k, v in level.headers.items()},

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.collect import dockerfile, nginx
-from auditor.collect.compose import Model
+from auditor.collect.compose import Model, command_line
 from auditor.snapshot import NginxConfig, Redactor, Refusal
 
 # Image repositories (the last path component, any registry) that are nginx.
@@ -318,18 +318,12 @@ def _command(command: str, where: str, start: Start, files: ContainerFiles, dept
                     words[1:])
 
 
-def _as_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return " ".join(shlex.quote(str(v)) for v in value) if isinstance(value, list) else str(value)
-
-
 def start_of(spec: dict[str, Any], image: dockerfile.Image | None, files: ContainerFiles) -> tuple[Start, bool]:
     """What the service's entrypoint and command do to the config, and whether the image's own
     entrypoint (which renders /etc/nginx/templates) still runs."""
     start = Start()
-    entrypoint = _as_text(spec.get("entrypoint")) or (image.entrypoint if image else None)
-    command = _as_text(spec.get("command")) or (image.cmd if image else None)
+    entrypoint = command_line(spec.get("entrypoint")) or (image.entrypoint if image else None)
+    command = command_line(spec.get("command")) or (image.cmd if image else None)
     official = entrypoint is None or entrypoint.split()[0] == DEFAULT_ENTRYPOINT
     for text in (entrypoint, command):
         if text and not text.startswith(DEFAULT_ENTRYPOINT):
@@ -369,27 +363,24 @@ def envsubst(text: str, env: dict[str, str], allow: set[str] | None) -> str:
 
 @dataclass
 class Found:
+    """A service that is nginx (or an opaque proxy), with its image read once."""
+
     service: str
     image: str  # the image it runs, or a local build's FROM
-
-
-def _image_of(spec: dict[str, Any], project_dir: Path) -> tuple[str, dockerfile.Image | None, str | None]:
-    """(the image it runs or starts FROM, the build's image, why the build could not be read)."""
-    built, error = dockerfile.of_service(spec, project_dir)
-    return (built.base if built else str(spec.get("image") or "")), built, error
+    built: dockerfile.Image | None = None  # what its local build produces
+    build_error: str | None = None  # why the build's Dockerfile could not be read
 
 
 def find(model: Model, declared: str | None) -> list[Found]:
     """The nginx (or opaque proxy) services of a project, the declared one alone when declared."""
     out = []
     for name, spec in model.services.items():
-        image, _, _ = _image_of(spec, model.project_dir)
-        family = repository(image)
-        if declared is not None:
-            if name == declared:
-                out.append(Found(name, image))
-        elif family in NGINX_IMAGES or family in OPAQUE_IMAGES:
-            out.append(Found(name, image))
+        if declared is not None and name != declared:
+            continue
+        built, error = dockerfile.of_service(spec, model.project_dir)
+        image = built.base if built else str(spec.get("image") or "")
+        if declared is not None or repository(image) in NGINX_IMAGES | OPAQUE_IMAGES:
+            out.append(Found(name, image, built, error))
     return out
 
 
@@ -399,12 +390,12 @@ def front(model: Model, found: list[Found]) -> Found | None:
     return (publishing or found or [None])[0]
 
 
-def read(model: Model, service: str, main_file: Path | None, env: dict[str, str],
+def read(model: Model, found: Found, main_file: Path | None, env: dict[str, str],
          redactor: Redactor) -> NginxConfig:
     """The config the service's nginx loads, read through its mounts, image and start."""
+    service, image_name, built, build_error = found.service, found.image, found.built, found.build_error
     spec = model.services[service]
     where = model.lines.get(service, (model.project_dir, 0))
-    image_name, built, build_error = _image_of(spec, model.project_dir)
     family = repository(image_name)
     if family in OPAQUE_IMAGES:
         return _unknown(service, f"service {service} runs {image_name}, which writes its config at run time: "

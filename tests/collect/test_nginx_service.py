@@ -32,7 +32,7 @@ def read(compose: Path, declared: str | None = None, main: Path | None = None):
     found = nginx_service.front(model, nginx_service.find(model, declared))
     assert found is not None
     env = {k: str(v) for k, v in (model.services[found.service].get("environment") or {}).items()}
-    return nginx_service.read(model, found.service, main, env, Redactor(None))
+    return nginx_service.read(model, found, main, env, Redactor(None))
 
 
 def snapshot_of(tmp_path: Path, hosts: str):
