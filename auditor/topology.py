@@ -198,7 +198,7 @@ class HostView:
     def resolves(self, name: str) -> bool:
         """Whether nginx can resolve a literal host name at start."""
         own = self._namespace()
-        if _is_address(name) or name in LOOPBACK_NAMES or "." in name or name in self.upstreams:
+        if is_address(name) or name in LOOPBACK_NAMES or "." in name or name in self.upstreams:
             return True
         return name in self.names or (own is not None and name in own.extra_hosts)
 
@@ -374,7 +374,7 @@ class HostView:
         host, port, target.uri, scheme = parsed
         raw_host = parse_url(proxy_pass)
         if target.variables and (raw_host is None or "$" in raw_host[0]) and host not in self.upstreams \
-                and not _is_address(host):
+                and not is_address(host):
             target.per_request = host
         if port is None and host in self.upstreams:
             target.upstream = self.upstreams[host]
@@ -577,7 +577,8 @@ class HostView:
         return None, "unknown"
 
 
-def _is_address(host: str) -> bool:
+def is_address(host: str) -> bool:
+    """An IP address (IPv6 with or without brackets): nothing to resolve."""
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:

@@ -7,13 +7,12 @@ README "Nginx security").
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator
 
 from auditor.engine import Context, Problem
 from auditor.snapshot import Location, NginxServer
-from auditor.topology import NGINX_VARIABLE, HostView, is_loopback, parse_url, where
+from auditor.topology import NGINX_VARIABLE, HostView, is_address, is_loopback, parse_url, where
 # Variables nginx defines itself (ngx_http_core_module and friends), plus request-data prefixes.
 BUILTIN = {
     "host", "scheme", "request_uri", "uri", "document_uri", "args", "query_string", "is_args", "remote_addr",
@@ -194,11 +193,7 @@ def alias_traversal(ctx: Context) -> Iterator[Problem]:
 
 
 def _is_name(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return False
-    except ValueError:
-        return not is_loopback(host)
+    return not is_address(host) and not is_loopback(host)
 
 
 def upstream_resolved_once(ctx: Context) -> Iterator[Problem]:

@@ -82,9 +82,9 @@ def switch_file_bind_mounted(ctx: Context) -> Iterator[Problem]:
         if nginx is None or not view.containerized or not view.slots:
             continue
         mounted = set(nginx.file_mounts)
-        switches = {name for server in nginx.servers for location in server.locations if location.proxy_pass
-                    for name in view.resolve(location.proxy_pass).variables
-                    if view.follows_slot(view.resolve(location.proxy_pass))}
+        targets = [view.resolve(location.proxy_pass) for server in nginx.servers for location in server.locations
+                   if location.proxy_pass]
+        switches = {name for target in targets if view.follows_slot(target) for name in target.variables}
         for variable in nginx.variables:
             if variable.name in switches and variable.file in mounted:
                 yield Problem(f"host:{ctx.keys.host(view.host)}",
