@@ -261,12 +261,18 @@ def diff(environments: tuple[str, ...], **values: Any) -> None:
 @click.argument("environment", metavar="ENV")
 @click.option("--slot", metavar="NAME", help="The slot about to go live (default: the live slot).")
 @click.option("--against", metavar="REF", help="Also fail on path-shape drift against this environment.")
+@click.option("--plan", "plan_path", metavar="PLAN.json", help="Judge ENV as this Terraform/OpenTofu plan leaves it "
+              "(`terraform show -json plan.out`).")
+@click.option("--snapshot", "snapshot_path", metavar="FILE", help="AWS as saved in FILE instead of collected live; "
+              "host files still come from audit.yaml.")
 @common_options
-def gate_command(environment: str, slot: str | None, against: str | None, **values: Any) -> None:
+def gate_command(environment: str, slot: str | None, against: str | None, plan_path: str | None,
+                 snapshot_path: str | None, **values: Any) -> None:
     """Would making SLOT live lose traffic? Fails closed.
 
     Exit 0: no path finding for the slot; 1: a path finding (or, with --against,
-    path drift); 2: a path rule could not decide for lack of data.
+    path drift); 2: a path rule could not decide for lack of data, or a value the
+    plan knows only after apply.
     """
     from auditor import diff as diff_module
     from auditor import gate
@@ -274,20 +280,73 @@ def gate_command(environment: str, slot: str | None, against: str | None, **valu
     if values.get("allow_partial"):
         raise click.UsageError("gate refuses --allow-partial: it fails closed on missing data")
     options = Options(**values)
-    (snap,) = load_environment([environment], options)
+    snap = _gate_snapshot(environment, snapshot_path, options)
     (result,) = run_checks([snap], options)
+    review = None
+    if plan_path:
+        result, review = _apply_plan(plan_path, snap, result, options)
     drift = None
     if against:
         (reference,) = load_environment([against], options)
         config = options.config
-        drift = diff_module.compare(snap, reference, options.tokens(snap.environment),
+        drift = diff_module.compare(result.topology.snapshot, reference, options.tokens(snap.environment),
                                     options.tokens(reference.environment), config.diff if config else None)
-    verdict = gate.evaluate(result, slot, options.fail_on, drift)
+    verdict = gate.evaluate(result, slot, options.fail_on, drift, review)
     options.emit(options.renderer.render_gate(result, verdict))
     if verdict.outcome == "unknown":
+        if review is not None and review.unknown:
+            more = f" (and {len(review.unknown) - 1} more)" if len(review.unknown) > 1 else ""
+            raise GateDataMissing(f"gate {result.environment}: unknown: {review.unknown[0]} is known only after "
+                                  f"apply{more}, and the path rules need it")
         first = verdict.missing[0]
         raise GateDataMissing(f"gate {result.environment}: unknown: cannot decide {first.rule_id}: {first.reason}")
     sys.exit(0 if verdict.outcome == "pass" else 1)
+
+
+def _gate_snapshot(environment: str, snapshot_path: str | None, options: Options) -> Snapshot:
+    """What the gate judges: ENV collected (or a snapshot file); with --snapshot, AWS as saved there and
+    the host files of the checkout being deployed, as audit.yaml names them."""
+    from auditor import collect as collect_module
+
+    if snapshot_path is None:
+        (snap,) = load_environment([environment], options)
+        return snap
+    (saved,) = load_environment([snapshot_path], options)
+    if saved.environment != environment:
+        raise SnapshotError(f"{snapshot_path}: a snapshot of {saved.environment}, not of {environment}")
+    config = options.config
+    if config is None or environment not in config.environments:
+        return saved
+    checkout = collect_module.collect(config, environment, collect_module.CollectOptions(
+        offline=True, allow_partial=options.allow_partial))
+    return _with_checkout_hosts(saved, checkout)
+
+
+def _with_checkout_hosts(saved: Snapshot, checkout: Snapshot) -> Snapshot:
+    """The saved snapshot with each host's facts as the checkout's files say; a host whose facts only a
+    command reads (never run offline) keeps the saved ones."""
+    by_command = {h.name for h in checkout.resources.hosts if h.not_requested}
+    hosts = [h for h in saved.resources.hosts if h.name in by_command]
+    hosts += [h for h in checkout.resources.hosts if h.name not in by_command]
+    sources = {name: status for name, status in saved.sources.items()
+               if not name.startswith("host:") or name.split(":")[1] in by_command}
+    sources |= {name: status for name, status in checkout.sources.items()
+                if name.startswith("host:") and name.split(":")[1] not in by_command}
+    return saved.model_copy(update={"resources": saved.resources.model_copy(update={"hosts": hosts}),
+                                    "sources": sources})
+
+
+def _apply_plan(plan_path: str, snap: Snapshot, result: Result, options: Options) -> tuple[Result, Any]:
+    """The checks of the environment as the plan leaves it, and what the plan changes in them."""
+    from auditor import plan as plan_module
+    from auditor.snapshot import Redactor
+
+    config = options.config
+    environment = config.environments.get(snap.environment) if config else None
+    scope = environment.aws.scope.tags if environment and environment.aws and environment.aws.scope else {}
+    planned = plan_module.apply(snap, plan_module.load(plan_path), scope, Redactor.from_environment())
+    (after,) = run_checks([planned.snapshot], options)
+    return after, plan_module.review(planned, result, after)
 
 
 @cli.command(name="snapshot")

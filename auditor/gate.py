@@ -7,15 +7,23 @@ hygiene rules are shown but do not. In this order: a gating finding is exit 1;
 else a gating rule that was skipped for the slot (data not collected, not
 asked for, or a check that raised) makes the answer unknown (exit 2), never a
 pass; else exit 0.
+
+With a plan (`--plan`), the gate judges the environment as the plan leaves it.
+A value the plan knows only after apply comes first: it makes the answer
+unknown even beside a failing finding, which may rest on that very value.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from auditor.diff import Drift, DriftItem
 from auditor.findings import Finding, Result, Skipped, at_or_above
 from auditor.errors import AuditError
+
+if TYPE_CHECKING:
+    from auditor.plan import Review
 
 # P112 reports the health of what is live now, not what the next deploy would break.
 NOT_GATING = {"P112"}
@@ -31,14 +39,18 @@ class Verdict:
     shown: list[Finding]
     missing: list[Skipped]
     drift: list[DriftItem] = field(default_factory=list)
+    plan: Review | None = None
 
     @property
     def passed(self) -> bool:
-        return not self.failing and not self.missing and not self.drift
+        return self.outcome == "pass"
 
     @property
     def outcome(self) -> str:
-        """fail (exit 1) before unknown (exit 2): a proven loss of traffic is the stronger answer."""
+        """fail (exit 1) before unknown (exit 2): a proven loss of traffic is the stronger answer;
+        but a plan's value unknown until apply comes first, since a finding may rest on it."""
+        if self.plan is not None and self.plan.unknown:
+            return "unknown"
         if self.failing or self.drift:
             return "fail"
         return "unknown" if self.missing else "pass"
@@ -85,7 +97,8 @@ def _relevant(result: Result, rule_id: str, resource: str | None, item_slot: str
     return rule_id not in GATING_BEYOND_PATHS or _on_judged_path(result, resource, slots)
 
 
-def evaluate(result: Result, slot: str | None, fail_on: str, drift: Drift | None = None) -> Verdict:
+def evaluate(result: Result, slot: str | None, fail_on: str, drift: Drift | None = None,
+             plan: Review | None = None) -> Verdict:
     slots = gate_slots(result, slot)
     failing, shown = [], []
     for finding in result.findings:
@@ -96,4 +109,4 @@ def evaluate(result: Result, slot: str | None, fail_on: str, drift: Drift | None
     missing = [s for s in result.skipped if s.cause == "internal_error"
                or _relevant(result, s.rule_id, s.resource, s.slot, slots)]
     path_drift = [i for i in drift.unexpected if i.resource_type == "path"] if drift else []
-    return Verdict(result.environment, slots, failing, shown, missing, path_drift)
+    return Verdict(result.environment, slots, failing, shown, missing, path_drift, plan)

@@ -27,15 +27,14 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from auditor.collect.aws_shapes import action_model, forward_targets, sg_rules
 from auditor.config import Aws
 from auditor.errors import AuditError, CollectionStopped
 from auditor.snapshot import (
-    Action,
     EcsContainer,
     EcsLoadBalancer,
     EcsPortMapping,
     EcsService,
-    ForwardTarget,
     HealthCheck,
     Instance,
     Listener,
@@ -44,7 +43,6 @@ from auditor.snapshot import (
     Redactor,
     Resources,
     SecurityGroup,
-    SgRule,
     SourceError,
     SourceStatus,
     Subnet,
@@ -69,7 +67,6 @@ THROTTLING = {
     "EC2ThrottledException",
 }
 TRANSIENT_STATUS = {500, 502, 503, 504}
-_PROTOCOLS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
 
 
 class ReadOnlyViolation(AuditError):
@@ -304,7 +301,7 @@ class AwsCollector:
         # What the selected listeners forward to is collected, tagged or not.
         for action in [a for lst in listeners_raw for a in lst.get("DefaultActions", [])] + [
                 a for r in rules_raw for a in r.get("Actions", [])]:
-            for target in _forward_targets(action):
+            for target in forward_targets(action):
                 if target.arn in tgs:
                     selected_tgs.add(target.arn)
         extra = sorted(selected_tgs - set(tg_details))
@@ -449,7 +446,7 @@ class AwsCollector:
             # moto gives HTTP listeners an SslPolicy; AWS does not. Only TLS listeners have one.
             ssl_policy=lst.get("SslPolicy") if lst.get("Protocol") in ("HTTPS", "TLS") else None,
             certificates=[c["CertificateArn"] for c in lst.get("Certificates", []) if c.get("CertificateArn")],
-            default_actions=[_action(a) for a in lst.get("DefaultActions", [])],
+            default_actions=[action_model(a) for a in lst.get("DefaultActions", [])],
             account=_account(lst["ListenerArn"]), region=self.region,
         )
 
@@ -458,7 +455,7 @@ class AwsCollector:
         return ListenerRule(
             arn=rule["RuleArn"], listener_arn=listener_arn, priority=str(rule.get("Priority", "default")),
             is_default=bool(rule.get("IsDefault")), conditions=rule.get("Conditions", []),
-            actions=[_action(a) for a in rule.get("Actions", [])],
+            actions=[action_model(a) for a in rule.get("Actions", [])],
             account=_account(rule["RuleArn"]), region=self.region,
         )
 
@@ -485,8 +482,8 @@ class AwsCollector:
         return SecurityGroup(
             id=sg["GroupId"], name=sg.get("GroupName", ""), vpc_id=sg.get("VpcId", ""),
             description=sg.get("Description", ""), tags=_tags(sg.get("Tags")),
-            ingress=[r for p in sg.get("IpPermissions", []) for r in _rules(p)],
-            egress=[r for p in sg.get("IpPermissionsEgress", []) for r in _rules(p)],
+            ingress=[r for p in sg.get("IpPermissions", []) for r in sg_rules(p)],
+            egress=[r for p in sg.get("IpPermissionsEgress", []) for r in sg_rules(p)],
             account=sg.get("OwnerId", ""), region=self.region,
         )
 
@@ -527,35 +524,3 @@ class AwsCollector:
 
 def _snake(operation: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
-
-
-def _forward_targets(action: dict[str, Any]) -> list[ForwardTarget]:
-    if action.get("Type") != "forward":
-        return []
-    groups = action.get("ForwardConfig", {}).get("TargetGroups")
-    if groups:
-        return [ForwardTarget(arn=g["TargetGroupArn"], weight=g.get("Weight", 1)) for g in groups]
-    # moto (and older API answers) give a single forward as TargetGroupArn only.
-    return [ForwardTarget(arn=action["TargetGroupArn"])] if action.get("TargetGroupArn") else []
-
-
-def _action(action: dict[str, Any]) -> Action:
-    return Action(type=action.get("Type", ""), order=action.get("Order"), target_groups=_forward_targets(action),
-                  redirect=action.get("RedirectConfig"), fixed_response=action.get("FixedResponseConfig"))
-
-
-def _rules(permission: dict[str, Any]) -> list[SgRule]:
-    """One IpPermission as normalized rules: one source each."""
-    protocol = str(permission.get("IpProtocol", "-1"))
-    base = {"protocol": _PROTOCOLS.get(protocol, protocol), "from_port": permission.get("FromPort"),
-            "to_port": permission.get("ToPort")}
-    if base["protocol"] == "-1":
-        base["from_port"] = base["to_port"] = None
-    rules = [SgRule(**base, cidr=r["CidrIp"], description=r.get("Description")) for r in permission.get("IpRanges", [])]
-    rules += [SgRule(**base, ipv6_cidr=r["CidrIpv6"], description=r.get("Description"))
-              for r in permission.get("Ipv6Ranges", [])]
-    rules += [SgRule(**base, source_group=p.get("GroupId"), description=p.get("Description"))
-              for p in permission.get("UserIdGroupPairs", [])]
-    rules += [SgRule(**base, prefix_list=p.get("PrefixListId"), description=p.get("Description"))
-              for p in permission.get("PrefixListIds", [])]
-    return rules

@@ -58,4 +58,15 @@ def render_gate(result: Result, verdict: Verdict) -> str:
         "missing_data": [s.model_dump(mode="json") for s in verdict.missing],
         "path_drift": [i.model_dump(mode="json") for i in verdict.drift],
     }
+    plan = verdict.plan
+    if plan is not None:
+        data["gate"]["plan"] = {
+            "changes": [{"address": c.address, "action": c.action, "detail": c.detail} for c in plan.changes],
+            "unknown_until_apply": [str(u) for u in plan.unknown],
+            "outside_environment": plan.outside,
+            "new_findings": sorted(plan.new),
+            "behind": plan.behind,
+            "resolved_findings": [f.model_dump(mode="json") for f in plan.resolved],
+            "paths": {"before": plan.paths_before, "after": plan.paths_after},
+        }
     return json.dumps(data, indent=2) + "\n"

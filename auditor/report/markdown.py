@@ -98,9 +98,35 @@ def render_diff(drifts: list[Drift]) -> str:
     return "\n".join(lines)
 
 
+def _plan_lines(verdict: Verdict) -> list[str]:
+    """What the plan changes, in findings and path shapes, for the pull request that carries it."""
+    plan = verdict.plan
+    if plan is None:
+        return []
+    lines = ["", "**Planned changes**", ""]
+    lines += [f"- {_code(c.address)}: {_cell(c.detail)}" for c in plan.changes] or ["- none to this environment"]
+    lines += [f"- known only after apply: {_code(u)}" for u in plan.unknown]
+    new = [f for f in verdict.failing + verdict.shown if f.fingerprint in plan.new]
+    if new:
+        lines += ["", "**New findings**", "", "| Severity | Rule | Resource | Slot | Planned change |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {f.severity} | {f.rule_id} {f.rule} | {_code(f.resource)} | {f.slot or ''} | "
+                  + "<br>".join(_code(c) for c in plan.behind.get(f.fingerprint, [])) + " |" for f in new]
+    if plan.resolved:
+        lines += ["", "**Resolved findings**", ""] + _table(plan.resolved)
+    lines += ["", "**Path shapes**", "", "| Before | After |", "|---|---|"]
+    before, after = plan.paths_before or ["(no traffic path)"], plan.paths_after or ["(no traffic path)"]
+    for index in range(max(len(before), len(after))):
+        a = before[index] if index < len(before) else ""
+        b = after[index] if index < len(after) else ""
+        lines.append(f"| {_code(a)} | {_code(b)}{'' if a == b else ' (changed)'} |")
+    return lines
+
+
 def render_gate(result: Result, verdict: Verdict) -> str:
     slots = ", ".join(s or "(no slots)" for s in verdict.slots)
-    lines = [f"### audit gate {verdict.environment}, slot {slots}: **{verdict.outcome.upper()}**", ""]
+    title = " with the plan" if verdict.plan is not None else ""
+    lines = [f"### audit gate {verdict.environment}{title}, slot {slots}: **{verdict.outcome.upper()}**", ""]
     if verdict.failing:
         lines += _table(verdict.failing)
         lines += _details(verdict.failing, "Details and remediation")
@@ -108,8 +134,9 @@ def render_gate(result: Result, verdict: Verdict) -> str:
         lines.append(f"- cannot decide {s.rule_id} {_code(s.resource)}: {_cell(s.reason)}")
     if verdict.drift:
         lines += ["", "Path drift against the reference:", ""] + _drift_rows(verdict.drift, "this", "reference")
+    lines += _plan_lines(verdict)
     if verdict.outcome == "pass":
-        lines.append(f"Making {slots} live loses no traffic on the paths audit can follow.")
+        lines += ["", f"Making {slots} live loses no traffic on the paths audit can follow."]
     if verdict.shown:
         lines += ["", f"<details><summary>{len(verdict.shown)} shown, not gating</summary>", ""]
         lines += _table(verdict.shown) + ["", "</details>"]

@@ -133,15 +133,32 @@ class Text:
 
     def render_gate(self, result: Result, verdict: Verdict) -> str:
         slots = ", ".join(s or "(no slots)" for s in verdict.slots)
+        plan = verdict.plan
         lines = [self.style(f"gate {verdict.environment}, slot {slots}: {verdict.outcome.upper()}", bold=True)]
+        if plan is not None:
+            lines.append("planned changes:" if plan.changes else "planned changes: none to this environment")
+            lines += [f"  {change}" for change in plan.changes]
+            lines += [f"known only after apply: {u}" for u in plan.unknown]
         if verdict.failing:
-            lines.append("would lose traffic:")
+            lines.append("would lose traffic:" if verdict.outcome == "fail" else
+                         "would lose traffic, if the values known only after apply are as planned:")
             for f in verdict.failing:
-                lines += self.finding(f)
+                head, *rest = self.finding(f)
+                lines.append(head)
+                if plan is not None:
+                    lines += [f"    planned: {c}" for c in plan.behind.get(f.fingerprint, [])] or \
+                        ["    planned: none (so before the plan too)"]
+                lines += rest
         lines += [f"cannot decide: {line}" for line in skip_lines(verdict.missing)]
         if verdict.drift:
             lines.append("path drift against the reference:")
             lines += [self.drift_item(i) for i in verdict.drift]
+        if plan is not None:
+            lines += [f"resolved by the plan: {f.rule_id} {f.resource}" + (f" [slot {f.slot}]" if f.slot else "")
+                      for f in plan.resolved]
+            if plan.paths_before != plan.paths_after:
+                lines += [f"  path before: {shape}" for shape in plan.paths_before or ["(no traffic path)"]]
+                lines += [f"  path after:  {shape}" for shape in plan.paths_after or ["(no traffic path)"]]
         if verdict.shown:
             lines.append("shown, not gating:")
             lines += [f"  {f.severity.upper()} {f.rule_id} {f.rule}  {f.resource}" + (f" [slot {f.slot}]" if f.slot
