@@ -97,13 +97,24 @@ def _relevant(result: Result, rule_id: str, resource: str | None, item_slot: str
     return rule_id not in GATING_BEYOND_PATHS or _on_judged_path(result, resource, slots)
 
 
+def _resting_on_unknown(plan: Review | None) -> set[str]:
+    """Findings the plan brings through a change with a value known only after apply: they prove nothing."""
+    if plan is None or not plan.unknown:
+        return set()
+    unknown = {u.address for u in plan.unknown}
+    return {fingerprint for fingerprint, changes in plan.behind.items()
+            if any(c.partition(": ")[0] in unknown for c in changes)}
+
+
 def evaluate(result: Result, slot: str | None, fail_on: str, drift: Drift | None = None,
              plan: Review | None = None) -> Verdict:
     slots = gate_slots(result, slot)
     failing, shown = [], []
+    resting = _resting_on_unknown(plan)
     for finding in result.findings:
         gating = (_relevant(result, finding.rule_id, finding.resource, finding.slot, slots)
-                  and not finding.suppressed and at_or_above(finding.severity, fail_on))
+                  and not finding.suppressed and at_or_above(finding.severity, fail_on)
+                  and finding.fingerprint not in resting)
         (failing if gating else shown).append(finding)
     # A check that raised could have found anything: the answer is unknown, whichever rule it was.
     missing = [s for s in result.skipped if s.cause == "internal_error"

@@ -49,3 +49,17 @@ def test_sharded_workflow_collects_slices_in_a_matrix_and_joins_them():
     join_runs = " ".join(str(s.get("run", s.get("uses", ""))) for s in join["steps"])
     assert join["needs"] == "slice"
     assert "audit merge" in join_runs and "--format sarif" in join_runs and "upload-sarif" in join_runs
+
+
+def test_plan_workflow_plans_gates_and_comments_on_the_pull_request():
+    workflow = yaml.safe_load((ROOT / "examples" / "github" / "audit-plan.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    runs = [str(s.get("run", s.get("uses", ""))) for s in job["steps"]]
+    text = " ".join(runs)
+    assert workflow[True]["pull_request"]["paths"]  # `on:` is YAML 1.1's true
+    assert "terraform show -json plan.out > ../plan.json" in text
+    assert "audit gate prod --plan plan.json --format markdown -o gate.md" in text
+    assert "gh pr comment" in text and workflow["permissions"]["pull-requests"] == "write"
+    # Terraform's wrapper would mix its own lines into `show -json`; the last step fails the job on 1 or 2.
+    assert any(s.get("with", {}).get("terraform_wrapper") is False for s in job["steps"])
+    assert runs[-1] == "exit ${{ steps.gate.outputs.code }}"

@@ -38,4 +38,14 @@ set +e
 code=$?
 set -e
 [ "$code" -eq 1 ] || { cat gate.out >&2; fail "the incident's green gate exited $code, not 1"; }
-echo "wheel check: $(basename "$wheel") from $work/elsewhere: $rules rules, demo ran, incident gate exit 1"
+
+# The plan gate from the wheel: a real Terraform plan that leaves the live slot unserved.
+cp -r "$root/tests/plan/estate" plan-estate
+set +e
+"$audit" gate prod --plan "$root/tests/plan/plans/port-unserved.json" --snapshot "$root/tests/plan/plans/snapshot.json" \
+  -c plan-estate/audit.yaml > plan.out 2>&1
+code=$?
+set -e
+[ "$code" -eq 1 ] && grep -q "planned: aws_lb_target_group.web: replaced (port 80 → 8080)" plan.out \
+  || { cat plan.out >&2; fail "the plan gate exited $code, not 1 naming aws_lb_target_group.web"; }
+echo "wheel check: $(basename "$wheel") from $work/elsewhere: $rules rules, demo ran, incident gate exit 1, plan gate exit 1"

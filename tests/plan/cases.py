@@ -1,0 +1,45 @@
+"""The plan-gate cases: each one change to the estate in terraform/ (its variables), and what
+`audit gate prod --plan` must answer: the exit code, the gating findings (rule, resource, slot), the
+Terraform address every one of them names, and the addresses the plan changes in this environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Case:
+    variables: dict[str, str]
+    code: int
+    failing: list[tuple[str, str, str | None]] = field(default_factory=list)
+    behind: str = ""  # the address every failing finding names
+    changes: list[str] = field(default_factory=list)  # addresses the plan changes in this environment
+
+
+CASE = {
+    # A target-group port change (a replacement) leaves the live slot unserved: nginx listens on 80 only.
+    "port-unserved": Case({"tg_port": "8080"}, 1, [("P101", "target_group:web-*-tg", "blue")],
+                          "aws_lb_target_group.web", ["aws_lb_target_group.web", "aws_lb_target_group_attachment.web"]),
+    # A health-check path the app does not serve (nginx proxies everything; the app answers /health).
+    "health-path-unrouted": Case({"health_path": "/healthz"}, 1, [("P103", "target_group:web-*-tg", None)],
+                                 "aws_lb_target_group.web", ["aws_lb_target_group.web"]),
+    # The rule that lets the ALB's group reach the targets' group is removed: both target groups lose it.
+    "alb-rule-removed": Case({"alb_to_app": "false"}, 1, [("P106", "ecs_service:*/worker", None),
+                                                          ("P106", "target_group:web-*-tg", None)],
+                             "aws_security_group_rule.alb_to_app[0]", ["aws_security_group_rule.alb_to_app[0]"]),
+    # Near miss: tags only.
+    "tags-only": Case({"extra_tags": '{"Team":"web"}'}, 0, changes=["aws_lb_target_group.web"]),
+    # A new target group and listener rule that nginx and the app serve.
+    "new-group-served": Case({"api_group": "true"}, 0, changes=[
+        "aws_lb_listener_rule.api[0]", "aws_lb_target_group.api[0]", "aws_lb_target_group_attachment.api[0]"]),
+    # A replaced target group (a new name) that serves the live slot: passes, with the health-check note.
+    "group-replaced": Case({"tg_name": "web-prod-tg-v2"}, 0,
+                           changes=["aws_lb_target_group.web", "aws_lb_target_group_attachment.web"]),
+    # A task definition whose container port no longer matches the service's target group.
+    "task-port-mismatch": Case({"worker_port": "9090"}, 1, [("P110", "ecs_service:*/worker", None)],
+                               "aws_ecs_task_definition.worker", ["aws_ecs_service.worker"]),
+    # A health-check path known only after apply: the gate cannot decide.
+    "unknown-until-apply": Case({"health_path_after_apply": "true"}, 2, changes=["aws_lb_target_group.web"]),
+    # Nothing the rules read changes (moto reads the ECS service back with a perpetual diff).
+    "no-change": Case({}, 0),
+}

@@ -1,0 +1,164 @@
+"""Real Terraform against moto: the estate in terraform/ applied once per session and planned once per
+case, in a background thread from the end of collection (apply takes about 80 s, most of it the provider
+waiting for the load balancer; each plan about 13 s of the provider's CPU), while the rest of the suite
+runs; the tests that read those plans run last.
+
+Terraform and the AWS provider come from this machine's filesystem provider mirror, never the network.
+Without them the tests that run terraform skip with the reason; under CI=true they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.plan.cases import CASE
+
+HERE = Path(__file__).resolve().parent
+ESTATE = HERE / "estate"
+PLANS = HERE / "plans"
+MIRROR_CANDIDATES = ("/opt/tf-plugins", "/usr/share/terraform/plugins", "~/.terraform.d/plugins",
+                     "~/.local/share/terraform/plugins")
+PROVIDER = "registry.terraform.io/hashicorp/aws"
+
+
+def provider_mirror() -> Path | None:
+    """The directory that holds registry.terraform.io/hashicorp/aws/... (TF_PLUGIN_MIRROR first)."""
+    for candidate in filter(None, [os.environ.get("TF_PLUGIN_MIRROR"), *MIRROR_CANDIDATES]):
+        path = Path(candidate).expanduser()
+        if (path / PROVIDER).is_dir():
+            return path
+    return None
+
+
+def missing_terraform() -> str | None:
+    if shutil.which("terraform") is None:
+        return "terraform is not installed"
+    if provider_mirror() is None:
+        return f"no filesystem provider mirror holding {PROVIDER} (set TF_PLUGIN_MIRROR)"
+    return None
+
+
+class Estate:
+    """The applied estate: a working directory, its moto endpoint, and the snapshot audit took of it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.work = root / "terraform"
+        self.snapshot = root / "snapshot.json"
+        self.endpoint = ""
+        self.plans: dict[str, Path] = {}
+        self.error: str | None = None
+        self._server = None
+
+    def env(self) -> dict[str, str]:
+        rc = self.root / "terraformrc"
+        rc.write_text('provider_installation {\n  filesystem_mirror {\n    path = "%s"\n'
+                      '    include = ["registry.terraform.io/*/*"]\n  }\n  direct {\n'
+                      '    exclude = ["registry.terraform.io/*/*"]\n  }\n}\n' % provider_mirror())
+        return {**os.environ, "TF_CLI_CONFIG_FILE": str(rc), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1",
+                "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def terraform(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["terraform", *args, "-no-color"], cwd=self.work, env=self.env(), text=True,
+                              capture_output=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"terraform {args[0]} failed: {done.stderr.strip()[-2000:]}")
+        return done
+
+    def build(self) -> None:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        from tests.collect.conftest import _free_port
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        try:
+            port = _free_port()
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            self._server.start()
+            self.endpoint = f"http://127.0.0.1:{port}"
+            self.work.mkdir(parents=True)
+            shutil.copy(HERE / "terraform" / "main.tf", self.work / "main.tf")
+            self.terraform("init", "-input=false")
+            self.terraform("apply", "-auto-approve", "-input=false", f"-var=endpoint={self.endpoint}")
+            done = subprocess.run([sys.executable, "-m", "auditor", "snapshot", "prod", "-c", str(ESTATE / "audit.yaml"), "-o",
+                                   str(self.snapshot), "--quiet"], env=self.env(), text=True, capture_output=True,
+                                  timeout=120)
+            if done.returncode != 0:
+                raise RuntimeError(f"audit snapshot failed: {done.stderr.strip()}")
+            for name, case in CASE.items():
+                self.plans[name] = self.plan(name, case.variables)
+        except Exception as exc:  # reported by the fixture, in the test that needs the estate
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def plan(self, name: str, variables: dict[str, str]) -> Path:
+        """`terraform plan` with the case's variables, then `terraform show -json`: the plan file audit reads."""
+        out = self.root / f"{name}.tfplan"
+        flags = [f"-var={k}={v}" for k, v in variables.items()]
+        self.terraform("plan", "-input=false", f"-out={out}", f"-var=endpoint={self.endpoint}", *flags)
+        path = self.root / f"{name}.json"
+        path.write_text(self.terraform("show", "-json", str(out)).stdout)
+        return path
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+
+_estate: dict[str, object] = {}
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that wait for the terraform estate run last, so that it is built while the others run."""
+    items.sort(key=lambda item: "terraform_estate" in getattr(item, "fixturenames", ()))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if missing_terraform() or not any("terraform_estate" in getattr(item, "fixturenames", ())
+                                      for item in session.items):
+        return
+    import tempfile
+
+    estate = Estate(Path(tempfile.mkdtemp(prefix="audit-terraform-")))
+    thread = threading.Thread(target=estate.build, name="terraform-estate", daemon=True)
+    thread.start()
+    _estate.update(estate=estate, thread=thread)
+
+
+@pytest.fixture(scope="session")
+def terraform_estate() -> Iterator[Estate]:
+    why = missing_terraform()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why}: CI must run the plan gate against real terraform")
+        pytest.skip(why)
+    if "estate" not in _estate:  # selected after collection (e.g. --lf): build it now
+        estate = Estate(Path(__import__("tempfile").mkdtemp(prefix="audit-terraform-")))
+        estate.build()
+        _estate["estate"] = estate
+    else:
+        _estate["thread"].join()
+    estate = _estate["estate"]
+    if estate.error:
+        pytest.fail(f"the terraform estate could not be built: {estate.error}")
+    yield estate
+    estate.stop()
+    shutil.rmtree(estate.root, ignore_errors=True)
+
+
+def plan_summary(path: Path) -> list[tuple[str, tuple[str, ...]]]:
+    """Each changing resource's address and actions: what a committed plan and a fresh one must share."""
+    data = json.loads(path.read_text())
+    return sorted((rc["address"], tuple(rc["change"]["actions"])) for rc in data.get("resource_changes", [])
+                  if rc["change"]["actions"] != ["no-op"])

@@ -1,0 +1,86 @@
+"""The overlay on hand-written plans, for what the terraform estate does not show: modules, another
+environment's resources in the same plan, references that stay unknown, rules read back with new ids,
+and plan files that are not plans."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from auditor import plan, snapshot
+from tests.plan.conftest import PLANS
+from tests.test_cli import assert_one_line_error, audit
+
+BASE = snapshot.load(PLANS / "snapshot.json")
+LISTENER = next(l for l in BASE.resources.listeners if l.port == 80)
+APP_SG = next(g for g in BASE.resources.security_groups if g.name == "web-prod-app")
+ALB_SG = next(g for g in BASE.resources.security_groups if g.name == "web-prod-alb")
+
+
+def change(address: str, actions: list[str], before: Any, after: Any, unknown: dict[str, Any] | None = None):
+    kind = address.split(".")[-2]
+    return {"address": address, "mode": "managed", "type": kind,
+            "change": {"actions": actions, "before": before, "after": after, "after_unknown": unknown or {}}}
+
+
+def tg(name: str, tags: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "port": 80, "protocol": "HTTP", "target_type": "instance", "tags": tags,
+            "health_check": [{"path": "/health", "matcher": "200", "port": "traffic-port", "protocol": "HTTP"}]}
+
+
+def test_a_module_rule_forwards_to_the_group_it_creates_and_another_environments_group_stays_out():
+    data = {"format_version": "1.2", "resource_changes": [
+        change("module.web.aws_lb_target_group.green", ["create"], None, tg("web-prod-green", {}), {"arn": True}),
+        change("module.web.aws_lb_listener_rule.green", ["create"], None, {
+            "listener_arn": LISTENER.arn, "priority": 20,
+            "action": [{"type": "forward"}], "condition": [{"host_header": [{"values": ["green.example.com"]}]}]},
+            {"arn": True, "action": [{"target_group_arn": True}]}),
+        change("aws_lb_target_group.dev", ["create"], None, tg("web-dev-tg", {"Environment": "dev"}), {"arn": True}),
+    ], "configuration": {"root_module": {"module_calls": {"web": {"module": {"resources": [
+        {"address": "aws_lb_listener_rule.green", "expressions": {"action": [{"target_group_arn": {
+            "references": ["aws_lb_target_group.green.arn", "aws_lb_target_group.green"]}}]}},
+    ]}}}}}}
+    planned = plan.apply(BASE, data, {"Environment": "prod"})
+    rule = next(r for r in planned.snapshot.resources.listener_rules if r.priority == "20")
+    assert [t.arn for a in rule.actions for t in a.target_groups] == ["planned:module.web.aws_lb_target_group.green"]
+    assert rule.conditions[0]["Field"] == "host-header"
+    assert [c.address for c in planned.changes] == ["module.web.aws_lb_target_group.green",
+                                                    "module.web.aws_lb_listener_rule.green"]
+    assert planned.outside == ["aws_lb_target_group.dev"]
+    assert planned.unknown == []
+
+
+def test_a_reference_to_something_the_plan_does_not_hold_stays_unknown():
+    data = {"format_version": "1.2", "resource_changes": [
+        change("aws_lb_listener_rule.x", ["create"], None, {
+            "listener_arn": LISTENER.arn, "priority": 30, "action": [{"type": "forward"}],
+            "condition": [{"path_pattern": [{"values": ["/x/*"]}]}]}, {"arn": True, "action": [{"target_group_arn": True}]}),
+    ], "configuration": {"root_module": {"resources": [{"address": "aws_lb_listener_rule.x", "expressions": {
+        "action": [{"target_group_arn": {"references": ["data.aws_lb_target_group.shared.arn"]}}]}}]}}}
+    planned = plan.apply(BASE, data, {"Environment": "prod"})
+    assert [str(u) for u in planned.unknown] == ["aws_lb_listener_rule.x.action[0].target_group_arn"]
+
+
+def test_rules_read_back_with_new_ids_change_nothing_and_a_removed_one_is_named():
+    rule = {"security_group_id": APP_SG.id, "ip_protocol": "tcp", "from_port": 80, "to_port": 80,
+            "referenced_security_group_id": ALB_SG.id}
+    same = change("aws_vpc_security_group_ingress_rule.web", ["delete", "create"], {**rule, "id": "sgr-1"},
+                  rule, {"id": True})
+    gone = change("aws_security_group_rule.alb_to_app", ["delete"], {
+        "type": "ingress", "security_group_id": APP_SG.id, "protocol": "tcp", "from_port": 0, "to_port": 65535,
+        "source_security_group_id": ALB_SG.id}, None)
+    planned = plan.apply(BASE, {"format_version": "1.2", "resource_changes": [same, gone]}, {"Environment": "prod"})
+    assert [str(c) for c in planned.changes] == [
+        f"aws_security_group_rule.alb_to_app: removes ingress tcp 0-65535 from {ALB_SG.id} (web-prod-alb)"]
+    app = next(g for g in planned.snapshot.resources.security_groups if g.id == APP_SG.id)
+    assert not any(r.source_group == ALB_SG.id for r in app.ingress)
+
+
+def test_a_file_that_is_not_a_plan_is_one_line_naming_it(tmp_path):
+    bad = tmp_path / "plan.json"
+    bad.write_text("{not json")
+    args = ("gate", "prod", "--snapshot", str(PLANS / "snapshot.json"), "-c", str(PLANS.parent / "estate" / "audit.yaml"))
+    assert_one_line_error(audit(*args, "--plan", str(bad)), str(bad), "not valid JSON", "terraform show -json")
+    bad.write_text(json.dumps({"resources": []}))
+    assert_one_line_error(audit(*args, "--plan", str(bad)), str(bad), "not a Terraform JSON plan")
+    assert_one_line_error(audit(*args, "--plan", str(tmp_path / "none.json")), "none.json", "not found")
