@@ -627,7 +627,9 @@ class _Overlay:
         tags = getattr(model, "tags", {})
         return all(tags.get(k) == v for k, v in self.scope.items())
 
-    def belongs(self, collection: str, model: Any) -> bool:
+    def belongs(self, collection: str, model: Any, pending: set[int]) -> bool:
+        """Whether a created resource is this environment's: in its scope, or reached from what is. An
+        ECS service and the group it registers in, both created, vouch for neither: one must be anchored."""
         res = self.res
         if collection == "load_balancers":
             return self._scoped(model)
@@ -635,20 +637,22 @@ class _Overlay:
             return any(lb.arn == model.load_balancer_arn for lb in res.load_balancers)
         if collection == "listener_rules":
             return any(lst.arn == model.listener_arn for lst in res.listeners)
+        forwarded = {t.arn for lst in res.listeners for a in lst.default_actions for t in a.target_groups}
+        forwarded |= {t.arn for r in res.listener_rules for a in r.actions for t in a.target_groups}
+        scoped = bool(self.scope) and self._scoped(model)
         if collection == "target_groups":
-            forwarded = {t.arn for lst in res.listeners for a in lst.default_actions for t in a.target_groups}
-            forwarded |= {t.arn for r in res.listener_rules for a in r.actions for t in a.target_groups}
-            forwarded |= {lb.target_group_arn for s in res.ecs_services for lb in s.load_balancers}
-            return model.arn in forwarded or (bool(self.scope) and self._scoped(model))
+            anchored = {lb.target_group_arn for s in res.ecs_services if id(s) not in pending or
+                        (self.scope and self._scoped(s)) for lb in s.load_balancers}
+            return model.arn in forwarded | anchored or scoped
         if collection == "target_health":
             return any(tg.arn == model.target_group_arn for tg in res.target_groups)
         if collection == "security_groups":
             used = {g for lb in res.load_balancers for g in lb.security_groups}
             used |= {g for s in res.ecs_services for g in s.security_groups}
-            return model.id in used or (bool(self.scope) and self._scoped(model))
+            return model.id in used or scoped
         if collection == "ecs_services":
-            groups = {tg.arn for tg in res.target_groups}
-            return any(lb.target_group_arn in groups for lb in model.load_balancers)
+            groups = {tg.arn for tg in res.target_groups if id(tg) not in pending} | forwarded
+            return scoped or any(lb.target_group_arn in groups for lb in model.load_balancers)
         return True
 
     def settle(self) -> None:
@@ -656,7 +660,8 @@ class _Overlay:
         resources in the same plan), until what is left all belongs."""
         pending = dict(self.created)
         while pending:
-            leaving = [a for a, (c, m) in pending.items() if not self.belongs(c, m)]
+            ids = {id(m) for _, m in pending.values()}
+            leaving = [a for a, (c, m) in pending.items() if not self.belongs(c, m, ids)]
             for address in leaving:
                 collection, model = pending.pop(address)
                 getattr(self.res, collection).remove(model)

@@ -84,3 +84,17 @@ def test_a_file_that_is_not_a_plan_is_one_line_naming_it(tmp_path):
     bad.write_text(json.dumps({"resources": []}))
     assert_one_line_error(audit(*args, "--plan", str(bad)), str(bad), "not a Terraform JSON plan")
     assert_one_line_error(audit(*args, "--plan", str(tmp_path / "none.json")), "none.json", "not found")
+
+
+def test_a_service_and_its_group_created_for_another_environment_do_not_vouch_for_each_other():
+    service = {"name": "worker", "cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/dev", "desired_count": 1,
+               "tags": {"Environment": "dev"}, "load_balancer": [{"container_name": "w", "container_port": 80}]}
+    data = {"format_version": "1.2", "resource_changes": [
+        change("aws_lb_target_group.dev", ["create"], None, tg("worker-dev-tg", {"Environment": "dev"}), {"arn": True}),
+        change("aws_ecs_service.dev", ["create"], None, service,
+               {"id": True, "load_balancer": [{"target_group_arn": True}]}),
+    ], "configuration": {"root_module": {"resources": [{"address": "aws_ecs_service.dev", "expressions": {
+        "load_balancer": [{"target_group_arn": {"references": ["aws_lb_target_group.dev.arn"]}}]}}]}}}
+    planned = plan.apply(BASE, data, {"Environment": "prod"})
+    assert planned.outside == ["aws_ecs_service.dev", "aws_lb_target_group.dev"]
+    assert planned.changes == [] and planned.unknown == []
