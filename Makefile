@@ -5,15 +5,20 @@ BIN    := $(VENV)/bin
 
 .PHONY: install install-test test wheel-check nginx chromium demo bench clean
 
+# Quiet set-up: pip's output goes to a log under the venv, shown only when pip fails. Each extra is
+# installed once and again only when pyproject.toml changes (a stamp per extra); the checkout is
+# installed editable, so code changes need no reinstall.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log >&2; exit 1; }
 
-install: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[demo]'
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	@$(BIN)/pip install --quiet -e '.[$*]' > $(VENV)/pip-$*.log 2>&1 || { cat $(VENV)/pip-$*.log >&2; exit 1; }
+	@touch $@
 
-install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+install: $(VENV)/.installed-demo
+
+install-test: $(VENV)/.installed-test
 
 # The wheel check builds and installs in its own venvs, so it runs beside the suite (2 cores).
 WHEEL_LOG := build/wheel-check.log
@@ -49,7 +54,7 @@ clean:
 
 # The bundled incident on a local AWS endpoint (moto in server mode, inside the process).
 demo: install
-	$(BIN)/audit demo
+	@$(BIN)/audit demo
 
 # Benchmarks: whole commands against baselines measured in the same run (see bench/README.md).
 # Prowler, the peer, gets its own venv here (about 2 GB): never in `make test`.

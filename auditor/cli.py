@@ -132,26 +132,43 @@ class Options:
             return collect_module.collect(self.config, environment, options, shard)
 
 
-def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every subcommand accepts, before or after its arguments."""
-    decorators = [
-        click.option("--config", "-c", metavar="PATH", help=f"audit.yaml to use (default ./{DEFAULT_CONFIG})."),
-        click.option("--format", "format", type=click.Choice(FORMATS), help="Output format (default text)."),
-        click.option("--output", "-o", metavar="PATH", help="Write the report to PATH instead of stdout."),
-        click.option("--fail-on", type=click.Choice(FAIL_ON), help="Lowest severity that makes the exit code 1 "
-                     "(default high)."),
-        click.option("--quiet", is_flag=True, help="No progress or notes on stderr."),
-        click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too)."),
-        click.option("--debug", is_flag=True, help="Show a traceback on errors."),
-        click.option("--allow-partial", is_flag=True, help="Accept a partial collection instead of exit 2."),
+def _options(decorators: list[Callable[..., Any]]) -> Callable[..., Any]:
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+_CONFIG = click.option("--config", "-c", metavar="PATH", help=f"audit.yaml to use (default ./{DEFAULT_CONFIG}).")
+_OUTPUT = click.option("--output", "-o", metavar="PATH", help="Write the report to PATH instead of stdout.")
+_QUIET = click.option("--quiet", is_flag=True, help="No progress or notes on stderr.")
+_NO_COLOR = click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
+_DEBUG = click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+_FAIL_ON = click.option("--fail-on", type=click.Choice(FAIL_ON), help="Lowest severity that makes the exit code 1 "
+                        "(default high).")
+
+
+def _format(formats: tuple[str, ...]) -> Callable[..., Any]:
+    return click.option("--format", "format", type=click.Choice(formats), help="Output format (default text).")
+
+
+def collection_options(allow_partial: bool = True) -> Callable[..., Any]:
+    """What collecting an environment live takes; the gate hides --allow-partial only to refuse it by name."""
+    return _options([
+        click.option("--allow-partial", is_flag=True, hidden=not allow_partial,
+                     help="Accept a partial collection instead of exit 2."),
         click.option("--allow-commands", is_flag=True, help="Allow running the commands audit.yaml names."),
         click.option("--offline", is_flag=True, help="Host files only, no AWS."),
         click.option("--timeout", type=float, metavar="SECONDS", help="Overall collection timeout."),
         click.option("--concurrency", type=click.IntRange(1, 64), metavar="N", help="Requests in flight per service."),
-    ]
-    for decorator in reversed(decorators):
-        command = decorator(command)
-    return command
+    ])
+
+
+# Each command lists the options that apply to it, accepted before or after its arguments.
+report_options = _options([_CONFIG, _format(FORMATS), _OUTPUT, _FAIL_ON, _QUIET, _NO_COLOR, _DEBUG])
+catalog_options = _options([_CONFIG, _format(("text", "json", "markdown")), _OUTPUT, _NO_COLOR, _DEBUG])
 
 
 def _is_snapshot_file(target: str) -> bool:
@@ -212,7 +229,8 @@ def cli() -> None:
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
 @click.option("--baseline", "baseline_path", metavar="FILE", help="Report only findings not in this baseline.")
 @click.option("--write-baseline", metavar="FILE", help="Write the current findings as a baseline (exit 0).")
-@common_options
+@report_options
+@collection_options()
 def check(targets: tuple[str, ...], baseline_path: str | None, write_baseline: str | None, **values: Any) -> None:
     """Run the rule catalog on environments (collected live) or snapshot files (several files of one
     environment are merged first).
@@ -234,7 +252,8 @@ def check(targets: tuple[str, ...], baseline_path: str | None, write_baseline: s
 
 @cli.command()
 @click.argument("environments", nargs=-1, required=True, metavar="A B [C...]")
-@common_options
+@report_options
+@collection_options()
 def diff(environments: tuple[str, ...], **values: Any) -> None:
     """Drift between environments that changes behaviour, ignoring ids and ARNs.
 
@@ -265,7 +284,8 @@ def diff(environments: tuple[str, ...], **values: Any) -> None:
               "(`terraform show -json plan.out`).")
 @click.option("--snapshot", "snapshot_path", metavar="FILE", help="AWS as saved in FILE instead of collected live; "
               "host files still come from audit.yaml.")
-@common_options
+@report_options
+@collection_options(allow_partial=False)
 def gate_command(environment: str, slot: str | None, against: str | None, plan_path: str | None,
                  snapshot_path: str | None, **values: Any) -> None:
     """Would making SLOT live lose traffic? Fails closed.
@@ -351,9 +371,11 @@ def _apply_plan(plan_path: str, snap: Snapshot, result: Result, options: Options
 
 @cli.command(name="snapshot")
 @click.argument("environment", metavar="ENV")
-@click.option("--shard", metavar="ACCOUNT/REGION", help="Collect one slice: the role's account id (or `default`) "
-              "and a region; `audit merge` joins the slices.")
-@common_options
+@click.option("--shard", metavar="ACCOUNT/REGION", help="Collect one slice: the role's account id (for the "
+              "credentials' own account, its id or `default`) and a region; `audit merge` joins the slices.")
+@_options([_CONFIG, click.option("--output", "-o", metavar="PATH", help="Where to save the snapshot "
+                                 "(default .audit/ENV.json)."), _QUIET, _NO_COLOR, _DEBUG])
+@collection_options()
 def snapshot_command(environment: str, shard: str | None, **values: Any) -> None:
     """Collect ENV as audit.yaml describes it and save the snapshot (default .audit/ENV.json).
 
@@ -392,7 +414,7 @@ def _keep_aws_facts(path: str, new: Snapshot) -> None:
 
 @cli.command()
 @click.option("--keep", metavar="DIR", type=click.Path(file_okay=False), help="Build the estate in DIR and keep it.")
-@common_options
+@_options([_QUIET, _NO_COLOR, _DEBUG])
 def demo(keep: str | None, **values: Any) -> None:
     """Start the bundled example estate on a local AWS endpoint (moto) and audit it.
 
@@ -406,7 +428,7 @@ def demo(keep: str | None, **values: Any) -> None:
 
 @cli.command()
 @click.argument("shards", nargs=-1, required=True, metavar="SNAPSHOT...")
-@common_options
+@_options([_OUTPUT, _QUIET, _DEBUG])
 def merge(shards: tuple[str, ...], **values: Any) -> None:
     """Join the shards of one environment into one snapshot, written to -o FILE.
 
@@ -422,7 +444,7 @@ def merge(shards: tuple[str, ...], **values: Any) -> None:
 
 
 @cli.command()
-@common_options
+@catalog_options
 def rules(**values: Any) -> None:
     """List the rule catalog."""
     from auditor import catalog as catalog_module
@@ -433,13 +455,19 @@ def rules(**values: Any) -> None:
         options.emit(json.dumps([r.meta.model_dump(exclude={"check", "condition", "needs"}) for r in catalog.values()],
                                 indent=2) + "\n")
         return
+    if options.format == "markdown":
+        bar = "\\|"
+        rows = [f"| {r.id} | {r.meta.severity} | {r.meta.name} | {r.meta.title.replace('|', bar)} |"
+                for r in catalog.values()]
+        options.emit("\n".join(["| Rule | Severity | Name | Fires when |", "|---|---|---|---|", *rows]) + "\n")
+        return
     lines = [f"{r.id}  {r.meta.severity:<8}  {r.meta.name:<36} {r.meta.title}" for r in catalog.values()]
     options.emit("\n".join(lines) + "\n")
 
 
 @cli.command()
 @click.argument("rule_id", metavar="RULE_ID")
-@common_options
+@catalog_options
 def explain(rule_id: str, **values: Any) -> None:
     """Show one rule: why it matters, how to fix it, references."""
     from auditor import catalog as catalog_module
@@ -451,6 +479,12 @@ def explain(rule_id: str, **values: Any) -> None:
     meta = rule.meta
     if options.format == "json":
         options.emit(meta.model_dump_json(indent=2) + "\n")
+        return
+    if options.format == "markdown":
+        lines = [f"### {meta.id} {meta.name} ({meta.severity})", "", meta.title, "",
+                 "**Why:** " + " ".join(meta.rationale.split()), "", "**Fix:** " + " ".join(meta.remediation.split())]
+        lines += ["", "References:", ""] + [f"- {r}" for r in meta.references] if meta.references else []
+        options.emit("\n".join(lines) + "\n")
         return
     text = [
         f"{meta.id} {meta.name} ({meta.severity})",
@@ -483,6 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     # Python scan it over and over while it is built (half the time of a 10k-resource diff).
     gc.set_threshold(100_000, 50, 1000)
     args = sys.argv[1:] if argv is None else argv
+    args = args or ["--help"]  # bare `audit` is a question, not a mistake
     debug = "--debug" in args
     try:
         cli.main(args=args, prog_name="audit", standalone_mode=False)

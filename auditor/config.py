@@ -8,6 +8,7 @@ unknown key``.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import shlex
 from pathlib import Path
 from typing import Any, Literal
@@ -255,10 +256,17 @@ def parse(data: Any, source: str = "audit.yaml", base: Path | None = None) -> Co
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        more = len(exc.errors()) - 1
+        # An unknown key first: a typo (`environmnets:`) also makes a required key missing, and the
+        # typo is what to fix.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        first = errors[0]
+        more = len(errors) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(f"{source}: {_key_path(first['loc'])}: {_describe(first)}{suffix}") from None
+        hint = ""
+        if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
+            close = difflib.get_close_matches(str(first["loc"][0]), Config.model_fields, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"{source}: {_key_path(first['loc'])}: {_describe(first)}{hint}{suffix}") from None
     config.base_dir = base or Path.cwd()
     config.source = source
     _resolve_paths(config, config.base_dir)

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,14 +26,26 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The incident, told before the commands that find it.
+STORY = (
+    "The incident: in dev the target group sends to port 3000, the blue slot\n"
+    "publishes 3000, green 4000, and there is no nginx (prod's follows the slot).\n"
+    "Deploying green lost dev's traffic. audit finds that seam before the deploy:"
+)
+# The demo endpoint's keys: moto accepts any, and these open nothing anywhere else.
+DEMO_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
 def run(keep: str | None, colour: bool) -> None:
+    """The demo; with ``keep``, the estate stays in that directory and its endpoint up until Ctrl-C,
+    so that the commands it prints work as shown."""
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
         raise AuditError("audit demo needs moto's server: pip install 'auditor[demo]' (make demo does)") from None
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on the user's terminal
-    # The demo talks only to its own endpoint; these keys open nothing anywhere else.
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing")
+    os.environ.update(DEMO_KEYS)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -40,17 +53,49 @@ def run(keep: str | None, colour: bool) -> None:
     server.start()
     try:
         with tempfile.TemporaryDirectory(prefix="audit-demo-") as scratch:
-            root = Path(keep) if keep else Path(scratch)
-            _run(root, f"http://127.0.0.1:{port}", colour, started, keep is not None)
+            root = Path(keep).resolve() if keep else Path(scratch)
+            _run(root, f"http://127.0.0.1:{port}", colour, started)
+            if keep:
+                _serve(root, f"http://127.0.0.1:{port}")
+            else:
+                click.echo("\nNext:\n  audit explain P104               why it fires, and the fix\n"
+                           "  audit demo --keep ./audit-demo   keep this estate and its endpoint up,\n"
+                           "                                   and run the commands yourself")
     finally:
         server.stop()
 
 
-def _run(root: Path, endpoint: str, colour: bool, started: float, kept: bool) -> None:
+def _serve(root: Path, endpoint: str) -> None:
+    config_path = root / "audit.yaml"
+    keys = " ".join(f"{k}={v}" for k, v in DEMO_KEYS.items())
+    click.echo(f"""
+The estate is kept in {root}
+and its AWS endpoint ({endpoint}) stays up until Ctrl-C.
+In another terminal (the keys are the demo endpoint's; they open nothing else):
+
+  export {keys}
+  audit gate dev --slot green -c {config_path}
+  audit gate prod -c {config_path}
+  audit diff dev prod -c {config_path}
+  audit snapshot dev -c {config_path} -o dev.json
+
+After Ctrl-C the saved snapshots still work, offline:
+
+  audit gate {root / ".audit" / "dev.json"} --slot green
+  audit check {root / ".audit" / "dev.json"}""")
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("\ndemo endpoint stopped; the files stay in " + str(root))
+
+
+def _run(root: Path, endpoint: str, colour: bool, started: float) -> None:
     text = Text(colour)
     say = click.echo
+    say(STORY)
     config_path = estates.build_incident(root, endpoint)
-    say(f"Built the incident's dev and prod on a local AWS endpoint ({endpoint}) in {root}")
     cfg = config.load(config_path)
     snapshots = {}
     for env in ("dev", "prod"):
@@ -67,5 +112,5 @@ def _run(root: Path, endpoint: str, colour: bool, started: float, kept: bool) ->
     say(text.style("\n$ audit gate dev --slot green", bold=True))
     say(text.render_gate(result, verdict), nl=False)
     say(f"exit {0 if verdict.passed else 1}: the gate refuses green" if not verdict.passed else "exit 0")
-    say(f"\n{calls['dev']} + {calls['prod']} API calls; demo took {time.monotonic() - started:.1f} s"
-        + (f"; estate kept in {root} (audit.yaml, envs/, .audit/)" if kept else ""))
+    say(f"\nThe demo built dev and prod on a local AWS endpoint (moto) and read them\n"
+        f"back with {calls['dev']} + {calls['prod']} API calls in {time.monotonic() - started:.1f} s.")

@@ -87,6 +87,25 @@ def slices(aws: Aws, env: str) -> list[Slice]:
             for account in aws.accounts for region in (account.regions or _regions(aws, env))]
 
 
+def _shard(aws: Aws, env: str, every: list[Slice], shard: str, options: CollectOptions) -> list[Slice]:
+    """The slice ``--shard`` names: ``ACCOUNT/REGION`` as audit.yaml's slices are named, where the
+    credentials' own account may be given by its id (the one the console shows) as well as ``default``."""
+    chosen = [s for s in every if str(s) == shard]
+    account, _, region = shard.partition("/")
+    defaults = [s for s in every if s.account == "default" and s.region == region]
+    if not chosen and defaults and account.isdigit() and len(account) == 12:
+        collector = AwsCollector(aws, region, 1, options.redactor, lambda step: None, [], None,
+                                 DEFAULT_READ_TIMEOUT, Stop(options.timeout))
+        caller = (collector.call("sts", "GetCallerIdentity") or {}).get("Account")
+        if caller == account:
+            return defaults
+        why = f"the credentials for {env} are account {caller}" if caller else "the caller's account cannot be read"
+        raise CollectionError(f"--shard {shard}: {why}, not {account}")
+    if not chosen:
+        raise CollectionError(f"--shard {shard}: environment {env} has the slices {', '.join(map(str, every))}")
+    return chosen
+
+
 def _collect_slice(piece: Slice, aws: Aws, env: str, options: CollectOptions, matches: list[dict[str, str]],
                    stop: Stop) -> tuple[Resources, SourceStatus]:
     source = f"aws:{piece}"
@@ -115,9 +134,7 @@ def collect_aws(config: Config, env: str, options: CollectOptions,
     resources, a source status per slice, and the names of all the environment's slices."""
     aws = config.environments[env].aws
     every = slices(aws, env)
-    chosen = every if shard is None else [s for s in every if str(s) == shard]
-    if not chosen:
-        raise CollectionError(f"--shard {shard}: environment {env} has the slices {', '.join(map(str, every))}")
+    chosen = every if shard is None else _shard(aws, env, every, shard, options)
     # Instances a per-instance command runs on are collected too, within the scope's tags.
     scope = aws.scope.tags if aws.scope else {}
     matches = [{**scope, **h.match.tags} for h in config.environments[env].hosts if _per_instance(h)]

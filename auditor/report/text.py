@@ -95,18 +95,20 @@ class Text:
     @staticmethod
     def _value(value: object, width: int = 160) -> str:
         """A drift value on one line; long ones are cut (the JSON output has them whole)."""
+        if value is None:
+            return "(none)"
         text = json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else str(value)
         return text if len(text) <= width else text[:width - 1] + "…"
 
-    def drift_item(self, item: DriftItem) -> str:
+    def drift_item(self, item: DriftItem, a: str = "a", b: str = "b") -> str:
         mark = f" (expected: {item.reason})" if item.expected else ""
         where = f"{item.key}.{item.path}" if item.path else item.key
         if item.kind == "changed":
             return f"  ~ {where}: {self._value(item.a)} → {self._value(item.b)}{mark}"
         if item.kind == "ambiguous":
-            return f"  ? {where}: ambiguous key ({item.a} in a, {item.b} in b), not compared{mark}"
+            return f"  ? {where}: ambiguous key ({item.a} in {a}, {item.b} in {b}), not compared{mark}"
         sign = "-" if item.kind == "only_in_a" else "+"
-        return f"  {sign} {where}: only in {'a' if sign == '-' else 'b'}{mark}"
+        return f"  {sign} {where}: only in {a if sign == '-' else b}{mark}"
 
     def render_diff(self, drifts: list[Drift]) -> str:
         lines = []
@@ -128,7 +130,7 @@ class Text:
                          self._value(i.a, 60) if i.kind != "only_in_b" else "", self._value(i.b, 60)
                          if i.kind != "only_in_a" else ""] for i in items]))
                 else:
-                    lines += [self.drift_item(i) for i in items]
+                    lines += [self.drift_item(i, d.a, d.b) for i in items]
         return "\n".join(lines) + "\n"
 
     def render_gate(self, result: Result, verdict: Verdict) -> str:
@@ -152,7 +154,7 @@ class Text:
         lines += [f"cannot decide: {line}" for line in skip_lines(verdict.missing)]
         if verdict.drift:
             lines.append("path drift against the reference:")
-            lines += [self.drift_item(i) for i in verdict.drift]
+            lines += [self.drift_item(i, verdict.environment, "the reference") for i in verdict.drift]
         if plan is not None:
             lines += [f"resolved by the plan: {f.rule_id} {f.resource}" + (f" [slot {f.slot}]" if f.slot else "")
                       for f in plan.resolved]

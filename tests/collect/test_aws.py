@@ -296,3 +296,18 @@ def test_alb_and_target_group_rules_on_live_aws_data(incident, aws):
     elbv2.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=[
         {"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}])
     assert {"A201", "A203", "A204", "A205", "T302"}.isdisjoint(ids())
+
+
+def test_shard_accepts_the_credentials_own_account_id_as_well_as_default(incident, tmp_path):
+    from tests.test_cli import assert_one_line_error, audit
+
+    config_path = str(incident.base_dir / "audit.yaml")
+    out = tmp_path / "dev.json"
+    # moto's account is 123456789012: the id a user copies from the console names the default slice
+    proc = audit("snapshot", "dev", "-c", config_path, "--shard", "123456789012/us-east-1", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert snapshot.load(out).slices == ["default/us-east-1"]
+    assert_one_line_error(audit("snapshot", "dev", "-c", config_path, "--shard", "111111111111/us-east-1"),
+                          "--shard 111111111111/us-east-1", "account 123456789012, not 111111111111")
+    assert_one_line_error(audit("snapshot", "dev", "-c", config_path, "--shard", "123456789012/eu-west-1"),
+                          "has the slices default/us-east-1")

@@ -15,6 +15,8 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,18 +78,16 @@ class Estate:
         return done
 
     def build(self) -> None:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
         from tests.collect.conftest import _free_port
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         try:
+            # moto's state is global to its process: a server of its own, so that the other tests'
+            # resets of their moto never touch this estate.
             port = _free_port()
-            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-            self._server.start()
+            self._server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.endpoint = f"http://127.0.0.1:{port}"
+            _wait_for(self.endpoint)
             self.work.mkdir(parents=True)
             shutil.copy(HERE / "terraform" / "main.tf", self.work / "main.tf")
             self.terraform("init", "-input=false")
@@ -113,7 +113,20 @@ class Estate:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            self._server.terminate()
+            self._server.wait(timeout=10)
+
+
+def _wait_for(endpoint: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"moto did not start on {endpoint}") from None
+            time.sleep(0.2)
 
 
 _estate: dict[str, object] = {}
