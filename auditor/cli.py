@@ -195,6 +195,26 @@ def load_environment(targets: list[str], options: Options) -> list[Snapshot]:
     return [snapshot_module.merge(shards) for shards in by_env.values()]
 
 
+def load_sides(targets: list[str], options: Options) -> list[Snapshot]:
+    """The sides of a diff, in the order named. Shards of one collection (the same environment, other
+    slices) merge into one side; the same environment collected twice (slices in common, or none at
+    all: yesterday's file against today's) is two sides, told apart by when each was collected."""
+    from auditor import snapshot as snapshot_module
+
+    sides: list[list[Snapshot]] = []
+    for target in targets:
+        (snap,) = load_environment([target], options)
+        for side in sides:
+            first = side[0]
+            taken = {s for shard in side for s in shard.slices}
+            if first.environment == snap.environment and snap.slices and taken and not taken & set(snap.slices):
+                side.append(snap)
+                break
+        else:
+            sides.append([snap])
+    return [snapshot_module.merge(side) for side in sides]
+
+
 def run_checks(snapshots: list[Snapshot], options: Options) -> list[Result]:
     from auditor import catalog as catalog_module
     from auditor import engine
@@ -262,9 +282,9 @@ def diff(environments: tuple[str, ...], **values: Any) -> None:
     from auditor import diff as diff_module
 
     options = Options(**values)
-    snapshots = load_environment(list(environments), options)
+    snapshots = load_sides(list(environments), options)
     if len(snapshots) < 2:
-        raise click.UsageError("diff needs snapshots of at least two different environments")
+        raise click.UsageError("diff needs two environments, or one environment at two times")
     reference = snapshots[-1]
     config = options.config
     drifts = [

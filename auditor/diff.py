@@ -298,8 +298,20 @@ def compare(a: Snapshot, b: Snapshot, tokens_a: list[str], tokens_b: list[str],
                 item.expected, item.reason = True, expected.reason
                 break
         kept.append(item)
-    return Drift(a.environment, b.environment, kept,
-                 {a.environment: na.topology.shapes(), b.environment: nb.topology.shapes()})
+    name_a, name_b = labels(a, b)
+    return Drift(name_a, name_b, kept, {name_a: na.topology.shapes(), name_b: nb.topology.shapes()})
+
+
+def labels(a: Snapshot, b: Snapshot) -> tuple[str, str]:
+    """What a report calls each side: the environment's name, and for one environment at two times
+    (yesterday's snapshot against today's) the name at the minute it was collected."""
+    if a.environment != b.environment:
+        return a.environment, b.environment
+    for width in (16, 19, None):  # to the minute, the second, or all of collected_at
+        left, right = a.collected_at[:width], b.collected_at[:width]
+        if left != right:
+            return f"{a.environment}@{left}", f"{b.environment}@{right}"
+    return f"{a.environment} (first)", f"{b.environment} (second)"
 
 
 def _pair(left: dict[str, Any], right: dict[str, Any], key_a: str, key_b: str) -> None:

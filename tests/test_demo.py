@@ -58,3 +58,15 @@ def test_a_kept_demo_serves_the_commands_it_prints_until_ctrl_c(tmp_path):
     finally:
         if demo.poll() is None:
             demo.kill()
+
+
+def test_make_demo_shows_only_the_demo_and_installs_once_per_change_of_pyproject():
+    from tests.conftest import ROOT
+
+    make = ["make", "--no-print-directory", "-C", str(ROOT)]
+    proc = subprocess.run([*make, "demo"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout.startswith("The incident:")
+    # Installed now: nothing to do until pyproject.toml changes (-W pretends it did).
+    assert subprocess.run([*make, "-q", ".venv/.installed-demo"]).returncode == 0
+    assert subprocess.run([*make, "-q", "-W", "pyproject.toml", ".venv/.installed-demo"]).returncode == 1

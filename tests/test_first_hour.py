@@ -61,3 +61,31 @@ def test_diff_names_the_environments_in_text_and_junit():
     assert "only in prod" in failures and "3000 in dev, 80 in prod" in failures
     assert "(none) in dev, \"nginx:80\" in prod" in failures
     assert json.loads(audit("diff", DEV, PROD, "--format", "json").stdout)["a"] == "dev"
+
+
+def test_one_environment_at_two_times_diffs_and_shards_still_merge(tmp_path):
+    data = json.loads((SNAPSHOTS / "incident-prod.json").read_text())
+    yesterday, today = tmp_path / "yesterday.json", tmp_path / "today.json"
+    yesterday.write_text(json.dumps({**data, "collected_at": "2026-11-25T03:17:00+00:00"}))
+    data["resources"]["target_groups"][0]["health_check"]["path"] = "/healthz"
+    today.write_text(json.dumps({**data, "collected_at": "2026-11-26T03:17:00+00:00"}))
+    proc = audit("diff", str(yesterday), str(today), "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["a"], report["b"]) == ("prod@2026-11-25T03:17", "prod@2026-11-26T03:17")
+    assert [(d["key"], d["path"], d["a"], d["b"]) for d in report["drift"]] == [
+        ("web-*-tg", "health_check.path", "/health-check", "/healthz")]
+    # the near miss: the same file twice is no drift
+    assert audit("diff", str(yesterday), str(yesterday)).returncode == 0
+
+
+def test_nightly_example_publishes_what_changed_since_last_night():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    workflow = yaml.safe_load((ROOT / "examples" / "github" / "audit.yml").read_text())
+    runs = " ".join(str(s.get("run", s.get("uses", ""))) for s in workflow["jobs"]["nightly"]["steps"])
+    assert "actions/cache/restore@v4" in runs and "actions/cache/save@v4" in runs
+    assert 'audit diff "yesterday/$env.json" ".audit/$env.json" --format markdown' in runs
+    assert "GITHUB_STEP_SUMMARY" in runs
