@@ -70,6 +70,15 @@ class Options:
         return tokens_for(self.config, environment)
 
     @property
+    def width(self) -> int | None:
+        """The terminal's width when a person reads stdout; None when piped or written to a file."""
+        if self.output is not None or not sys.stdout.isatty():
+            return None
+        from shutil import get_terminal_size
+
+        return get_terminal_size((100, 40)).columns
+
+    @property
     def colour(self) -> bool:
         return not self.no_color and "NO_COLOR" not in os.environ and self.output is None and sys.stdout.isatty()
 
@@ -104,7 +113,7 @@ class Options:
             uri = Path(self.config_path or DEFAULT_CONFIG).as_posix()
             return SimpleNamespace(**{name: functools.partial(getattr(sarif_report, name), config_uri=uri)
                                       for name in ("render_check", "render_diff", "render_gate")})
-        return Text(self.colour)
+        return Text(self.colour, self.width)
 
     def note(self, message: str) -> None:
         if not self.quiet:
@@ -443,7 +452,8 @@ def demo(keep: str | None, **values: Any) -> None:
     """
     from auditor import demo as demo_module
 
-    demo_module.run(keep, colour=Options(**values).colour)
+    options = Options(**values)
+    demo_module.run(keep, colour=options.colour, width=options.width)
 
 
 @cli.command()
@@ -480,6 +490,13 @@ def rules(**values: Any) -> None:
         rows = [f"| {r.id} | {r.meta.severity} | {r.meta.name} | {r.meta.title.replace('|', bar)} |"
                 for r in catalog.values()]
         options.emit("\n".join(["| Rule | Severity | Name | Fires when |", "|---|---|---|---|", *rows]) + "\n")
+        return
+    if options.width:
+        from auditor.report.text import Text
+
+        rows = [[r.id, r.meta.severity, r.meta.name, r.meta.title] for r in catalog.values()]
+        options.emit(Text(options.colour, options.width).table(["Rule", "Severity", "Name", "Fires when"], rows, 3)
+                     + "\n")
         return
     lines = [f"{r.id}  {r.meta.severity:<8}  {r.meta.name:<36} {r.meta.title}" for r in catalog.values()]
     options.emit("\n".join(lines) + "\n")

@@ -36,7 +36,7 @@ STORY = (
 DEMO_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-def run(keep: str | None, colour: bool) -> None:
+def run(keep: str | None, colour: bool, width: int | None = None) -> None:
     """The demo; with ``keep``, the estate stays in that directory and its endpoint up until Ctrl-C,
     so that the commands it prints work as shown."""
     try:
@@ -54,7 +54,7 @@ def run(keep: str | None, colour: bool) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="audit-demo-") as scratch:
             root = Path(keep).resolve() if keep else Path(scratch)
-            _run(root, f"http://127.0.0.1:{port}", colour, started)
+            _run(root, f"http://127.0.0.1:{port}", Text(colour, width), started)
             if keep:
                 _serve(root, f"http://127.0.0.1:{port}")
             else:
@@ -91,8 +91,7 @@ After Ctrl-C the saved snapshots still work, offline:
         click.echo("\ndemo endpoint stopped; the files stay in " + str(root))
 
 
-def _run(root: Path, endpoint: str, colour: bool, started: float) -> None:
-    text = Text(colour)
+def _run(root: Path, endpoint: str, text: Text, started: float) -> None:
     say = click.echo
     say(STORY)
     config_path = estates.build_incident(root, endpoint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import click
 
@@ -30,34 +31,41 @@ def skip_lines(skipped: list[Skipped]) -> list[str]:
 
 
 class Text:
-    """Plain lines when piped; rich tables with colour on a terminal."""
+    """Lines for people. On a terminal (``width`` given) every line is wrapped by word to the terminal,
+    with what identifies a finding or a drift item (rule, resource, slot, key, path) kept whole on
+    its line and the message wrapped beneath; piped, lines stay whole for grep."""
 
-    def __init__(self, colour: bool) -> None:
+    def __init__(self, colour: bool, width: int | None = None) -> None:
         self.colour = colour
+        self.width = width
 
-    @staticmethod
-    def _severity(f: Finding) -> object:
-        from rich.text import Text as RichText
+    def wrap(self, text: str, indent: str = "    ", hanging: str | None = None) -> list[str]:
+        """``text`` on lines starting with ``indent`` (continuations with ``hanging``), never splitting a word."""
+        hanging = indent if hanging is None else hanging
+        if not self.width:
+            return [indent + text]
+        return textwrap.wrap(text, width=max(self.width, 40), initial_indent=indent, subsequent_indent=hanging,
+                             break_long_words=False, break_on_hyphens=False) or [indent]
 
-        return RichText(f.severity + (" (suppressed)" if f.suppressed else ""), style=_COLOURS[f.severity])
-
-    def table(self, headers: list[str], rows: list[list[object]]) -> str:
+    def table(self, headers: list[str], rows: list[list[str]], whole: int) -> str:
+        """A table on the terminal: the first ``whole`` columns never wrap, the others wrap by word."""
         from io import StringIO
-        from shutil import get_terminal_size
 
+        from rich import box
         from rich.console import Console
-        from rich.table import Table
-
         from rich.markup import escape
+        from rich.table import Table
         from rich.text import Text as RichText
 
-        table = Table(*(escape(h) for h in headers), show_lines=False, header_style="bold")
+        table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+        for index, header in enumerate(headers):
+            table.add_column(escape(header), no_wrap=index < whole, overflow="fold")
         for row in rows:
-            # Cells are data (nginx paths, JSON values) and never rich markup; colour comes as Text.
-            table.add_row(*(cell if isinstance(cell, RichText) else RichText(str(cell)) for cell in row))
+            # Cells are data (nginx paths, JSON values) and never rich markup.
+            table.add_row(*(RichText(str(cell)) for cell in row))
         out = StringIO()
-        Console(file=out, force_terminal=True, width=get_terminal_size((120, 40)).columns).print(table)
-        return out.getvalue().rstrip("\n")
+        Console(file=out, force_terminal=self.colour, no_color=not self.colour, width=self.width or 200).print(table)
+        return "\n".join(line.rstrip() for line in out.getvalue().rstrip("\n").splitlines())
 
     def style(self, text: str, **kwargs: object) -> str:
         return click.style(text, **kwargs) if self.colour else text
@@ -67,29 +75,26 @@ class Text:
         muted = " (suppressed: " + (f.suppression_reason or "") + ")" if f.suppressed else ""
         head = f"{self.style(f.severity.upper(), fg=_COLOURS[f.severity], bold=True)} {f.rule_id} {f.rule}  " \
                f"{f.resource}{slot}{muted}"
-        return [head, f"    {f.message}", f"    fix: {' '.join(f.remediation.split())}"]
+        return [head, *self.wrap(f.message), *self.wrap(f"fix: {' '.join(f.remediation.split())}",
+                                                         hanging="         ")]
 
     def render_check(self, results: list[Result], fail_on: str = "high") -> str:
         lines: list[str] = []
         for result in results:
             lines.append(self.style(f"== {result.environment}", bold=True))
-            if self.colour and result.findings:
-                lines.append(self.table(["Severity", "Rule", "Resource", "Slot", "Finding"], [
-                    [self._severity(f),
-                     f"{f.rule_id} {f.rule}", f.resource, f.slot or "", f.message] for f in result.findings]))
-            else:
-                for f in result.findings:
-                    lines += self.finding(f)
-            lines += skip_lines(result.skipped)
+            for f in result.findings:
+                lines += self.finding(f)
+            for line in skip_lines(result.skipped):
+                lines += self.wrap(line, indent="", hanging="    ")
             for note in result.notes:
-                lines.append(f"note: {note}")
+                lines += self.wrap(f"note: {note}", indent="", hanging="      ")
         findings = [f for r in results for f in r.findings]
         counts = summary(findings)
         total = sum(counts.values())
         skipped = sum(len({s.rule_id for s in r.skipped}) for r in results)  # rules, not places
         envs = ", ".join(r.environment for r in results)
-        lines.append(f"{envs}: {total} finding{'s' if total != 1 else ''} ("
-                     + ", ".join(f"{n} {sev}" for sev, n in counts.items()) + f"), {skipped} skipped")
+        lines += self.wrap(f"{envs}: {total} finding{'s' if total != 1 else ''} ("
+                           + ", ".join(f"{n} {sev}" for sev, n in counts.items()) + f"), {skipped} skipped", indent="")
         return "\n".join(lines) + "\n"
 
     @staticmethod
@@ -118,19 +123,15 @@ class Text:
                                     bold=True))
             for env, shapes in d.shapes.items():
                 for shape in shapes or ["(no traffic path)"]:
-                    lines.append(f"  path {env}: {shape}")
+                    lines += self.wrap(f"path {env}: {shape}", indent="  ", hanging="      ")
             by_type: dict[str, list[DriftItem]] = {}
             for item in d.items:
                 by_type.setdefault(item.resource_type, []).append(item)
             for resource_type, items in by_type.items():
                 lines.append(f"{resource_type}:")
-                if self.colour:
-                    lines.append(self.table(["Change", "Key", "Path", d.a, d.b], [
-                        [i.kind + (f" (expected: {i.reason})" if i.expected else ""), i.key, i.path,
-                         self._value(i.a, 60) if i.kind != "only_in_b" else "", self._value(i.b, 60)
-                         if i.kind != "only_in_a" else ""] for i in items]))
-                else:
-                    lines += [self.drift_item(i, d.a, d.b) for i in items]
+                for item in items:
+                    lines += self.wrap(self.drift_item(item, d.a, d.b).removeprefix("  "), indent="  ",
+                                       hanging="      ")
         return "\n".join(lines) + "\n"
 
     def render_gate(self, result: Result, verdict: Verdict) -> str:
@@ -139,7 +140,8 @@ class Text:
         lines = [self.style(f"gate {verdict.environment}, slot {slots}: {verdict.outcome.upper()}", bold=True)]
         if plan is not None:
             lines.append("planned changes:" if plan.changes else "planned changes: none to this environment")
-            lines += [f"  {change}" for change in plan.changes]
+            for change in plan.changes:
+                lines += self.wrap(str(change), indent="  ", hanging="      ")
             lines += [f"known only after apply: {u}" for u in plan.unknown]
         if verdict.failing:
             lines.append("would lose traffic:" if verdict.outcome == "fail" else
@@ -148,23 +150,27 @@ class Text:
                 head, *rest = self.finding(f)
                 lines.append(head)
                 if plan is not None:
-                    lines += [f"    planned: {c}" for c in plan.behind.get(f.fingerprint, [])] or \
-                        ["    planned: none (so before the plan too)"]
+                    for change in plan.behind.get(f.fingerprint, []) or ["none (so before the plan too)"]:
+                        lines += self.wrap(f"planned: {change}", hanging="             ")
                 lines += rest
-        lines += [f"cannot decide: {line}" for line in skip_lines(verdict.missing)]
+        for line in skip_lines(verdict.missing):
+            lines += self.wrap(f"cannot decide: {line}", indent="", hanging="    ")
         if verdict.drift:
             lines.append("path drift against the reference:")
-            lines += [self.drift_item(i, verdict.environment, "the reference") for i in verdict.drift]
+            for item in verdict.drift:
+                lines += self.wrap(self.drift_item(item, verdict.environment, "the reference").removeprefix("  "),
+                                   indent="  ", hanging="      ")
         if plan is not None:
             lines += [f"resolved by the plan: {f.rule_id} {f.resource}" + (f" [slot {f.slot}]" if f.slot else "")
                       for f in plan.resolved]
             if plan.paths_before != plan.paths_after:
-                lines += [f"  path before: {shape}" for shape in plan.paths_before or ["(no traffic path)"]]
-                lines += [f"  path after:  {shape}" for shape in plan.paths_after or ["(no traffic path)"]]
+                for label, shapes in (("before:", plan.paths_before), ("after: ", plan.paths_after)):
+                    for shape in shapes or ["(no traffic path)"]:
+                        lines += self.wrap(f"path {label} {shape}", indent="  ", hanging="      ")
         if verdict.shown:
             lines.append("shown, not gating:")
             lines += [f"  {f.severity.upper()} {f.rule_id} {f.rule}  {f.resource}" + (f" [slot {f.slot}]" if f.slot
                                                                                     else "") for f in verdict.shown]
         if verdict.outcome == "pass":
-            lines.append(f"making {slots} live loses no traffic on the paths audit can follow")
+            lines += self.wrap(f"making {slots} live loses no traffic on the paths audit can follow", indent="")
         return "\n".join(lines) + "\n"
