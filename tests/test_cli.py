@@ -177,9 +177,9 @@ def test_diff_of_the_incident_shows_the_path_shapes_and_exits_one():
     assert data["summary"]["unexpected"] == len(data["drift"])
 
 
-def test_diff_needs_two_environments():
-    proc = audit("diff", PROD, PROD)
-    assert proc.returncode == 2 and "at least two different environments" in proc.stderr
+def test_diff_needs_two_sides():
+    proc = audit("diff", PROD)
+    assert proc.returncode == 2 and "diff needs two environments, or one environment at two times" in proc.stderr
 
 
 # --- rules, explain, errors -------------------------------------------------------------------------------

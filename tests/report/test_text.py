@@ -1,4 +1,4 @@
-"""Text: plain lines when piped, rich tables on a terminal; data is never read as markup."""
+"""Text: plain lines when piped, wrapped to the terminal's width on one; data is never read as markup."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ def test_plain_text_has_one_block_per_finding_and_the_summary_last():
     assert out.splitlines()[-1] == "dev: 7 findings (0 critical, 1 high, 4 medium, 2 low, 0 info), 0 skipped"
 
 
-def test_terminal_output_is_a_table_and_keeps_brackets_in_data():
+def test_terminal_output_wraps_to_its_width_and_keeps_brackets_in_data():
     result = run(estate("incident-dev"))
     result.findings[0].message = "[a-z] [b]x[/b]"
-    out = re.sub(r"\x1b\[[0-9;]*m", "", Text(True).render_check([result]))
-    assert "┃ Severity" in out
-    assert "[a-z] [b]x[/b]" in out
+    out = re.sub(r"\x1b\[[0-9;]*m", "", Text(True, 80).render_check([result]))
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "    [a-z] [b]x[/b]" in out.splitlines()
     assert out.rstrip().splitlines()[-1].endswith("0 skipped")
