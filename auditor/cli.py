@@ -457,6 +457,34 @@ def demo(keep: str | None, **values: Any) -> None:
 
 
 @cli.command()
+@click.argument("directory", metavar="[DIR]", default=".", type=click.Path(file_okay=False, exists=True))
+@click.option("--aws", "use_aws", is_flag=True, help="Also read the account (read-only): environment tags of load "
+              "balancers, role tags of the instances behind them.")
+@click.option("--region", metavar="REGION", help="The region --aws reads (default: the AWS configuration's).")
+@_options([click.option("--output", "-o", metavar="PATH", help="Where to write the draft (default DIR/audit.yaml; "
+                        "never overwritten)."), _DEBUG])
+def init(directory: str, use_aws: bool, region: str | None, **values: Any) -> None:
+    """Draft an audit.yaml from the repository in DIR (compose files, nginx configs, blue/green services)
+    and, with --aws, from the account's tags. Prints what it could not decide."""
+    from auditor import init as init_module
+
+    root = Path(directory).resolve()
+    out = Path(values.get("output") or root / "audit.yaml").resolve()
+    if use_aws and region is None:
+        import boto3
+
+        region = boto3.Session().region_name
+        if region is None:
+            raise click.UsageError("--aws needs a region: give --region or set AWS_REGION")
+    plan = init_module.write(root, out, region if use_aws else None)
+    click.echo(f"wrote {out}: {len([e for e in plan.environments if not e.broken])} environments "
+               f"({', '.join(e.name for e in plan.environments if not e.broken) or 'none'})")
+    for line in plan.undecided:
+        click.echo(f"could not decide: {line}")
+    click.echo(f"next: audit check --offline -c {out} ENV, then add aws to collect the account")
+
+
+@cli.command()
 @click.argument("shards", nargs=-1, required=True, metavar="SNAPSHOT...")
 @_options([_OUTPUT, _QUIET, _DEBUG])
 def merge(shards: tuple[str, ...], **values: Any) -> None:

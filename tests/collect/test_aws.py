@@ -311,3 +311,26 @@ def test_shard_accepts_the_credentials_own_account_id_as_well_as_default(inciden
                           "--shard 111111111111/us-east-1", "account 123456789012, not 111111111111")
     assert_one_line_error(audit("snapshot", "dev", "-c", config_path, "--shard", "123456789012/eu-west-1"),
                           "has the slices default/us-east-1")
+
+
+def test_init_drafts_the_demo_estate_from_its_files_and_the_accounts_tags(incident, tmp_path):
+    import yaml
+
+    from tests.test_cli import audit
+
+    root = incident.base_dir
+    (root / "audit.yaml").rename(tmp_path / "hand-written.yaml")
+    proc = audit("init", str(root), "--aws", "--region", "us-east-1")
+    assert proc.returncode == 0, proc.stderr
+    draft = yaml.safe_load((root / "audit.yaml").read_text())["environments"]
+    assert sorted(draft) == ["dev", "prod"]
+    for env in ("dev", "prod"):
+        (host,) = draft[env]["hosts"]
+        assert draft[env]["aws"] == {"region": "us-east-1", "scope": {"tags": {"Environment": env}}}
+        assert host["name"] == "web" and host["match"] == {"tags": {"Role": "web"}}
+        assert host["docker"]["slots"] == {"blue": {"service": "app-blue"}, "green": {"service": "app-green"}}
+    assert draft["prod"]["hosts"][0]["nginx"] == {"path": "envs/prod/nginx/nginx.conf"}
+    assert "nginx" not in draft["dev"]["hosts"][0]
+    config_path = str(root / "audit.yaml")
+    assert audit("gate", "dev", "--slot", "green", "-c", config_path).returncode == 1
+    assert audit("gate", "prod", "-c", config_path).returncode == 0
