@@ -7,7 +7,6 @@ so the file can be attached to a CI run and opened anywhere.
 
 from __future__ import annotations
 
-import json
 from html import escape
 
 from auditor import __version__
@@ -22,11 +21,27 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
 .verdict-fail{background:#ffebe9;border:1px solid #ff8182} .verdict-pass{background:#dafbe1;border:1px solid #4ac26b}
 .verdict-unknown{background:#fff8c5;border:1px solid #d4a72c}
 table{border-collapse:collapse;width:100%;margin:6px 0} th,td{border:1px solid #d0d7de;padding:4px 8px;
-text-align:left;vertical-align:top} th{background:#f6f8fa}
+text-align:left;vertical-align:top} th{background:#f6f8fa} td code,td pre{overflow-wrap:anywhere}
+td.kind{white-space:nowrap} .fix{margin-top:4px;color:#424a53}
+#findings,#drift{table-layout:fixed} #findings td,#drift td,#findings th,#drift th{overflow-wrap:anywhere}
+col.sev{width:86px} col.rule{width:17%} col.env{width:11%} col.res{width:19%} col.slot{width:64px}
+col.kind{width:110px} col.dres{width:22%} col.dpath{width:20%} .slots{display:inline-flex;flex-direction:column;gap:2px;border-left:2px solid #54aeff;
+padding-left:4px}
+svg.path{max-width:980px;width:100%;height:auto} .legend{font-size:12px;color:#57606a;margin:2px 0 12px}
+.legend span{display:inline-block;width:14px;height:10px;border-radius:3px;margin:0 4px 0 12px;vertical-align:middle}
+.legend .l-box{background:#ddf4ff;border:1px solid #54aeff} .legend .l-bad{background:#ffebe9;border:2px solid #cf222e}
+.legend .l-off{background:#fff;border:1px dashed #cf222e}
+.shapes{display:grid;grid-template-columns:1fr 1fr;gap:6px 16px;margin:6px 0 12px}
+.shapes .side{font-weight:600} .shape{display:flex;flex-wrap:wrap;align-items:center;gap:2px}
+.hop{border:1px solid #54aeff;background:#ddf4ff;border-radius:4px;padding:1px 6px;font-size:13px}
+.hop.off{background:#ffebe9;border:2px solid #cf222e} .shape .to{color:#57606a;padding:0 2px}
+.changed-shape{outline:2px solid #d4a72c;outline-offset:2px;border-radius:4px}
+.value{white-space:pre-wrap;margin:0;font:12px ui-monospace,monospace}
 .sev{font-weight:600;text-transform:uppercase;font-size:12px}
 .critical{color:#8250df}.high{color:#cf222e}.medium{color:#9a6700}.low{color:#0969da}.info{color:#57606a}
 .filters select{margin-right:8px} code{background:#f6f8fa;padding:0 3px;border-radius:3px}
 svg .box{fill:#ddf4ff;stroke:#54aeff} svg .bad{fill:#ffebe9;stroke:#cf222e;stroke-width:2}
+svg .off{fill:#fff;stroke:#cf222e;stroke-width:1.5;stroke-dasharray:4 3}
 svg text{font:13px system-ui,sans-serif} svg .arrow{stroke:#57606a;stroke-width:1.5;marker-end:url(#head)}
 """
 
@@ -62,6 +77,8 @@ document.addEventListener('DOMContentLoaded', function () {
   });
   document.querySelectorAll('.filters select').forEach(function (s) { s.addEventListener('change', applyFilters); });
   applyFilters();
+  // Whether the page fits its window without a sideways scroll (the tests read it at 800 and 1400 px).
+  document.body.dataset.fits = document.documentElement.scrollWidth <= window.innerWidth ? '1' : '0';
   document.body.dataset.ready = '1';
 });
 """
@@ -80,20 +97,34 @@ def _page(title: str, body: list[str]) -> str:
 def _findings_table(findings: list[Finding]) -> list[str]:
     if not findings:
         return ["<p>No findings.</p>"]
+    # A column that carries nothing for these findings is left out.
+    # The fix goes under the finding it answers: a column of its own is cut off at 800 px.
+    columns = [("Severity", "sev", True), ("Rule", "rule", True),
+               ("Environment", "env", len({f.environment for f in findings}) > 1), ("Resource", "res", True),
+               ("Slot", "slot", any(f.slot for f in findings)), ("Finding", "text", True)]
+    shown = [name for name, _, keep in columns if keep]
+    cols = "".join(f'<col class="{css}">' for _, css, keep in columns if keep)
     out = ['<div class="filters">Filter: ',
            *(f'<select data-key="{k}" aria-label="{k}"><option value="">every {k}</option></select>'
              for k in ("severity", "rule", "environment")),
            f' <span id="shown">{len(findings)}</span> shown</div>',
-           '<table id="findings"><thead><tr><th>Severity</th><th>Rule</th><th>Environment</th><th>Resource</th>'
-           "<th>Slot</th><th>Finding</th><th>Fix</th></tr></thead><tbody>"]
+           f'<table id="findings"><colgroup>{cols}</colgroup><thead><tr>'
+           + "".join(f"<th>{name}</th>" for name in shown) + "</tr></thead><tbody>"]
     for f in findings:
         muted = " (suppressed)" if f.suppressed else ""
-        out.append(
-            f'<tr data-severity="{f.severity}" data-rule="{f.rule_id}" data-environment="{escape(f.environment)}">'
-            f'<td class="sev {f.severity}">{f.severity}{muted}</td><td>{f.rule_id} {escape(f.rule)}</td>'
-            f"<td>{escape(f.environment)}</td><td><code>{escape(f.resource)}</code></td><td>{escape(f.slot or '')}</td>"
-            f"<td>{escape(f.message)}</td><td>{escape(' '.join(f.remediation.split()))}</td></tr>")
+        cells = {"Severity": f'<td class="sev {f.severity}">{f.severity}{muted}</td>',
+                 "Rule": f"<td>{f.rule_id} {escape(f.rule)}</td>", "Environment": f"<td>{escape(f.environment)}</td>",
+                 "Resource": f"<td><code>{escape(f.resource)}</code></td>", "Slot": f"<td>{escape(f.slot or '')}</td>",
+                 "Finding": f'<td>{escape(f.message)}<div class="fix"><strong>Fix:</strong> '
+                            f"{escape(' '.join(f.remediation.split()))}</div></td>"}
+        out.append(f'<tr data-severity="{f.severity}" data-rule="{f.rule_id}" data-environment="{escape(f.environment)}">'
+                   + "".join(cells[name] for name in shown) + "</tr>")
     return out + ["</tbody></table>"]
+
+
+LEGEND = ('<div class="legend">Legend:<span class="l-box"></span>a hop of the path'
+          '<span class="l-bad"></span>reached, but a path finding names it'
+          '<span class="l-off"></span>a slot the path does not reach (no arrow: no traffic gets there)</div>')
 
 
 def _path_picture(result: Result) -> list[str]:
@@ -108,8 +139,8 @@ def _path_picture(result: Result) -> list[str]:
         rows.setdefault(str(item["key"]).split("/")[0], []).append(item)
     width, box_w, box_h, gap, row_h = 980, 130, 34, 40, 34 + 26
     height = 20 + row_h * sum(max(1, len(r)) for r in rows.values())
-    svg = [f'<svg role="img" aria-label="traffic path of {escape(result.environment)}" width="{width}" '
-           f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+    svg = [f'<svg class="path" role="img" aria-label="traffic path of {escape(result.environment)}" '
+           f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
            '<defs><marker id="head" markerWidth="8" markerHeight="8" refX="7" refY="4" orient="auto">'
            '<path d="M0,0 L8,4 L0,8 z" fill="#57606a"/></marker></defs>']
     y = 10
@@ -119,21 +150,22 @@ def _path_picture(result: Result) -> list[str]:
         for item in slot_items:
             hops = [str(item[k]) for k in ("alb", "actions", "target_groups", "nginx") if item.get(k)]
             slot = str(item["app"]) if item.get("app") else None
-            boxes = [(hop, False) for hop in hops]
+            boxes = [(hop, "box") for hop in hops]
             if slot:
                 name = slot.split(":")[0]
-                boxes.append((slot, item.get("reached") is False or name in broken_slots))
+                unreached = item.get("reached") is False
+                boxes.append((slot, "off" if unreached else "bad" if name in broken_slots else "box"))
             x = 0
-            for index, (label, bad) in enumerate(boxes):
-                svg.append(f'<rect class="{"bad" if bad else "box"}" x="{x}" y="{y}" rx="5" width="{box_w}" '
+            for index, (label, kind) in enumerate(boxes):
+                svg.append(f'<rect class="{kind}" x="{x}" y="{y}" rx="5" width="{box_w}" '
                            f'height="{box_h}"/><text x="{x + 8}" y="{y + 22}">{escape(label)}</text>')
-                if index < len(boxes) - 1:
+                if index < len(boxes) - 1 and boxes[index + 1][1] != "off":
                     svg.append(f'<line class="arrow" x1="{x + box_w}" y1="{y + box_h / 2}" x2="{x + box_w + gap - 4}" '
                                f'y2="{y + box_h / 2}"/>')
                 x += box_w + gap
             y += row_h
     svg.append("</svg>")
-    return svg
+    return [*svg, LEGEND]
 
 
 def _summary_line(findings: list[Finding]) -> str:
@@ -173,19 +205,73 @@ def render_gate(result: Result, verdict: Verdict) -> str:
     return _page(f"audit gate {verdict.environment}", body)
 
 
+def _shape(shape: str) -> str:
+    """A path shape drawn as hops (``ALB:80 → TG:3000 → app{blue:3000, green:4000 ✗}``); an unreached
+    slot is marked as in the picture."""
+    hops = []
+    for hop in shape.split(" → "):
+        if hop.startswith("app{") and hop.endswith("}"):
+            # the slots are alternatives, one live at a time: stacked, not chained
+            slots = [f'<span class="hop{" off" if s.endswith(" ✗") else ""}">{escape(s.removesuffix(" ✗"))}'
+                     f'{" (not reached)" if s.endswith(" ✗") else ""}</span>' for s in hop[4:-1].split(", ")]
+            hops.append('<span class="slots">' + "".join(slots) + "</span>")
+        else:
+            hops.append(f'<span class="hop">{escape(hop)}</span>')
+    return '<div class="shape">' + '<span class="to">→</span>'.join(hops) + "</div>"
+
+
+def _shapes(drift: Drift) -> list[str]:
+    """Each side's path shapes in its column, row by row; a row whose shapes differ is outlined."""
+    (name_a, shapes_a), (name_b, shapes_b) = list(drift.shapes.items())[:2] if len(drift.shapes) > 1 else \
+        (list(drift.shapes.items()) * 2)[:2]
+    out = ['<div class="shapes">', f'<div class="side">{escape(name_a)}</div><div class="side">{escape(name_b)}</div>']
+    for index in range(max(len(shapes_a), len(shapes_b), 1)):
+        a = shapes_a[index] if index < len(shapes_a) else ""
+        b = shapes_b[index] if index < len(shapes_b) else ""
+        mark = "" if a == b else ' class="changed-shape"'
+        out += [f"<div{mark}>{_shape(a) if a else '(no traffic path)'}</div>",
+                f"<div{mark}>{_shape(b) if b else '(no traffic path)'}</div>"]
+    return out + ["</div>"]
+
+
+def _value(value: object) -> str:
+    """A drift value as a person reads it: plain text, lists as lines, mappings as indented YAML."""
+    if value is None:
+        return "<em>(none)</em>"
+    if isinstance(value, (dict, list)):
+        import yaml
+
+        text = yaml.safe_dump(value, default_flow_style=False, sort_keys=True, allow_unicode=True).rstrip()
+        if len(text.splitlines()) > 12:
+            first = "\n".join(text.splitlines()[:6])
+            return (f'<details><summary><pre class="value">{escape(first)}</pre></summary>'
+                    f'<pre class="value">{escape(text)}</pre></details>')
+        return f'<pre class="value">{escape(text)}</pre>'
+    return f"<code>{escape(str(value))}</code>"
+
+
 def render_diff(drifts: list[Drift]) -> str:
     body = []
     for d in drifts:
         body.append(f'<div class="summary">{escape(d.a)} → {escape(d.b)}: {len(d.unexpected)} unexpected, '
                     f"{len(d.items) - len(d.unexpected)} expected drift</div>")
-        body += ["<h2>Path shapes</h2><ul>"] + [
-            f"<li><strong>{escape(env)}</strong>: <code>{escape(shape)}</code></li>"
-            for env, shapes in d.shapes.items() for shape in shapes] + ["</ul>"]
-        body += ['<h2>Drift</h2><table id="drift"><thead><tr><th>Change</th><th>Resource</th><th>Path</th>'
-                 f"<th>{escape(d.a)}</th><th>{escape(d.b)}</th><th>Expected</th></tr></thead><tbody>"]
+        body += ["<h2>Path shapes</h2>", *_shapes(d)]
+        expected = any(i.expected for i in d.items)
+        body += ['<h2>Drift</h2><table id="drift"><colgroup><col class="kind"><col class="dres"><col class="dpath">'
+                 "<col><col>" + ("<col>" if expected else "") + "</colgroup>"
+                 "<thead><tr><th>Change</th><th>Resource</th><th>Path</th>"
+                 f"<th>{escape(d.a)}</th><th>{escape(d.b)}</th>" + ("<th>Expected</th>" if expected else "")
+                 + "</tr></thead><tbody>"]
         for i in d.items:
-            body.append(f"<tr><td>{i.kind}</td><td><code>{escape(i.resource_type)}:{escape(i.key)}</code></td>"
-                        f"<td><code>{escape(i.path)}</code></td><td><code>{escape(json.dumps(i.a))}</code></td>"
-                        f"<td><code>{escape(json.dumps(i.b))}</code></td><td>{escape(i.reason or '')}</td></tr>")
+            kind = {"only_in_a": f"only in {d.a}", "only_in_b": f"only in {d.b}"}.get(i.kind, i.kind)
+            a, b = _value(i.a), _value(i.b)
+            if i.kind in ("only_in_a", "only_in_b"):  # the resource itself, on one side
+                a, b = ("<em>exists</em>", "<em>absent</em>")[:: 1 if i.kind == "only_in_a" else -1]
+            body.append(f'<tr><td class="kind">{escape(kind)}</td>'
+                        f"<td><code>{escape(i.resource_type)}:{escape(i.key)}</code></td>"
+                        f"<td><code>{escape(i.path)}</code></td><td>{a}</td><td>{b}</td>"
+                        + (f"<td>{escape(i.reason or '')}</td>" if expected else "") + "</tr>")
+        if not d.items:
+            body.append('<tr><td colspan="5">No drift.</td></tr>')
         body.append("</tbody></table>")
     return _page("audit diff " + " ".join(f"{d.a} → {d.b}" for d in drifts), body)

@@ -82,3 +82,41 @@ def test_diff_and_gate_pages_load_too(chromium, tmp_path):
         assert audit(*args, "--format", "html", "-o", str(page)).returncode == 1
         dom = browse(chromium, page.as_uri(), tmp_path, "--dump-dom").stdout
         assert 'data-ready="1"' in dom and '<pre id="js-errors" hidden=""></pre>' in dom
+
+
+def test_an_unreached_slot_gets_no_arrow_and_the_picture_has_a_legend(tmp_path):
+    page = tmp_path / "gate.html"
+    audit("gate", str(SNAPSHOTS / "incident-dev.json"), "--slot", "green", "--format", "html", "-o", str(page))
+    html = page.read_text()
+    # dev: ALB → TG → blue, and ALB → TG then green:4000 unreached, drawn apart (dashed, no arrow into it)
+    assert html.count('<rect class="off"') == 1 and html.count('class="arrow"') == 3
+    assert 'class="legend"' in html and "a slot the path does not reach" in html
+
+
+def test_diff_draws_the_shapes_side_by_side_and_values_readable(tmp_path):
+    page = tmp_path / "diff.html"
+    audit("diff", str(SNAPSHOTS / "incident-dev.json"), str(SNAPSHOTS / "incident-prod.json"), "--format", "html",
+          "-o", str(page))
+    html = page.read_text()
+    assert '<div class="shapes">' in html and html.count('<div class="side">') == 2
+    assert '<span class="hop off">green:4000 (not reached)</span>' in html
+    table = html[html.index('<table id="drift">'):]
+    assert "<th>Expected</th>" not in table  # nothing is expected here: the column is dropped
+    assert "{&quot;" not in table and "[&quot;" not in table  # no JSON dumps
+    assert "- tcp:80-80 web-*-alb-sg" in table and "<em>exists</em>" in table
+
+
+@pytest.mark.parametrize("width", [800, 1400])
+def test_pages_fit_the_window_at_800_and_1400_px(chromium, tmp_path, width):
+    ARTIFACTS.mkdir(exist_ok=True)
+    for args in (["check", str(SNAPSHOTS / "incident-dev.json"), str(SNAPSHOTS / "incident-prod.json")],
+                 ["diff", str(SNAPSHOTS / "incident-dev.json"), str(SNAPSHOTS / "incident-prod.json")],
+                 ["gate", str(SNAPSHOTS / "incident-dev.json"), "--slot", "green"]):
+        page = tmp_path / f"{args[0]}.html"
+        audit(*args, "--format", "html", "-o", str(page))
+        dom = browse(chromium, page.as_uri(), tmp_path, "--dump-dom", f"--window-size={width},1000").stdout
+        assert 'data-ready="1"' in dom and 'data-fits="1"' in dom, (args[0], width)
+        shot = ARTIFACTS / f"{args[0]}-{width}.png"
+        shot.unlink(missing_ok=True)
+        browse(chromium, page.as_uri(), tmp_path, f"--screenshot={shot}", f"--window-size={width},1200")
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
