@@ -24,13 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditor.collect.aws_shapes import action_model, sg_rules
+from auditor.collect.aws_shapes import action_model, containers, sg_rules
 from auditor.errors import AuditError, read_text
 from auditor.snapshot import (
     RESOURCE_TYPES,
-    EcsContainer,
     EcsLoadBalancer,
-    EcsPortMapping,
     EcsService,
     HealthCheck,
     Listener,
@@ -389,20 +387,14 @@ def security_group_rule(v: Values, resource_type: str) -> tuple[str, str, list[S
 def task_definition(v: Values, redactor: Redactor) -> TaskDefinition:
     text = v.get("container_definitions", default="[]")
     try:
-        containers = json.loads(text) if isinstance(text, str) else []
+        definitions = json.loads(text) if isinstance(text, str) else []
     except json.JSONDecodeError:
         v.unknown.append(Unknown(v.address, "container_definitions"))
-        containers = []
+        definitions = []
     return TaskDefinition(
         family=v.get("family", default=""), revision=v.get("revision", default=0),
         network_mode=v.get("network_mode", default="bridge"),
-        containers=[EcsContainer(
-            name=c.get("name", ""), image=c.get("image", ""), stop_timeout=c.get("stopTimeout"),
-            port_mappings=[EcsPortMapping(container_port=m["containerPort"], host_port=m.get("hostPort"),
-                                          protocol=m.get("protocol", "tcp"))
-                           for m in c.get("portMappings") or [] if "containerPort" in m],
-            environment=redactor.mapping({e["name"]: str(e.get("value", "")) for e in c.get("environment") or []}),
-        ) for c in containers if isinstance(c, dict)],
+        containers=containers(definitions, redactor),
     )
 
 

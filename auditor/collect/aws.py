@@ -27,13 +27,11 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from auditor.collect.aws_shapes import action_model, forward_targets, sg_rules
+from auditor.collect.aws_shapes import action_model, containers, forward_targets, sg_rules
 from auditor.config import Aws
 from auditor.errors import AuditError, CollectionStopped
 from auditor.snapshot import (
-    EcsContainer,
     EcsLoadBalancer,
-    EcsPortMapping,
     EcsService,
     HealthCheck,
     Instance,
@@ -503,13 +501,7 @@ class AwsCollector:
             task = TaskDefinition(
                 family=definition.get("family", ""), revision=definition.get("revision", 1),
                 network_mode=definition.get("networkMode", "bridge"),
-                containers=[EcsContainer(
-                    name=c.get("name", ""), image=c.get("image", ""), stop_timeout=c.get("stopTimeout"),
-                    port_mappings=[EcsPortMapping(container_port=m["containerPort"], host_port=m.get("hostPort"),
-                                                  protocol=m.get("protocol", "tcp"))
-                                   for m in c.get("portMappings", []) if "containerPort" in m],
-                    environment=self.redactor.mapping({e["name"]: e.get("value", "") for e in c.get("environment", [])}),
-                ) for c in definition.get("containerDefinitions", [])],
+                containers=containers(definition.get("containerDefinitions", []), self.redactor),
             )
         return EcsService(
             arn=service["serviceArn"], cluster=service.get("clusterArn", ""), name=service.get("serviceName", ""),

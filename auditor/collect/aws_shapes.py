@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.snapshot import Action, ForwardTarget, SgRule
+from auditor.snapshot import Action, EcsContainer, EcsPortMapping, ForwardTarget, Redactor, SgRule
 
 _PROTOCOLS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
 
@@ -40,3 +40,15 @@ def sg_rules(permission: dict[str, Any]) -> list[SgRule]:
     rules += [SgRule(**base, prefix_list=p.get("PrefixListId"), description=p.get("Description"))
               for p in permission.get("PrefixListIds", [])]
     return rules
+
+
+def containers(definitions: list[dict[str, Any]], redactor: Redactor) -> list[EcsContainer]:
+    """A task definition's containerDefinitions (the API's, or a plan's container_definitions JSON, which
+    has the same shape), environment values redacted."""
+    return [EcsContainer(
+        name=c.get("name", ""), image=c.get("image", ""), stop_timeout=c.get("stopTimeout"),
+        port_mappings=[EcsPortMapping(container_port=m["containerPort"], host_port=m.get("hostPort"),
+                                      protocol=m.get("protocol", "tcp"))
+                       for m in c.get("portMappings") or [] if "containerPort" in m],
+        environment=redactor.mapping({e["name"]: str(e.get("value", "")) for e in c.get("environment") or []}),
+    ) for c in definitions if isinstance(c, dict)]
