@@ -57,3 +57,19 @@ def pytest_collection_modifyitems(config, items):
     corpus tests would silently collect nothing, so say it loudly instead."""
     if not (SHARED / "corpus").is_dir():
         raise pytest.UsageError(f"{SHARED}/corpus is missing: the tests read the shared corpus beside the checkout")
+
+
+def pytest_configure(config):
+    """The real-terraform estate of tests/plan is built once per session, by the process that runs it
+    (xdist's controller, which idles while its workers test), in the background."""
+    if not hasattr(config, "workerinput"):
+        from tests.plan.conftest import start_estate
+
+        start_estate(config)
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        from tests.plan.conftest import stop_estate
+
+        stop_estate(config)

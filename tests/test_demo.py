@@ -9,18 +9,6 @@ import signal
 import subprocess
 import sys
 
-from tests.test_cli import audit
-
-
-def test_the_demo_tells_the_incident_and_ends_with_next_steps():
-    proc = audit("demo")
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[0].startswith("The incident:") and lines[2].endswith("audit finds that seam before the deploy:")
-    assert "exit 1: the gate refuses green" in proc.stdout
-    assert lines[-4] == "Next:" and "audit demo --keep" in proc.stdout
-    assert "audit-demo-" not in proc.stdout  # never a temporary directory that is gone when it ends
-    assert max(len(line) for line in lines[:3] + lines[-4:]) <= 80
 
 
 def test_a_kept_demo_serves_the_commands_it_prints_until_ctrl_c(tmp_path):
@@ -60,13 +48,20 @@ def test_a_kept_demo_serves_the_commands_it_prints_until_ctrl_c(tmp_path):
             demo.kill()
 
 
-def test_make_demo_shows_only_the_demo_and_installs_once_per_change_of_pyproject():
+def test_make_demo_tells_the_incident_alone_and_installs_once_per_change_of_pyproject():
     from tests.conftest import ROOT
 
     make = ["make", "--no-print-directory", "-C", str(ROOT)]
     proc = subprocess.run([*make, "demo"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout.startswith("The incident:")
+    # the story in three lines, the commands, next steps; never a temporary directory that is gone
+    lines = proc.stdout.splitlines()
+    assert lines[2].endswith("audit finds that seam before the deploy:")
+    assert "exit 1: the gate refuses green" in proc.stdout
+    assert lines[-4] == "Next:" and "audit demo --keep" in proc.stdout
+    assert "audit-demo-" not in proc.stdout
+    assert max(len(line) for line in lines[:3] + lines[-4:]) <= 80
     # Installed now: nothing to do until pyproject.toml changes (-W pretends it did).
     assert subprocess.run([*make, "-q", ".venv/.installed-demo"]).returncode == 0
     assert subprocess.run([*make, "-q", "-W", "pyproject.toml", ".venv/.installed-demo"]).returncode == 1

@@ -5,7 +5,6 @@ green in dev as the hand-written audit.yaml does."""
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 import yaml

@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,6 +100,23 @@ class Estate:
                 self.plans[name] = self.plan(name, case.variables)
         except Exception as exc:  # reported by the fixture, in the test that needs the estate
             self.error = f"{type(exc).__name__}: {exc}"
+        (self.root / "ready.json").write_text(json.dumps({
+            "error": self.error, "endpoint": self.endpoint, "plans": {k: str(v) for k, v in self.plans.items()}}))
+
+    @classmethod
+    def wait(cls, root: Path, seconds: float = 900) -> Estate:
+        """The estate another process is building in ``root``, once it is built (or failed)."""
+        ready = root / "ready.json"
+        deadline = time.monotonic() + seconds
+        while not ready.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the terraform estate in {root} was not built within {seconds:g} s")
+            time.sleep(0.5)
+        facts = json.loads(ready.read_text())
+        estate = cls(root)
+        estate.error, estate.endpoint = facts["error"], facts["endpoint"]
+        estate.plans = {k: Path(v) for k, v in facts["plans"].items()}
+        return estate
 
     def plan(self, name: str, variables: dict[str, str]) -> Path:
         """`terraform plan` with the case's variables, then `terraform show -json`: the plan file audit reads."""
@@ -129,7 +145,36 @@ def _wait_for(endpoint: str, seconds: float = 30) -> None:
             time.sleep(0.2)
 
 
-_estate: dict[str, object] = {}
+ESTATE_DIR = "AUDIT_TERRAFORM_ESTATE"  # where the estate is being built, for every test process
+
+
+def start_estate(config: pytest.Config) -> None:
+    """Called by tests/conftest.py in the process that runs the session (the xdist controller, or the
+    only process): build the estate in a background thread, into a directory every worker can read."""
+    import tempfile
+
+    if missing_terraform() or not _runs_plan_tests(config):
+        return
+    root = Path(tempfile.mkdtemp(prefix="audit-terraform-"))
+    os.environ[ESTATE_DIR] = str(root)  # xdist workers start after configure and inherit it
+    estate = Estate(root)
+    threading.Thread(target=estate.build, name="terraform-estate", daemon=True).start()
+    config.stash[_ESTATE] = estate
+
+
+def stop_estate(config: pytest.Config) -> None:
+    estate = config.stash.get(_ESTATE, None)
+    if estate is not None:
+        estate.stop()
+        shutil.rmtree(estate.root, ignore_errors=True)
+
+
+def _runs_plan_tests(config: pytest.Config) -> bool:
+    args = [Path(a.split("::")[0]).resolve() for a in config.args if not a.startswith("-")] or [HERE.parent]
+    return any(a == HERE or HERE in a.parents or a in HERE.parents for a in args)
+
+
+_ESTATE = pytest.StashKey["Estate"]()
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -137,37 +182,23 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.sort(key=lambda item: "terraform_estate" in getattr(item, "fixturenames", ()))
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    if missing_terraform() or not any("terraform_estate" in getattr(item, "fixturenames", ())
-                                      for item in session.items):
-        return
-    import tempfile
-
-    estate = Estate(Path(tempfile.mkdtemp(prefix="audit-terraform-")))
-    thread = threading.Thread(target=estate.build, name="terraform-estate", daemon=True)
-    thread.start()
-    _estate.update(estate=estate, thread=thread)
-
-
 @pytest.fixture(scope="session")
-def terraform_estate() -> Iterator[Estate]:
+def terraform_estate() -> Estate:
     why = missing_terraform()
     if why:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{why}: CI must run the plan gate against real terraform")
         pytest.skip(why)
-    if "estate" not in _estate:  # selected after collection (e.g. --lf): build it now
-        estate = Estate(Path(__import__("tempfile").mkdtemp(prefix="audit-terraform-")))
+    if ESTATE_DIR not in os.environ:  # a run that did not name tests/plan (e.g. --lf): build it now
+        import tempfile
+
+        estate = Estate(Path(tempfile.mkdtemp(prefix="audit-terraform-")))
         estate.build()
-        _estate["estate"] = estate
     else:
-        _estate["thread"].join()
-    estate = _estate["estate"]
+        estate = Estate.wait(Path(os.environ[ESTATE_DIR]))
     if estate.error:
         pytest.fail(f"the terraform estate could not be built: {estate.error}")
-    yield estate
-    estate.stop()
-    shutil.rmtree(estate.root, ignore_errors=True)
+    return estate
 
 
 def plan_summary(path: Path) -> list[tuple[str, tuple[str, ...]]]:
