@@ -16,7 +16,9 @@ is written commented out with the reason, so that the draft runs as it is.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,9 +79,7 @@ def compose_files(root: Path) -> dict[Path, list[Path]]:
     return found
 
 
-def _walk(root: Path):
-    import os
-
+def _walk(root: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
     for directory, names, files in os.walk(root):
         here = Path(directory)
         if len(here.relative_to(root).parts) >= MAX_DEPTH:
@@ -268,8 +268,6 @@ def draft(root: Path, aws_region: str | None = None) -> Draft:
 
 def render(plan: Draft, out_dir: Path) -> str:
     def path(p: Path) -> str:
-        import os
-
         return os.path.relpath(p, out_dir)
 
     lines = ["# audit.yaml drafted by `audit init`: read it, then finish what the comments ask.",
