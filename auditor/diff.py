@@ -7,6 +7,8 @@ path shape of each environment is compared as the `paths` collection.
 
 from __future__ import annotations
 
+import json
+
 import fnmatch
 from collections import defaultdict
 from dataclasses import dataclass
@@ -300,6 +302,21 @@ def compare(a: Snapshot, b: Snapshot, tokens_a: list[str], tokens_b: list[str],
         kept.append(item)
     name_a, name_b = labels(a, b)
     return Drift(name_a, name_b, kept, {name_a: na.topology.shapes(), name_b: nb.topology.shapes()})
+
+
+def describe(item: DriftItem, a: str, b: str) -> str:
+    """One drift item in words, naming the two sides: what JUnit and SARIF say."""
+    if item.kind == "only_in_a":
+        return f"only in {a}"
+    if item.kind == "only_in_b":
+        return f"only in {b}"
+    if item.kind == "ambiguous":
+        return f"ambiguous key ({item.a} in {a}, {item.b} in {b}), not compared"
+
+    def shown(value: Any) -> str:
+        return "(none)" if value is None else json.dumps(value, sort_keys=True)
+
+    return f"{shown(item.a)} in {a}, {shown(item.b)} in {b}"
 
 
 def labels(a: Snapshot, b: Snapshot) -> tuple[str, str]:

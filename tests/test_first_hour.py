@@ -51,7 +51,7 @@ def test_a_format_a_command_cannot_produce_is_an_error_and_markdown_is_produced(
     assert explain.startswith("### P101 target-port-unserved (critical)") and "**Fix:**" in explain
 
 
-def test_diff_names_the_environments_in_text_and_junit():
+def test_diff_names_the_environments_in_text_junit_and_sarif():
     text = audit("diff", DEV, PROD).stdout
     assert "only in a" not in text and "only in b" not in text
     assert "only in prod" in text
@@ -60,6 +60,9 @@ def test_diff_names_the_environments_in_text_and_junit():
     failures = [f.text for f in ET.fromstring(junit).iter("failure")]
     assert "only in prod" in failures and "3000 in dev, 80 in prod" in failures
     assert "(none) in dev, \"nginx:80\" in prod" in failures
+    sarif = json.loads(audit("diff", DEV, PROD, "--format", "sarif").stdout)
+    messages = [r["message"]["text"] for r in sarif["runs"][0]["results"]]
+    assert "target_health:web-*-tg/web:80: only in prod" in messages and not any("null in" in m for m in messages)
     assert json.loads(audit("diff", DEV, PROD, "--format", "json").stdout)["a"] == "dev"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from auditor.diff import Drift
+from auditor.diff import Drift, describe
 from auditor.findings import Finding, Result, at_or_above
 from auditor.gate import Verdict
 
@@ -96,10 +96,6 @@ def render_gate(result: Result, verdict: Verdict) -> str:
     return _finish(root)
 
 
-def _value(value: object) -> str:
-    return "(none)" if value is None else json.dumps(value, sort_keys=True)
-
-
 def render_diff(drifts: list[Drift]) -> str:
     root = ET.Element("testsuites", name="auditor diff")
     for d in drifts:
@@ -107,8 +103,7 @@ def render_diff(drifts: list[Drift]) -> str:
         for item in d.items:
             where = f"{item.resource_type}:{item.key}" + (f".{item.path}" if item.path else "")
             case = _case(suite, f"{d.a}-{d.b}.{item.resource_type}", f"{item.kind} {where}")
-            detail = {"only_in_a": f"only in {d.a}", "only_in_b": f"only in {d.b}"}.get(
-                item.kind, f"{_value(item.a)} in {d.a}, {_value(item.b)} in {d.b}")
+            detail = describe(item, d.a, d.b)
             if item.expected:
                 ET.SubElement(case, "system-out").text = f"expected: {item.reason}; {detail}"
             else:

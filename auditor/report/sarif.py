@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from auditor import __version__
-from auditor.diff import Drift
+from auditor.diff import Drift, describe
 from auditor.findings import Finding, Result, RuleInfo, Skipped
 from auditor.gate import Verdict
 
@@ -130,8 +130,7 @@ def render_diff(drifts: list[Drift], config_uri: str = "audit.yaml") -> str:
         results = []
         for item in d.items:
             where = f"{item.resource_type}:{item.key}" + (f".{item.path}" if item.path else "")
-            text = (f"{where}: {json.dumps(item.a)} in {d.a}, {json.dumps(item.b)} in {d.b}" if item.kind == "changed"
-                    else f"{where}: {DRIFT_RULES[item.kind].lower()} ({d.a} vs {d.b})")
+            text = f"{where}: {describe(item, d.a, d.b)}"
             result: dict[str, Any] = {
                 "ruleId": f"drift/{item.kind}", "ruleIndex": index[f"drift/{item.kind}"],
                 "level": "note" if item.expected else "warning", "message": {"text": text},
