@@ -98,3 +98,28 @@ def test_a_service_and_its_group_created_for_another_environment_do_not_vouch_fo
     planned = plan.apply(BASE, data, {"Environment": "prod"})
     assert planned.outside == ["aws_ecs_service.dev", "aws_lb_target_group.dev"]
     assert planned.changes == [] and planned.unknown == []
+
+
+def test_for_each_instances_refer_to_their_own_key_and_an_unknown_arn_is_matched_by_name():
+    rule = {"listener_arn": LISTENER.arn, "action": [{"type": "forward"}],
+            "condition": [{"host_header": [{"values": ["x.example.com"]}]}]}
+    data = {"format_version": "1.2", "resource_changes": [
+        change('aws_lb_target_group.slot["blue"]', ["create"], None, tg("web-prod-blue", {}), {"arn": True}),
+        change('aws_lb_target_group.slot["green"]', ["create"], None, tg("web-prod-green", {}), {"arn": True}),
+        change('aws_lb_listener_rule.slot["blue"]', ["create"], None, {**rule, "priority": 41},
+               {"arn": True, "action": [{"target_group_arn": True}]}),
+        change('aws_lb_listener_rule.slot["green"]', ["create"], None, {**rule, "priority": 42},
+               {"arn": True, "action": [{"target_group_arn": True}]}),
+        # a state whose ARN is not the snapshot's (another copy of the account): matched by name
+        change("aws_lb_target_group.web", ["update"], {**tg("web-prod-tg", {}), "arn": "arn:other"},
+               {**tg("web-prod-tg", {}), "arn": "arn:other", "port": 8080}),
+    ], "configuration": {"root_module": {"resources": [{"address": "aws_lb_listener_rule.slot", "expressions": {
+        "action": [{"target_group_arn": {"references": ["aws_lb_target_group.slot[each.key].arn",
+                                                        "aws_lb_target_group.slot"]}}]}}]}}}
+    planned = plan.apply(BASE, data, {"Environment": "prod"})
+    forwards = {r.priority: [t.arn for a in r.actions for t in a.target_groups]
+                for r in planned.snapshot.resources.listener_rules}
+    assert forwards["41"] == ['planned:aws_lb_target_group.slot["blue"]']
+    assert forwards["42"] == ['planned:aws_lb_target_group.slot["green"]']
+    web = next(t for t in planned.snapshot.resources.target_groups if t.name == "web-prod-tg")
+    assert web.port == 8080 and "aws_lb_target_group.web: port 80 → 8080" in [str(c) for c in planned.changes]
