@@ -270,8 +270,9 @@ def render(plan: Draft, out_dir: Path) -> str:
     def path(p: Path) -> str:
         return os.path.relpath(p, out_dir)
 
-    lines = ["# audit.yaml drafted by `audit init`: read it, then finish what the comments ask.",
-             "# Reference: README (\"Collection\", \"Slots and the switch\").", "version: 1", "environments:"]
+    lines = ["# audit.yaml drafted by `audit init`: read it, then finish what the comments ask. Environment names",
+             "# are guesses (directory names, compose variants, else `default`): rename them. Reference: README.",
+             "version: 1", "environments:"]
     for env in plan.environments:
         body = []
         if env.scope and plan.region:
@@ -299,7 +300,7 @@ def render(plan: Draft, out_dir: Path) -> str:
         else:
             lines += [f"  {env.name}:", *body]
     if all(env.broken for env in plan.environments):
-        lines[3] = "environments: {}   # none could be drafted: see the comments"
+        lines[lines.index("environments:")] = "environments: {}   # none could be drafted: see the comments"
     return "\n".join(lines) + "\n"
 
 
