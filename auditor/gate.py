@@ -103,7 +103,7 @@ def _resting_on_unknown(plan: Review | None) -> set[str]:
         return set()
     unknown = {u.address for u in plan.unknown}
     return {fingerprint for fingerprint, changes in plan.behind.items()
-            if any(c.partition(": ")[0] in unknown for c in changes)}
+            if any(c.address in unknown for c in changes)}
 
 
 def evaluate(result: Result, slot: str | None, fail_on: str, drift: Drift | None = None,

@@ -26,6 +26,7 @@ from typing import Any
 
 from auditor.collect.aws_shapes import action_model, containers, sg_rules
 from auditor.errors import AuditError, read_text
+from auditor.findings import Finding, Result
 from auditor.snapshot import (
     RESOURCE_TYPES,
     EcsLoadBalancer,
@@ -711,8 +712,6 @@ def apply(snapshot: Snapshot, data: dict[str, Any], scope: dict[str, str] | None
         before = rc["change"].get("before") or {}
         own = "id" if rc["type"] in ("aws_security_group", "aws_ecs_service") else "arn"
         known = after.get(own) if not unknown.get(own) else None
-        if rc["type"] == "aws_ecs_task_definition" and known:
-            known = after.get("arn")
         plan.identity[rc["address"]] = known or (before.get(own) if _action_of(rc) == "update" else None) \
             or PLANNED + rc["address"]
     overlay = _Overlay(plan, snapshot, scope or {}, redactor or Redactor(None))
@@ -749,8 +748,8 @@ class Review:
     unknown: list[Unknown]
     outside: list[str]
     new: set[str]  # fingerprints
-    resolved: list[Any]  # findings of the environment as it is that the plan makes go away
-    behind: dict[str, list[str]]  # fingerprint -> the planned changes behind the finding
+    resolved: list[Finding]  # findings of the environment as it is that the plan makes go away
+    behind: dict[str, list[Change]]  # fingerprint -> the planned changes behind the finding
     paths_before: list[str]
     paths_after: list[str]
 
@@ -766,7 +765,7 @@ def _strings(node: Any) -> Iterator[str]:
         yield node
 
 
-def _touched_keys(change: Change, results: list[Any]) -> set[str]:
+def _touched_keys(change: Change, results: list[Result]) -> set[str]:
     """The role keys (and ids) of what a change touches, in the snapshot before or after the plan."""
     found = set(change.ids)
     for result in results:
@@ -780,29 +779,29 @@ def _touched_keys(change: Change, results: list[Any]) -> set[str]:
     return found
 
 
-def _behind(finding: Any, touched: dict[str, tuple[str, set[str]]]) -> list[str]:
+def _behind(finding: Finding, touched: list[tuple[Change, set[str]]]) -> list[Change]:
     """The changes that name a resource of the finding; those to the finding's own kind of resource
     first (a replaced group, not the attachments that follow it)."""
     kind, _, key = finding.resource.partition(":")
     mentioned = set(_strings(finding.evidence)) | {key}
-    matched = {change: collection for change, (collection, keys) in touched.items()
-               if keys & mentioned or any(key.startswith(k + sep) for k in keys for sep in ":#/")}
-    own = [change for change, collection in matched.items() if RESOURCE_TYPES.get(collection) == kind]
-    return own or list(matched)
+    matched = [change for change, keys in touched
+               if keys & mentioned or any(key.startswith(k + sep) for k in keys for sep in ":#/")]
+    own = [change for change in matched if RESOURCE_TYPES.get(change.collection) == kind]
+    return own or matched
 
 
-def review(planned: Planned, before: Any, after: Any) -> Review:
+def review(planned: Planned, before: Result, after: Result) -> Review:
     """Compare the checks of the environment as it is (``before``) and as the plan leaves it (``after``)."""
     was = {f.fingerprint for f in before.findings}
     now = {f.fingerprint for f in after.findings}
-    touched = {str(c): (c.collection, _touched_keys(c, [before, after])) for c in planned.changes}
+    touched = [(c, _touched_keys(c, [before, after])) for c in planned.changes]
     behind = {}
     for finding in after.findings:
         if finding.fingerprint in was:
             continue
         # A finding the plan brings is its doing: when no change names a resource of the finding,
         # every change stands behind it rather than none.
-        behind[finding.fingerprint] = _behind(finding, touched) or list(touched)
+        behind[finding.fingerprint] = _behind(finding, touched) or list(planned.changes)
     return Review(planned.changes, planned.unknown, planned.outside, now - was,
                   [f for f in before.findings if f.fingerprint not in now], behind,
                   before.topology.shapes(), after.topology.shapes())

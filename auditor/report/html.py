@@ -8,6 +8,7 @@ so the file can be attached to a CI run and opened anywhere.
 from __future__ import annotations
 
 from html import escape
+from itertools import zip_longest
 
 from auditor import __version__
 from auditor.diff import Drift
@@ -222,12 +223,8 @@ def _shape(shape: str) -> str:
 
 def _shapes(drift: Drift) -> list[str]:
     """Each side's path shapes in its column, row by row; a row whose shapes differ is outlined."""
-    (name_a, shapes_a), (name_b, shapes_b) = list(drift.shapes.items())[:2] if len(drift.shapes) > 1 else \
-        (list(drift.shapes.items()) * 2)[:2]
-    out = ['<div class="shapes">', f'<div class="side">{escape(name_a)}</div><div class="side">{escape(name_b)}</div>']
-    for index in range(max(len(shapes_a), len(shapes_b), 1)):
-        a = shapes_a[index] if index < len(shapes_a) else ""
-        b = shapes_b[index] if index < len(shapes_b) else ""
+    out = ['<div class="shapes">', f'<div class="side">{escape(drift.a)}</div><div class="side">{escape(drift.b)}</div>']
+    for a, b in zip_longest(drift.shapes[drift.a] or [""], drift.shapes[drift.b] or [""], fillvalue=""):
         mark = "" if a == b else ' class="changed-shape"'
         out += [f"<div{mark}>{_shape(a) if a else '(no traffic path)'}</div>",
                 f"<div{mark}>{_shape(b) if b else '(no traffic path)'}</div>"]

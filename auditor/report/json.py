@@ -65,7 +65,7 @@ def render_gate(result: Result, verdict: Verdict) -> str:
             "unknown_until_apply": [str(u) for u in plan.unknown],
             "outside_environment": plan.outside,
             "new_findings": sorted(plan.new),
-            "behind": plan.behind,
+            "behind": {fingerprint: [str(c) for c in changes] for fingerprint, changes in plan.behind.items()},
             "resolved_findings": [f.model_dump(mode="json") for f in plan.resolved],
             "paths": {"before": plan.paths_before, "after": plan.paths_after},
         }

@@ -4,6 +4,7 @@ rest folded into <details>."""
 from __future__ import annotations
 
 import json
+from itertools import zip_longest
 
 from auditor.diff import Drift, DriftItem
 from auditor.findings import Finding, Result, at_or_above, summary
@@ -115,10 +116,8 @@ def _plan_lines(verdict: Verdict) -> list[str]:
     if plan.resolved:
         lines += ["", "**Resolved findings**", ""] + _table(plan.resolved)
     lines += ["", "**Path shapes**", "", "| Before | After |", "|---|---|"]
-    before, after = plan.paths_before or ["(no traffic path)"], plan.paths_after or ["(no traffic path)"]
-    for index in range(max(len(before), len(after))):
-        a = before[index] if index < len(before) else ""
-        b = after[index] if index < len(after) else ""
+    for a, b in zip_longest(plan.paths_before or ["(no traffic path)"], plan.paths_after or ["(no traffic path)"],
+                            fillvalue=""):
         lines.append(f"| {_code(a)} | {_code(b)}{'' if a == b else ' (changed)'} |")
     return lines
 

@@ -150,7 +150,8 @@ class Text:
                 head, *rest = self.finding(f)
                 lines.append(head)
                 if plan is not None:
-                    for change in plan.behind.get(f.fingerprint, []) or ["none (so before the plan too)"]:
+                    behind = [str(c) for c in plan.behind.get(f.fingerprint, [])]
+                    for change in behind or ["none (so before the plan too)"]:
                         lines += self.wrap(f"planned: {change}", hanging="             ")
                 lines += rest
         for line in skip_lines(verdict.missing):
