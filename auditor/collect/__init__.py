@@ -120,12 +120,7 @@ def _collect_slice(piece: Slice, aws: Aws, env: str, options: CollectOptions, ma
         message = f"cannot assume {piece.role_arn}: {exc}"
         return Resources(), SourceStatus(status="error", errors=[SourceError(
             source=source, operation="sts:AssumeRole", code=code, message=options.redactor.text(message))])
-    pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="audit-aws")
-    try:
-        return collector.collect(pool)
-    finally:
-        # Once stopped, threads still waiting on the network are not waited for.
-        pool.shutdown(wait=not stop.event.is_set(), cancel_futures=True)
+    return collector.collect()
 
 
 def collect_aws(config: Config, env: str, options: CollectOptions,

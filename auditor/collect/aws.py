@@ -19,9 +19,10 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, NoReturn, TypeVar
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -65,6 +66,7 @@ THROTTLING = {
     "EC2ThrottledException",
 }
 TRANSIENT_STATUS = {500, 502, 503, 504}
+T = TypeVar("T")
 
 
 class ReadOnlyViolation(AuditError):
@@ -136,6 +138,61 @@ def _account(arn: str) -> str:
     return parts[4] if len(parts) > 4 else ""
 
 
+class Reads:
+    """The requests of one collection. Each service has its own pool of ``concurrency`` threads, so
+    at most that many of its requests are in flight and an EC2 read never queues behind a hundred
+    ELB reads. A read never waits for another; the collection's steps do (the caller, and the few
+    chains started with ``step`` on threads of their own), each for just the reads it needs."""
+
+    def __init__(self, stop: Stop, endpoint: str, concurrency: int) -> None:
+        self.stop = stop
+        self.endpoint = endpoint
+        self.pools = {s: ThreadPoolExecutor(concurrency, thread_name_prefix=f"audit-{s}") for s in SERVICES}
+        self.steps = ThreadPoolExecutor(4, thread_name_prefix="audit-step")
+
+    def start(self, service: str, read: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        return self.pools[service].submit(read, *args, **kwargs)
+
+    def step(self, chain: Callable[..., T], *args: Any) -> Future[T]:
+        return self.steps.submit(chain, *args)
+
+    def by_filter(self, collector: AwsCollector, service: str, operation: str, key: str, name: str,
+                  values: list[str]) -> list[Future[list[dict[str, Any]]]]:
+        # Filters, not id lists: an id that no longer exists is then simply absent, not an error.
+        return [self.start(service, collector.paginate, service, operation, key, Filters=[{"Name": name, "Values": c}])
+                for c in _chunks(values, 200)]
+
+    def results(self, futures: list[Future[T]]) -> list[T]:
+        """Their results, once all are in; the first failure, or a stop at the deadline, is raised."""
+        done, pending = wait(futures, timeout=self.stop.remaining(), return_when=FIRST_EXCEPTION)
+        if pending and not any(f.exception() for f in done):
+            self._stopped()
+        return [f.result() for f in futures]
+
+    def result(self, future: Future[T]) -> T:
+        return self.results([future])[0]
+
+    def joined(self, futures: list[Future[list[T]]]) -> list[T]:
+        return [item for result in self.results(futures) for item in result]
+
+    def as_done(self, futures: list[Future[T]]) -> Iterator[T]:
+        """Each result as soon as it is in."""
+        try:
+            for future in as_completed(futures, timeout=self.stop.remaining()):
+                yield future.result()
+        except FutureTimeout:
+            self._stopped()
+
+    def _stopped(self) -> NoReturn:
+        self.stop.event.set()
+        raise CollectionStopped(self.stop.message(self.endpoint))
+
+    def close(self) -> None:
+        # Once stopped, threads still waiting on the network are not waited for.
+        for pool in [self.steps, *self.pools.values()]:
+            pool.shutdown(wait=not self.stop.event.is_set(), cancel_futures=True)
+
+
 class AwsCollector:
     def __init__(self, aws: Aws, region: str, concurrency: int = DEFAULT_CONCURRENCY,
                  redactor: Redactor | None = None, progress: Callable[[str], None] | None = None,
@@ -153,7 +210,6 @@ class AwsCollector:
         self.calls: Counter[str] = Counter()
         self.errors: list[SourceError] = []
         self._lock = threading.Lock()
-        self._limits = {s: threading.BoundedSemaphore(concurrency) for s in SERVICES}
         self._session = self._make_session(role_arn or aws.role_arn)
         self._clients: dict[str, Any] = {}
 
@@ -236,104 +292,109 @@ class AwsCollector:
     def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any] | None:
         """One call; a failure is recorded (the collection becomes partial) and gives None."""
         method = getattr(self.client(service), _snake(operation))
-        with self._limits[service]:
-            try:
-                return method(**kwargs)
-            except NoCredentialsError as exc:
-                raise CollectionError(f"no AWS credentials for region {self.region}: {exc}") from None
-            except (ClientError, BotoCoreError) as exc:
-                self._record(service, operation, exc)
-                return None
+        try:
+            return method(**kwargs)
+        except NoCredentialsError as exc:
+            raise CollectionError(f"no AWS credentials for region {self.region}: {exc}") from None
+        except (ClientError, BotoCoreError) as exc:
+            self._record(service, operation, exc)
+            return None
 
     def paginate(self, service: str, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
         paginator = self.client(service).get_paginator(_snake(operation))
         items: list[dict[str, Any]] = []
-        with self._limits[service]:
-            try:
-                for page in paginator.paginate(**kwargs):
-                    items.extend(page.get(key, []))
-            except NoCredentialsError as exc:
-                raise CollectionError(f"no AWS credentials for region {self.region}: {exc}") from None
-            except (ClientError, BotoCoreError) as exc:
-                self._record(service, operation, exc)
+        try:
+            for page in paginator.paginate(**kwargs):
+                items.extend(page.get(key, []))
+        except NoCredentialsError as exc:
+            raise CollectionError(f"no AWS credentials for region {self.region}: {exc}") from None
+        except (ClientError, BotoCoreError) as exc:
+            self._record(service, operation, exc)
         return items
 
     # --- the collection ---------------------------------------------------------------------------
 
-    def collect(self, pool: ThreadPoolExecutor) -> tuple[Resources, SourceStatus]:
-        def gather(tasks: list[Callable[[], Any]]) -> list[Any]:
-            futures: list[Future[Any]] = [pool.submit(task) for task in tasks]
-            done, pending = wait(futures, timeout=self.stop.remaining(), return_when=FIRST_EXCEPTION)
-            if pending and not any(f.exception() for f in done):
-                for future in pending:
-                    future.cancel()
-                self.stop.event.set()
-                raise CollectionStopped(self.stop.message(self._endpoint))
-            return [f.result() for f in futures]
+    def collect(self) -> tuple[Resources, SourceStatus]:
+        """Every read starts as soon as the ids it needs are known: a load balancer's rules when its
+        listeners arrive, instances when the target health is in, while the other reads go on."""
+        reads = Reads(self.stop, self._endpoint, self.concurrency)
+        try:
+            return self._collect(reads)
+        finally:
+            reads.close()
 
+    def _collect(self, reads: Reads) -> tuple[Resources, SourceStatus]:
         self.progress("load balancers and target groups")
-        lbs_raw, tgs_raw = gather([
-            lambda: [lb for lb in self.paginate("elbv2", "DescribeLoadBalancers", "LoadBalancers")
-                     if lb.get("Type", "application") == "application"],
-            lambda: self.paginate("elbv2", "DescribeTargetGroups", "TargetGroups"),
-        ])
+        # ECS depends on nothing ELB says until the end: its listing runs beside everything else.
+        ecs_listing = reads.step(self._ecs_listing, reads)
+        listed = [reads.start("elbv2", lambda: [lb for lb in self.paginate(
+                      "elbv2", "DescribeLoadBalancers", "LoadBalancers") if lb.get("Type", "application") == "application"]),
+                  reads.start("elbv2", self.paginate, "elbv2", "DescribeTargetGroups", "TargetGroups")]
+        lbs_raw, tgs_raw = reads.results(listed)
         arns = [lb["LoadBalancerArn"] for lb in lbs_raw] + [tg["TargetGroupArn"] for tg in tgs_raw]
         tags: dict[str, dict[str, str]] = {}
-        for chunk_tags in gather([lambda c=c: self.paginate_tags(c) for c in _chunks(arns, 20)]):
+        for chunk_tags in reads.results([reads.start("elbv2", self.paginate_tags, c) for c in _chunks(arns, 20)]):
             tags.update(chunk_tags)
-
         lbs = {lb["LoadBalancerArn"]: lb for lb in lbs_raw}
         tgs = {tg["TargetGroupArn"]: tg for tg in tgs_raw}
         selected_lbs, selected_tgs = self._scope(lbs, tgs, tags)
-
-        # Load balancers and the selected target groups are read side by side: one pool, one wait.
         self.progress(f"{len(selected_lbs)} load balancers and {len(selected_tgs)} target groups")
-        first_tgs = sorted(selected_tgs)
-        facts = gather([lambda a=a: self._load_balancer(a) for a in sorted(selected_lbs)]
-                       + [lambda a=a: self._target_group(a) for a in first_tgs])
-        lb_facts = facts[:len(selected_lbs)]
-        tg_details = dict(zip(first_tgs, facts[len(selected_lbs):], strict=True))
-        listeners_raw = [lst for _, lsts in lb_facts for lst in lsts]
-        rules_raw = [r for rules in gather([lambda l=lst: self.paginate(
-            "elbv2", "DescribeRules", "Rules", ListenerArn=l["ListenerArn"]) for lst in listeners_raw]) for r in rules]
+
+        # Target health first: instances and then security groups wait on it, the rest does not.
+        health = {a: reads.start("elbv2", self._target_health, a) for a in sorted(selected_tgs)}
+        hosts = [reads.step(self._instances, reads, dict(health), tgs, self.host_matches)]
+        subnet_ids = sorted({z["SubnetId"] for a in selected_lbs for z in lbs[a].get("AvailabilityZones", [])
+                             if z.get("SubnetId")})
+        subnets = reads.by_filter(self, "ec2", "DescribeSubnets", "Subnets", "subnet-id", subnet_ids)
+        lb_attrs = {a: reads.start("elbv2", self._attributes, "DescribeLoadBalancerAttributes", "LoadBalancerArn", a)
+                    for a in sorted(selected_lbs)}
+        tg_attrs = {a: reads.start("elbv2", self._attributes, "DescribeTargetGroupAttributes", "TargetGroupArn", a)
+                    for a in sorted(selected_tgs)}
+        listings = [reads.start("elbv2", self.paginate, "elbv2", "DescribeListeners", "Listeners", LoadBalancerArn=a)
+                    for a in sorted(selected_lbs)]
+        listeners_raw: list[dict[str, Any]] = []
+        rule_reads = []
+        for listeners in reads.as_done(listings):  # each listener's rules as soon as it is known
+            listeners_raw += listeners
+            rule_reads += [reads.start("elbv2", self.paginate, "elbv2", "DescribeRules", "Rules",
+                                       ListenerArn=lst["ListenerArn"]) for lst in listeners]
+        listeners_raw.sort(key=lambda lst: (lst["LoadBalancerArn"], lst["ListenerArn"]))
+        rules_raw = sorted((r for rules in reads.results(rule_reads) for r in rules), key=lambda r: r["RuleArn"])
         # What the selected listeners forward to is collected, tagged or not.
-        for action in [a for lst in listeners_raw for a in lst.get("DefaultActions", [])] + [
-                a for r in rules_raw for a in r.get("Actions", [])]:
-            for target in forward_targets(action):
-                if target.arn in tgs:
-                    selected_tgs.add(target.arn)
-        extra = sorted(selected_tgs - set(tg_details))
-        tg_details.update(zip(extra, gather([lambda a=a: self._target_group(a) for a in extra]), strict=True))
-        tg_facts = [tg_details[a] for a in sorted(selected_tgs)]
+        forwarded = {t.arn for lst in listeners_raw for a in lst.get("DefaultActions", []) for t in forward_targets(a)}
+        forwarded |= {t.arn for r in rules_raw for a in r.get("Actions", []) for t in forward_targets(a)}
+        extra = sorted(a for a in forwarded - selected_tgs if a in tgs)
+        if extra:
+            selected_tgs.update(extra)
+            more = {a: reads.start("elbv2", self._target_health, a) for a in extra}
+            tg_attrs.update({a: reads.start("elbv2", self._attributes, "DescribeTargetGroupAttributes",
+                                            "TargetGroupArn", a) for a in extra})
+            hosts.append(reads.step(self._instances, reads, more, tgs, []))
+            health.update(more)
 
-        self.progress("ECS services")
-        ecs = self._ecs_services(selected_tgs, gather)
-
-        self.progress("instances")
-        health = [h for _, hs in tg_facts for h in hs]
-        instances_raw = self._instances(health, tgs, gather)
-
-        self.progress("security groups and subnets")
+        self.progress("ECS services, instances and security groups")
+        ecs = self._ecs_services(reads, reads.result(ecs_listing), selected_tgs)
+        instances_raw = list({i["InstanceId"]: i for found in reads.results(hosts) for i in found}.values())
         sg_ids = sorted({g for a in selected_lbs for g in lbs[a].get("SecurityGroups", [])}
                         | {g["GroupId"] for i in instances_raw for g in i.get("SecurityGroups", [])}
                         | {g for s in ecs for g in s.security_groups})
-        sgs_raw = self._by_filter("ec2", "DescribeSecurityGroups", "SecurityGroups", "group-id", sg_ids, gather)
+        sgs_raw = reads.joined(reads.by_filter(self, "ec2", "DescribeSecurityGroups", "SecurityGroups", "group-id",
+                                               sg_ids))
         referenced = sorted({p["GroupId"] for sg in sgs_raw for perm in sg.get("IpPermissions", []) + sg.get(
             "IpPermissionsEgress", []) for p in perm.get("UserIdGroupPairs", []) if p.get("GroupId")} - set(sg_ids))
-        sgs_raw += self._by_filter("ec2", "DescribeSecurityGroups", "SecurityGroups", "group-id", referenced, gather)
-        subnet_ids = sorted({z["SubnetId"] for a in selected_lbs for z in lbs[a].get("AvailabilityZones", [])
-                             if z.get("SubnetId")})
-        subnets = {s["SubnetId"]: s for s in self._by_filter("ec2", "DescribeSubnets", "Subnets", "subnet-id",
-                                                              subnet_ids, gather)}
+        sgs_raw += reads.joined(reads.by_filter(self, "ec2", "DescribeSecurityGroups", "SecurityGroups", "group-id",
+                                                referenced))
+        subnet_cidrs = {s["SubnetId"]: s for s in reads.joined(subnets)}
+        target_health = [h for a in sorted(selected_tgs) for h in reads.result(health[a])]
 
         resources = Resources(
-            load_balancers=[self._lb_model(lbs[a], tags.get(a, {}), attrs, subnets) for a, (attrs, _) in
-                            zip(sorted(selected_lbs), lb_facts)],
+            load_balancers=[self._lb_model(lbs[a], tags.get(a, {}), reads.result(lb_attrs[a]), subnet_cidrs)
+                            for a in sorted(selected_lbs)],
             listeners=[self._listener_model(lst) for lst in listeners_raw],
             listener_rules=[self._rule_model(r) for r in rules_raw],
-            target_groups=[self._tg_model(tgs[a], tags.get(a, {}), attrs) for a, (attrs, _) in
-                           zip(sorted(selected_tgs), tg_facts)],
-            target_health=health,
+            target_groups=[self._tg_model(tgs[a], tags.get(a, {}), reads.result(tg_attrs[a]))
+                           for a in sorted(selected_tgs)],
+            target_health=target_health,
             security_groups=[self._sg_model(sg) for sg in sgs_raw],
             instances=[self._instance_model(i) for i in instances_raw],
             ecs_services=ecs,
@@ -360,15 +421,13 @@ class AwsCollector:
         selected_lbs |= {lb for a in selected_tgs for lb in tgs[a].get("LoadBalancerArns", []) if lb in lbs}
         return selected_lbs, selected_tgs
 
-    def _load_balancer(self, arn: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
-        attrs = self.call("elbv2", "DescribeLoadBalancerAttributes", LoadBalancerArn=arn) or {}
-        listeners = self.paginate("elbv2", "DescribeListeners", "Listeners", LoadBalancerArn=arn)
-        return {a["Key"]: a["Value"] for a in attrs.get("Attributes", [])}, listeners
+    def _attributes(self, operation: str, name: str, arn: str) -> dict[str, str]:
+        attrs = self.call("elbv2", operation, **{name: arn}) or {}
+        return {a["Key"]: a["Value"] for a in attrs.get("Attributes", [])}
 
-    def _target_group(self, arn: str) -> tuple[dict[str, str], list[TargetHealth]]:
-        attrs = self.call("elbv2", "DescribeTargetGroupAttributes", TargetGroupArn=arn) or {}
+    def _target_health(self, arn: str) -> list[TargetHealth]:
         health = self.call("elbv2", "DescribeTargetHealth", TargetGroupArn=arn) or {}
-        facts = [
+        return [
             TargetHealth(
                 target_group_arn=arn, target_id=d["Target"]["Id"], port=d["Target"].get("Port"),
                 availability_zone=d["Target"].get("AvailabilityZone"),
@@ -379,48 +438,50 @@ class AwsCollector:
             )
             for d in health.get("TargetHealthDescriptions", [])
         ]
-        return {a["Key"]: a["Value"] for a in attrs.get("Attributes", [])}, facts
 
-    def _by_filter(self, service: str, operation: str, key: str, name: str, values: list[str],
-                   gather: Callable[[list[Callable[[], Any]]], list[Any]]) -> list[dict[str, Any]]:
-        # Filters, not id lists: an id that no longer exists is then simply absent, not an error.
-        pages = gather([lambda c=c: self.paginate(service, operation, key, Filters=[{"Name": name, "Values": c}])
-                        for c in _chunks(values, 200)])
-        return [item for page in pages for item in page]
-
-    def _instances(self, health: list[TargetHealth], tgs: dict[str, Any],
-                   gather: Callable[[list[Callable[[], Any]]], list[Any]]) -> list[dict[str, Any]]:
-        ids = sorted({h.target_id for h in health if h.target_id.startswith("i-")})
-        ips = sorted({h.target_id for h in health if not h.target_id.startswith("i-")
+    def _instances(self, reads: Reads, health: dict[str, Future[list[TargetHealth]]], tgs: dict[str, Any],
+                   host_matches: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """The instances behind the target health, read once it is all in (one request per 200 ids),
+        and those a host description matches (commands may run per instance on them)."""
+        targets = [h for found in reads.results(list(health.values())) for h in found]
+        ids = sorted({h.target_id for h in targets if h.target_id.startswith("i-")})
+        ips = sorted({h.target_id for h in targets if not h.target_id.startswith("i-")
                       and tgs.get(h.target_group_arn, {}).get("TargetType") == "ip"})
-        found: dict[str, dict[str, Any]] = {}
-        batches = [("instance-id", ids), ("private-ip-address", ips)]
-        for name, values in batches:
-            for reservation in self._by_filter("ec2", "DescribeInstances", "Reservations", name, values, gather):
-                for instance in reservation.get("Instances", []):
-                    found[instance["InstanceId"]] = dict(instance, OwnerId=reservation.get("OwnerId", ""))
-        # Instances a host description matches: commands may run per instance on them.
-        for match in self.host_matches:
+        pages = [f for name, values in (("instance-id", ids), ("private-ip-address", ips))
+                 for f in reads.by_filter(self, "ec2", "DescribeInstances", "Reservations", name, values)]
+        matched = []
+        for match in host_matches:
             filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in match.items()]
             filters.append({"Name": "instance-state-name", "Values": ["running"]})
-            for reservation in self.paginate("ec2", "DescribeInstances", "Reservations", Filters=filters):
-                for instance in reservation.get("Instances", []):
-                    found.setdefault(instance["InstanceId"], dict(instance, OwnerId=reservation.get("OwnerId", "")))
+            matched.append(reads.start("ec2", self.paginate, "ec2", "DescribeInstances", "Reservations",
+                                       Filters=filters))
+        found: dict[str, dict[str, Any]] = {}
+        for reservation in reads.joined(pages):
+            for instance in reservation.get("Instances", []):
+                found[instance["InstanceId"]] = dict(instance, OwnerId=reservation.get("OwnerId", ""))
+        for reservation in reads.joined(matched):
+            for instance in reservation.get("Instances", []):
+                found.setdefault(instance["InstanceId"], dict(instance, OwnerId=reservation.get("OwnerId", "")))
         return list(found.values())
 
-    def _ecs_services(self, selected_tgs: set[str],
-                      gather: Callable[[list[Callable[[], Any]]], list[Any]]) -> list[EcsService]:
-        clusters = self.paginate("ecs", "ListClusters", "clusterArns")
-        service_arns = gather([lambda c=c: (c, self.paginate("ecs", "ListServices", "serviceArns", cluster=c))
-                               for c in clusters])
-        described = gather([lambda c=c, chunk=chunk: (self.call("ecs", "DescribeServices", cluster=c,
-                                                                  services=chunk) or {}).get("services", [])
-                            for c, arns in service_arns for chunk in _chunks(arns, 10)])
-        services = [s for batch in described for s in batch
+    def _ecs_listing(self, reads: Reads) -> list[dict[str, Any]]:
+        """Every ECS service of the region, described; which of them the environment holds is known
+        only when its target groups are."""
+        clusters = reads.result(reads.start("ecs", self.paginate, "ecs", "ListClusters", "clusterArns"))
+        listed = [(c, reads.start("ecs", self.paginate, "ecs", "ListServices", "serviceArns", cluster=c))
+                  for c in clusters]
+        described = [reads.start("ecs", lambda c=c, chunk=chunk: (self.call(
+                         "ecs", "DescribeServices", cluster=c, services=chunk) or {}).get("services", []))
+                     for c, arns in ((c, reads.result(f)) for c, f in listed) for chunk in _chunks(arns, 10)]
+        return reads.joined(described)
+
+    def _ecs_services(self, reads: Reads, described: list[dict[str, Any]], selected_tgs: set[str]) -> list[EcsService]:
+        services = [s for s in described
                     if any(lb.get("targetGroupArn") in selected_tgs for lb in s.get("loadBalancers", []))]
         families = sorted({s["taskDefinition"] for s in services if s.get("taskDefinition")})
-        definitions = dict(zip(families, gather([lambda f=f: (self.call(
-            "ecs", "DescribeTaskDefinition", taskDefinition=f) or {}).get("taskDefinition") for f in families])))
+        definitions = dict(zip(families, reads.results([reads.start("ecs", lambda f=f: (self.call(
+            "ecs", "DescribeTaskDefinition", taskDefinition=f) or {}).get("taskDefinition")) for f in families]),
+            strict=True))
         return [self._ecs_model(s, definitions.get(s.get("taskDefinition", ""))) for s in services]
 
     # --- AWS shapes → snapshot models ---------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import boto3
 import pytest
 
@@ -20,8 +18,7 @@ def collector(**kwargs) -> AwsCollector:
 
 
 def run(c: AwsCollector):
-    with ThreadPoolExecutor(4) as pool:
-        return c.collect(pool)
+    return c.collect()
 
 
 @pytest.fixture
