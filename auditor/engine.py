@@ -240,8 +240,9 @@ def run(
             state.skip(rule_id, gap.reason, gap.cause)
             continue
         hosts = []
+        layers = rule.meta.host_needs
         for view in topology.host_views:
-            host_gap = coverage.host_gap(view, rule.meta.host_needs)
+            host_gap = coverage.host_gap(view, layers) if layers else None
             if host_gap is None:
                 hosts.append(view)
             else:

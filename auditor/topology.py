@@ -138,6 +138,7 @@ class HostView:
             self.by_service[container.service or container.name].append(container)
         nginx = host.nginx
         self._resolved: dict[str, ProxyTarget] = {}
+        self._reached: dict[tuple[int, str | None], Reach] = {}
         self.servers_by_port: dict[int, list[tuple[NginxServer, Listen]]] = defaultdict(list)
         self.variables: dict[str, str] = {}
         self.upstreams: dict[str, Upstream] = {}
@@ -239,7 +240,7 @@ class HostView:
             return f"{target.per_request} is no service or alias on a network nginx's container shares"
         return None
 
-    @property
+    @cached_property
     def unknown(self) -> str | None:
         """Why the paths through this host cannot be followed, or None when they can."""
         if self.host.uncollected:
@@ -474,7 +475,13 @@ class HostView:
         return None
 
     def reach(self, port: int, slot: str | None) -> Reach:
-        """Does traffic arriving on ``port`` of this host reach ``slot`` (None: a host without slots)?"""
+        """Does traffic arriving on ``port`` of this host reach ``slot`` (None: a host without slots)?
+        Cached: every target group, slot and rule asks about the same few ports of a host."""
+        if (port, slot) not in self._reached:
+            self._reached[port, slot] = self._reach(port, slot)
+        return self._reached[port, slot]
+
+    def _reach(self, port: int, slot: str | None) -> Reach:
         if self.unknown:
             return Reach(False, "none", "", skipped=self.unknown)
         direct = [(c, p) for c, p in self.publishers(port) if self.in_slot(c, slot)]
@@ -575,6 +582,17 @@ class HostView:
         if declared:
             return declared, "audit.yaml declares it"
         return None, "unknown"
+
+
+def _addresses(host: Host) -> str:
+    """The host's facts that may name an address: published ports' bindings, nginx's variables,
+    proxy targets and upstream servers (one string to search)."""
+    parts = [p.host_ip or "" for c in (host.docker.containers if host.docker else []) for p in c.ports]
+    if host.nginx is not None:
+        parts += [v.value for v in host.nginx.variables]
+        parts += [loc.proxy_pass or "" for server in host.nginx.servers for loc in server.locations]
+        parts += [entry.address for upstream in host.nginx.upstreams for entry in upstream.servers]
+    return " ".join(parts)
 
 
 def is_address(host: str) -> bool:
@@ -790,6 +808,10 @@ class Topology:
 
     def view(self, host: Host, instance: Instance | None) -> HostView:
         ip = instance.private_ip if instance else None
+        # An instance's address changes a host's answers only where its facts name that address (a
+        # port published on it, nginx proxying to it); elsewhere the instances of a host share a view.
+        if ip is not None and ip not in _addresses(host):
+            ip = None
         key = (host.name + (host.instance_id or ""), ip)
         if key not in self._views:
             self._views[key] = HostView(host, ip)

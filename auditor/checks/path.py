@@ -303,6 +303,12 @@ def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
 
 
 def _covered(cidr: str, allowed: list[str]) -> bool:
+    return _covered_by(cidr, tuple(allowed))
+
+
+@functools.lru_cache(maxsize=4096)
+def _covered_by(cidr: str, allowed: tuple[str, ...]) -> bool:
+    # Cached like _network: every target behind one ALB asks about the same subnets and rules.
     network = _network(cidr)
     return network is not None and any(
         other is not None and network.version == other.version and network.subnet_of(other)
