@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import gc
+import importlib
 import json
 import os
 import sys
@@ -93,27 +94,18 @@ class Options:
     @property
     def renderer(self) -> Any:
         """The report module (or object) for --format: render_check, render_diff, render_gate."""
-        from auditor.report import html as html_report
-        from auditor.report import json as json_report
-        from auditor.report import junit as junit_report
-        from auditor.report import markdown as markdown_report
-        from auditor.report import sarif as sarif_report
-        from auditor.report.text import Text
+        if self.format == "text":
+            from auditor.report.text import Text
 
-        if self.format == "json":
-            return json_report
-        if self.format == "markdown":
-            return markdown_report
-        if self.format == "junit":
-            return junit_report
-        if self.format == "html":
-            return html_report
+            return Text(self.colour, self.width)
+        # Only the chosen format's module is imported: a check's start-up pays for no other.
+        module = importlib.import_module(f"auditor.report.{self.format}")
         if self.format == "sarif":
             # AWS findings point at the audit.yaml that describes the environment (GitHub needs a file).
             uri = Path(self.config_path or DEFAULT_CONFIG).as_posix()
-            return SimpleNamespace(**{name: functools.partial(getattr(sarif_report, name), config_uri=uri)
+            return SimpleNamespace(**{name: functools.partial(getattr(module, name), config_uri=uri)
                                       for name in ("render_check", "render_diff", "render_gate")})
-        return Text(self.colour, self.width)
+        return module
 
     def note(self, message: str) -> None:
         if not self.quiet:
@@ -323,7 +315,6 @@ def gate_command(environment: str, slot: str | None, against: str | None, plan_p
     path drift); 2: a path rule could not decide for lack of data, or a value the
     plan knows only after apply.
     """
-    from auditor import diff as diff_module
     from auditor import gate
 
     if values.get("allow_partial"):
@@ -336,6 +327,8 @@ def gate_command(environment: str, slot: str | None, against: str | None, plan_p
         result, review = _apply_plan(plan_path, snap, result, options)
     drift = None
     if against:
+        from auditor import diff as diff_module
+
         (reference,) = load_environment([against], options)
         config = options.config
         drift = diff_module.compare(result.topology.snapshot, reference, options.tokens(snap.environment),
@@ -355,8 +348,6 @@ def gate_command(environment: str, slot: str | None, against: str | None, plan_p
 def _gate_snapshot(environment: str, snapshot_path: str | None, options: Options) -> Snapshot:
     """What the gate judges: ENV collected (or a snapshot file); with --snapshot, AWS as saved there and
     the host files of the checkout being deployed, as audit.yaml names them."""
-    from auditor import collect as collect_module
-
     if snapshot_path is None:
         (snap,) = load_environment([environment], options)
         return snap
@@ -366,6 +357,8 @@ def _gate_snapshot(environment: str, snapshot_path: str | None, options: Options
     config = options.config
     if config is None or environment not in config.environments:
         return saved
+    from auditor import collect as collect_module
+
     checkout = collect_module.collect(config, environment, collect_module.CollectOptions(
         offline=True, allow_partial=options.allow_partial))
     return _with_checkout_hosts(saved, checkout)
