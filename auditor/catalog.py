@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import msgspec
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -175,7 +176,7 @@ def _condition_check(condition: Condition, source: Path) -> CheckFunction:
 
     def check(ctx: Context) -> Iterator[Problem]:
         for resource in getattr(ctx.snapshot.resources, collection):
-            found, value = fieldpath.lookup(resource.model_dump(mode="json"), condition.key)
+            found, value = fieldpath.lookup(msgspec.to_builtins(resource), condition.key)
             if condition.op == "exists":
                 holds = found
             elif condition.op == "missing":

@@ -367,6 +367,8 @@ def _gate_snapshot(environment: str, snapshot_path: str | None, options: Options
 def _with_checkout_hosts(saved: Snapshot, checkout: Snapshot) -> Snapshot:
     """The saved snapshot with each host's facts as the checkout's files say; a host whose facts only a
     command reads (never run offline) keeps the saved ones."""
+    import msgspec
+
     by_command = {h.name for h in checkout.resources.hosts if h.not_requested}
     hosts = [h for h in saved.resources.hosts if h.name in by_command]
     hosts += [h for h in checkout.resources.hosts if h.name not in by_command]
@@ -374,8 +376,8 @@ def _with_checkout_hosts(saved: Snapshot, checkout: Snapshot) -> Snapshot:
                if not name.startswith("host:") or name.split(":")[1] in by_command}
     sources |= {name: status for name, status in checkout.sources.items()
                 if name.startswith("host:") and name.split(":")[1] not in by_command}
-    return saved.model_copy(update={"resources": saved.resources.model_copy(update={"hosts": hosts}),
-                                    "sources": sources})
+    return msgspec.structs.replace(saved, resources=msgspec.structs.replace(saved.resources, hosts=hosts),
+                                   sources=sources)
 
 
 def _apply_plan(plan_path: str, snap: Snapshot, result: Result, options: Options) -> tuple[Result, Any]:

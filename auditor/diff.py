@@ -7,13 +7,13 @@ path shape of each environment is compared as the `paths` collection.
 
 from __future__ import annotations
 
-import json
-
 import fnmatch
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgspec
 from pydantic import BaseModel
 
 from auditor.config import DiffConfig
@@ -92,7 +92,7 @@ class _Normalizer:
         keyed: dict[str, list[dict[str, Any]]] = defaultdict(list)
         resources = getattr(self.topology.snapshot.resources, name)
         for resource in resources:
-            data = resource.model_dump(mode="json")
+            data = msgspec.to_builtins(resource)
             keyed[self.keys.of(name, resource)].append(self._normalize(name, data))
         if name == "instances":
             return {key: [_group(items)] for key, items in keyed.items()}

@@ -26,12 +26,20 @@ class GateDataMissing(AuditError):
     """The gate cannot answer because a path rule lacked the data it needs."""
 
 
-def read_text(path: str | Path, what: str, error: type[AuditError] = AuditError, hint: str = "") -> str:
-    """A user's file as text, or one line naming it and what is wrong."""
+def read_bytes(path: str | Path, what: str, error: type[AuditError] = AuditError, hint: str = "") -> bytes:
+    """A user's file, or one line naming it and what is wrong."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise error(f"{path}: {what} not found{hint}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise error(f"{path}: cannot read {what}: {reason}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+
+
+def read_text(path: str | Path, what: str, error: type[AuditError] = AuditError, hint: str = "") -> str:
+    """A user's file as text, or one line naming it and what is wrong."""
+    raw = read_bytes(path, what, error, hint)
+    try:
+        return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as open() reads text
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: cannot read {what}: {exc}") from None

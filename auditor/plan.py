@@ -17,12 +17,15 @@ address and attribute, so that the gate can say it cannot decide.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from auditor.collect.aws_shapes import action_model, containers, sg_rules
 from auditor.errors import AuditError, read_text
@@ -44,6 +47,7 @@ from auditor.snapshot import (
     TargetGroup,
     TargetHealth,
     TaskDefinition,
+    validated,
 )
 
 # Terraform type -> the snapshot collection it changes.
@@ -352,7 +356,7 @@ def _permission(v: Values, path: tuple[Any, ...], group: str) -> dict[str, Any]:
 
 
 def _without_description(rules: list[SgRule]) -> list[SgRule]:
-    return [r.model_copy(update={"description": None}) for r in rules]
+    return [msgspec.structs.replace(r, description=None) for r in rules]
 
 
 def security_group(v: Values) -> SecurityGroup:
@@ -458,7 +462,7 @@ def _shown(value: Any) -> str:
 class _Overlay:
     def __init__(self, plan: Plan, snapshot: Snapshot, scope: dict[str, str], redactor: Redactor) -> None:
         self.plan, self.scope, self.redactor = plan, scope, redactor
-        self.res: Resources = snapshot.resources.model_copy(deep=True)
+        self.res: Resources = copy.deepcopy(snapshot.resources)
         self.changes: list[Change] = []
         self.unknown_of: dict[str, list[Unknown]] = {}
         self.outside: list[str] = []
@@ -491,7 +495,7 @@ class _Overlay:
         return None
 
     def place(self, model: Any) -> Any:
-        return model.model_copy(update={"account": self._account, "region": self._region})
+        return msgspec.structs.replace(model, account=self._account, region=self._region)
 
     # --- resources the snapshot models one to one --------------------------------------------------
 
@@ -508,23 +512,23 @@ class _Overlay:
             return
         after = _CONVERT[collection](self.values(rc, "after"))
         if action == "update":
-            old = _renamed(_CONVERT[collection](before).model_dump(), self.renamed)
-            differences = _differences(old, after.model_dump())
+            old = _renamed(msgspec.to_builtins(_CONVERT[collection](before)), self.renamed)
+            differences = _differences(old, msgspec.to_builtins(after))
             task_address, task = self.service_task(rc, existing) if collection == "ecs_services" else ("", None)
             if task is not None:
                 differences.append(("task_definition", _change_value(existing.task_definition),
                                     f"{task_address}: {_change_value(task)}"))
             if not differences:
                 return  # nothing the rules read changes (moto's perpetual diffs, descriptions)
-            update = _merged(existing.model_dump(), after.model_dump(), differences)
+            update = _merged(msgspec.to_builtins(existing), msgspec.to_builtins(after), differences)
             if task is not None:
                 update["task_definition"] = task
-            items[items.index(existing)] = type(existing).model_validate(update)
+            items[items.index(existing)] = msgspec.convert(update, type(existing), strict=False)
             detail = ", ".join(f"{path} {_change_value(a)} → {_change_value(b)}" for path, a, b in differences)
             self.changes.append(Change(address, action, collection, detail, {_identity(collection, existing)}))
             return
         if collection == "ecs_services":
-            after = after.model_copy(update={"task_definition": self.service_task(rc, existing)[1]})
+            after = msgspec.structs.replace(after, task_definition=self.service_task(rc, existing)[1])
         new = self.place(after)
         items.append(new)
         identity = _identity(collection, new)
@@ -535,7 +539,7 @@ class _Overlay:
         items.remove(existing)
         old = _identity(collection, existing)
         self.renamed[old] = identity
-        differences = _differences(_CONVERT[collection](before).model_dump(), after.model_dump())
+        differences = _differences(msgspec.to_builtins(_CONVERT[collection](before)), msgspec.to_builtins(after))
         detail = "replaced" + (" (" + ", ".join(f"{p} {_change_value(a)} → {_change_value(b)}"
                                                   for p, a, b in differences) + ")" if differences else "")
         if collection == "target_groups":
@@ -669,8 +673,8 @@ class _Overlay:
         this covers references it does not manage)."""
         if not self.renamed:
             return
-        data = _renamed(self.res.model_dump(), self.renamed)
-        self.res = Resources.model_validate(data)
+        data = _renamed(msgspec.to_builtins(self.res), self.renamed)
+        self.res = msgspec.convert(data, Resources, strict=False)
 
 
 def _merged(existing: dict[str, Any], after: dict[str, Any], differences: list[tuple[str, Any, Any]]) -> dict[str, Any]:
@@ -732,7 +736,7 @@ def apply(snapshot: Snapshot, data: dict[str, Any], scope: dict[str, str] | None
     overlay.rename()
     used = {c.address for c in overlay.changes}
     unknown = sorted({u for address in used for u in overlay.unknown_of.get(address, [])}, key=str)
-    planned = snapshot.model_copy(update={"resources": overlay.res})
+    planned = validated(msgspec.structs.replace(snapshot, resources=overlay.res))
     return Planned(planned, overlay.changes, unknown, sorted(set(overlay.outside)))
 
 

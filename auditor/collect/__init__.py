@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from auditor.collect import commands, compose, docker, nginx, nginx_service
@@ -20,6 +21,8 @@ from auditor.config import Aws, Config
 from auditor.config import Host as HostConfig
 from auditor.errors import AuditError, CollectionStopped, read_text
 from auditor.snapshot import (
+    COLLECTIONS,
+    App,
     Container,
     DockerFacts,
     Host,
@@ -29,6 +32,8 @@ from auditor.snapshot import (
     Snapshot,
     SourceError,
     SourceStatus,
+    Switch,
+    validated,
 )
 
 __all__ = ["DEFAULT_CONCURRENCY", "CollectOptions", "collect", "iam_action"]
@@ -148,7 +153,7 @@ def collect_aws(config: Config, env: str, options: CollectOptions,
                 stop.event.set()
                 raise CollectionStopped(f"{env}: AWS collection did not finish within --timeout "
                                         f"{options.timeout:g} s") from None
-            for name in Resources.model_fields:
+            for name in COLLECTIONS:
                 getattr(merged, name).extend(getattr(resources, name))
             sources[f"aws:{piece}"] = status
     except BaseException:  # Ctrl-C included: every thread stops at its next request or retry
@@ -235,7 +240,7 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
     facts = commands.HostFacts(instance.id if instance else "", (instance.private_ip or "") if instance else "")
     source = f"host:{host.name}" + (f":{instance.id}" if instance else "")
     result = Host(name=host.name, instance_id=instance.id if instance else None, match=host.match.tags,
-                  app=host.app.model_dump() if host.app else None)
+                  app=msgspec.convert(host.app.model_dump(), App, strict=False) if host.app else None)
     status = SourceStatus()
     project: compose.Model | None = None
     for layer in ("docker", "nginx"):  # docker first: a compose project may hold the nginx
@@ -269,7 +274,8 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
         result.docker = DockerFacts(containers=found, slots={s: v.service for s, v in spec_docker.slots.items()},
                                     listen_ports={n: s.port for n, s in spec_docker.services.items()},
                                     live=spec_docker.live,
-                                    switch=spec_docker.switch.model_dump() if spec_docker.switch else None)
+                                    switch=msgspec.convert(spec_docker.switch.model_dump(), Switch, strict=False)
+                                    if spec_docker.switch else None)
     if status.errors:
         status.status = "error"
     elif result.not_requested and not (result.nginx or result.docker):
@@ -304,9 +310,9 @@ def collect(config: Config, env: str, options: CollectOptions, shard: str | None
             facts, status = collect_host(host, instance, options)
             resources.hosts.append(_relative_files(facts, config.base_dir))
             sources[f"host:{host.name}" + (f":{instance.id}" if instance else "")] = status
-    snapshot = Snapshot(environment=env, sources=sources, resources=resources, slices=collected,
-                        expected_slices=expected,
-                        collected_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
+    snapshot = validated(Snapshot(environment=env, sources=sources, resources=resources, slices=collected,
+                                  expected_slices=expected,
+                                  collected_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()))
     if not options.allow_partial:
         _refuse_partial(snapshot)
     return snapshot
@@ -324,7 +330,7 @@ def _relative_files(host: Host, base: Path) -> Host:
             return [v.removeprefix(prefix) if isinstance(v, str) else relative(v) for v in node]
         return node
 
-    return Host.model_validate(relative(host.model_dump()))
+    return msgspec.convert(relative(msgspec.to_builtins(host)), Host, strict=False)
 
 
 def _refuse_partial(snapshot: Snapshot) -> None:

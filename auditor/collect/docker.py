@@ -30,7 +30,7 @@ def interpolate(text: str, env: dict[str, str], where: str) -> str:
 
 
 def _port_number(text: str, where: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= 65535:
         raise DockerError(f"{where}: port {text!r} is not a number from 1 to 65535")
     return int(text)
 

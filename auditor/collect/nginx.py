@@ -137,7 +137,7 @@ class _Files:
         found = self._resolve(absolute)
         # A block is expanded more than once (facts, then context checks): record each include once.
         if isinstance(found, str):  # audit cannot know what is there
-            unknown = Refusal(message=found, file=self.name(file), line=directive["line"])
+            unknown = Refusal(message=str(found), file=self.name(file), line=directive["line"])  # a plain str
             if unknown not in self.unreadable:
                 self.unreadable.append(unknown)
             return []

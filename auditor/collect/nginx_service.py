@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from auditor.collect import dockerfile, nginx
 from auditor.collect.compose import Model, command_line
 from auditor.snapshot import NginxConfig, Redactor, Refusal
@@ -471,11 +473,11 @@ _SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|SALT|D
 def _scrubbed(config: NginxConfig, env: dict[str, str], redactor: Redactor) -> NginxConfig:
     """A rendered config with the values of secret-named variables redacted wherever they landed (a
     `set`, a `return` text); addresses and ports, which paths need, come from other variables."""
-    text = config.model_dump_json()
+    text = msgspec.json.encode(config).decode()
     for name, value in sorted(env.items(), key=lambda item: len(item[1]), reverse=True):
         if _SECRET_NAME.search(name) and len(value) >= 4:
             text = text.replace(json.dumps(value)[1:-1], redactor.value(value))
-    return NginxConfig.model_validate_json(text)
+    return msgspec.json.decode(text, type=NginxConfig)
 
 
 def _container_path(files: ContainerFiles, host: Path) -> str | None:
@@ -502,5 +504,5 @@ def _templates(files: ContainerFiles, env: dict[str, str]) -> list[tuple[str, st
 
 
 def _unknown(service: str, why: str, where: tuple[Path, int], files: ContainerFiles | None = None) -> NginxConfig:
-    return NginxConfig(service=service, unreadable=[Refusal(message=why, file=str(where[0]), line=where[1])],
+    return NginxConfig(service=service, unreadable=[Refusal(message=str(why), file=str(where[0]), line=where[1])],
                        file_mounts=files.single_files() if files else [])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from auditor.collect import compose, docker
@@ -171,5 +172,5 @@ def test_d604_fires_on_pulled_images_with_moving_tags_only(tmp_path, spec, fires
     (main,) = files(tmp_path, compose__yml=f"services:\n  web:\n    {spec}\n")
     (container,) = docker.parse_compose_files([main])
     data = {"schema_version": 1, "environment": "dev", "resources": {"hosts": [
-        {"name": "web", "docker": {"containers": [container.model_dump()]}}]}}
+        {"name": "web", "docker": {"containers": [msgspec.to_builtins(container)]}}]}}
     assert [f.rule_id for f in run(data).findings if f.rule_id == "D604"] == (["D604"] if fires else [])

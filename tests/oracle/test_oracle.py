@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from auditor import engine, snapshot
@@ -146,7 +147,7 @@ def verdicts(case: Case, nginx_facts, ports: dict[str, int], slots: dict[str, in
             "target_health": [{"target_group_arn": "tg", "target_id": "i-1", "port": tg_port}],
             "instances": [{"id": "i-1", "private_ip": "10.0.0.5", "tags": {"Role": "web"}}],
             "hosts": [{"name": "web", "match": {"Role": "web"},
-                       "nginx": nginx_facts.model_dump() if nginx_facts else None,
+                       "nginx": msgspec.to_builtins(nginx_facts) if nginx_facts else None,
                        "app": {"health_path": HEALTH_PATH},
                        "docker": {"containers": [
                            {"name": f"app-{slot}", "service": f"app-{slot}",
