@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -109,6 +110,36 @@ def floor(endpoint: str) -> Counter[str]:
     return calls
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU seconds spent, while a block runs, by audit (a child), moto (another process) and the
+    latency proxy (this process's threads): on a 2-core machine their sum over 2 is a floor of its own."""
+
+    def __init__(self, moto_pid: int) -> None:
+        self.moto_pid = moto_pid
+
+    def __enter__(self) -> Cpu:
+        self._start = (resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF),
+                       cpu_seconds(self.moto_pid))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        children, own, moto = self._start
+        now_children, now_own = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+        self.audit = now_children.ru_utime + now_children.ru_stime - children.ru_utime - children.ru_stime
+        self.proxy = now_own.ru_utime + now_own.ru_stime - own.ru_utime - own.ru_stime
+        self.moto = cpu_seconds(self.moto_pid) - moto
+
+    def columns(self) -> str:
+        bound = (self.audit + self.moto + self.proxy) / (os.cpu_count() or 1)
+        return f"{self.audit:5.2f} s | {self.moto:5.2f} s | {bound:5.2f} s"
+
+
 def audit_snapshot(config: Path, out: Path, *args: str) -> tuple[float, int]:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "auditor", "snapshot", "bench", "-c", str(config), "-o", str(out),
@@ -154,12 +185,13 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("moto server did not start")
 
 
-def main() -> list[str]:
+def main() -> tuple[list[str], list[str]]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     server = start_moto(port)
     endpoint = f"http://127.0.0.1:{port}"
-    lines = []
+    lines: list[str] = []
+    budgets = ["| budget (issue #17) | measured | limit | verdict |", "|---|---|---|---|"]
     try:
         with tempfile.TemporaryDirectory(prefix="audit-bench-") as name:
             tmp = Path(name)
@@ -171,22 +203,34 @@ def main() -> list[str]:
                 config.write_text(yaml.safe_dump({"version": 1, "environments": {"bench": {"aws": {
                     "region": REGION, "endpoint_url": proxy.url, "scope": {"tags": {"Environment": "bench"}}}}}}))
                 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-                start = time.perf_counter()
-                floor_calls = floor(proxy.url)
-                floor_time = time.perf_counter() - start
+                with Cpu(server.pid) as cpu:
+                    start = time.perf_counter()
+                    floor_calls = floor(proxy.url)
+                    floor_time = time.perf_counter() - start
                 minimum = sum(floor_calls.values())
                 lines.append(f"| collection floor (sequential boto3) | {services} ALBs | {floor_time:6.2f} s | "
-                             f"1.00× | {minimum} calls (the minimum) |")
+                             f"1.00× | {minimum} calls (the minimum) | {cpu.proxy:5.2f} s (in the bench) | "
+                             f"{cpu.moto:5.2f} s | |")
+                at: dict[str, float] = {}
                 for concurrency in ("1", "4", "8", "16"):
-                    elapsed, calls = audit_snapshot(config, tmp / "s.json", "--concurrency", concurrency)
+                    with Cpu(server.pid) as cpu:
+                        elapsed, calls = audit_snapshot(config, tmp / "s.json", "--concurrency", concurrency)
+                    at[concurrency] = elapsed
                     lines.append(f"| audit snapshot --concurrency {concurrency:<2} | {services} ALBs | {elapsed:6.2f} s | "
                                  f"{floor_time / elapsed:4.2f}× | {calls} calls"
-                                 f"{'' if calls == minimum else f' (minimum {minimum})'} |")
+                                 f"{'' if calls == minimum else f' (minimum {minimum})'} | {cpu.columns()} |")
                 proxy.rules.insert(0, first(10, "DescribeTargetHealth", query_error("Throttling", "Rate exceeded")))
                 proxy.rules.insert(0, first(5, "DescribeLoadBalancerAttributes", query_error("Throttling", "slow")))
-                elapsed, calls = audit_snapshot(config, tmp / "t.json")
-                lines.append(f"| audit snapshot, 15 calls throttled | {services} ALBs | {elapsed:6.2f} s | "
-                             f"{floor_time / elapsed:4.2f}× | complete: {calls} calls |")
+                with Cpu(server.pid) as cpu:
+                    throttled, calls = audit_snapshot(config, tmp / "t.json")
+                lines.append(f"| audit snapshot, 15 calls throttled | {services} ALBs | {throttled:6.2f} s | "
+                             f"{floor_time / throttled:4.2f}× | complete: {calls} calls | {cpu.columns()} |")
+                budgets += [
+                    f"| collection at the default 8 in flight, against the floor | {floor_time / at['8']:.2f}× | "
+                    f"≥ 8× | {'met' if floor_time / at['8'] >= 8 else 'MISSED'} |",
+                    f"| 15 calls throttled, against unthrottled | {throttled / at['8']:.2f}× | ≤ 1.5× | "
+                    f"{'met' if throttled / at['8'] <= 1.5 else 'MISSED'} |",
+                ]
             # The peer, on the same estate, straight against moto (tool time, not AWS latency).
             config.write_text(config.read_text().replace(proxy.url, endpoint))
             ours = time.perf_counter()
@@ -196,16 +240,18 @@ def main() -> list[str]:
             ours = time.perf_counter() - ours
             peer = prowler(endpoint, tmp)
             lines.append(f"| audit snapshot + check (path, ALB, TG, SG, nginx, docker rules) | {services} ALBs | "
-                         f"{ours:6.2f} s | | |")
+                         f"{ours:6.2f} s | | | | | |")
             lines.append(f"| Prowler 9 ELBv2/SG checks (no target groups, no hosts) | {services} ALBs | "
-                         + (f"{peer:6.2f} s | {peer / ours:4.2f}× audit's time | |" if peer else
-                            "not installed | | `make bench` installs it |"))
+                         + (f"{peer:6.2f} s | {peer / ours:4.2f}× audit's time | | | | |" if peer else
+                            "not installed | | `make bench` installs it | | | |"))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return lines
+    return lines, budgets
 
 
 if __name__ == "__main__":
-    print("| what | estate | wall time | vs floor | API calls |\n|---|---|---|---|---|")
-    print("\n".join(main()))
+    rows, budgets = main()
+    print("| what | estate | wall time | vs floor | API calls | audit CPU | moto CPU | CPU floor (all CPU / cores) |\n"
+          "|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows + [""] + budgets))

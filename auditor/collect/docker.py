@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 
 from auditor.collect import compose, dockerfile
 from auditor.errors import AuditError
@@ -117,7 +116,10 @@ SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "compose-spec.json
 
 
 @functools.cache
-def _validator() -> jsonschema.Draft7Validator:
+def _validator() -> Any:
+    # Imported here: jsonschema takes a tenth of a second to import, and only compose files need it.
+    import jsonschema
+
     return jsonschema.Draft7Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
 
 
@@ -125,7 +127,9 @@ def _validate(model: compose.Model) -> None:
     """The Compose Specification's own schema on the merged model (an override file alone need not be
     valid), so a malformed file gets a precise error, not a guess."""
     data = {"services": model.services, "networks": model.networks, "volumes": model.volumes}
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator().iter_errors(data))
     if error is None:
         return
     location = list(error.absolute_path)
