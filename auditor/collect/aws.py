@@ -188,8 +188,9 @@ class Reads:
         raise CollectionStopped(self.stop.message(self.endpoint))
 
     def close(self) -> None:
-        # Once stopped, threads still waiting on the network are not waited for.
-        for pool in [self.steps, *self.pools.values()]:
+        # The reads first: queued ones are cancelled, so a step waiting on them ends too. Once
+        # stopped, threads still waiting on the network are not waited for.
+        for pool in [*self.pools.values(), self.steps]:
             pool.shutdown(wait=not self.stop.event.is_set(), cancel_futures=True)
 
 
