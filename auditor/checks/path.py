@@ -302,6 +302,19 @@ def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         return None
 
 
+def _within(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    parsed = _address(address)
+    return parsed is not None and parsed in network
+
+
+@functools.lru_cache(maxsize=65536)
+def _address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(address)
+    except ValueError:
+        return None
+
+
 def _covered(cidr: str, allowed: list[str]) -> bool:
     return _covered_by(cidr, tuple(allowed))
 
@@ -424,8 +437,8 @@ def _egress_allows(ctx: Context, groups: list[str], port: int, targets: set[str]
                 continue
             if rule.source_group in targets or rule.prefix_list:
                 return True
-            cidr = rule.cidr or rule.ipv6_cidr
-            if cidr and (not addresses or all(_covered(f"{a}/32", [cidr]) for a in addresses if ":" not in a)):
+            network = _network(rule.cidr or rule.ipv6_cidr or "")
+            if network is not None and (not addresses or all(_within(a, network) for a in addresses if ":" not in a)):
                 return True
     return False
 

@@ -78,6 +78,11 @@ CASES: list[tuple[str, str, Callable[[Data], None], Callable[[Data], None]]] = [
     ("P108", PROD, lambda d: res(d, "security_groups")["egress"].clear(),
      lambda d: res(d, "security_groups").__setitem__("egress", [
          {"protocol": "tcp", "from_port": 80, "to_port": 80, "source_group": "sg-0web0prod"}])),
+    # By address: the egress CIDR must hold every target (10.20.0.11 and 10.20.1.12), not just one.
+    ("P108", PROD, lambda d: res(d, "security_groups").__setitem__("egress", [
+         {"protocol": "tcp", "from_port": 80, "to_port": 80, "cidr": "10.20.0.0/24"}]),
+     lambda d: res(d, "security_groups").__setitem__("egress", [
+         {"protocol": "tcp", "from_port": 80, "to_port": 80, "cidr": "10.20.0.0/23"}])),
     ("P111", PROD, lambda d: d["resources"]["target_health"].clear(), nothing),
     ("P112", PROD, lambda d: res(d, "target_health").update(state="unhealthy", reason="Target.Timeout"),
      lambda d: res(d, "target_health").update(state="initial")),
