@@ -98,6 +98,7 @@ def forwarded_headers_missing(ctx: Context) -> Iterator[Problem]:
     """N503: a proxying location behind the ALB does not pass X-Forwarded-For/Proto: the app sees nginx's
     address and `http`, so it logs the wrong client and builds http:// redirects."""
     judged = {id(view.host) for view in ctx.hosts}
+    asked: set[tuple[int, int]] = set()  # every slot and target of a host reaches the same servers
     for sp in ctx.topology.slot_paths:
         if id(sp.host.host) not in judged:
             continue
@@ -105,6 +106,9 @@ def forwarded_headers_missing(ctx: Context) -> Iterator[Problem]:
             if reach.via != "nginx":
                 continue
             port = sp.host.nginx_port_for(target.port) or target.port
+            if (id(sp.host), port) in asked:
+                continue
+            asked.add((id(sp.host), port))
             resource = f"host:{ctx.keys.host(sp.host.host)}"
             for server in sp.host.servers_on(port):
                 for location in server.locations:

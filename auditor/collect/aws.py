@@ -3,8 +3,10 @@ ECS services, read with boto3 — read-only by construction.
 
 Every client refuses, before anything is sent, an operation whose name does not
 start with Describe, List or Get. Calls are counted per operation, paginated
-everywhere (moto pages load balancers at 50, AWS at 400), and run in a bounded
-thread pool: at most ``concurrency`` requests in flight per service.
+everywhere (moto pages load balancers at 50, AWS at 400), and run in a thread
+pool per service: at most ``concurrency`` requests in flight per service. Each
+read starts as soon as the ids it needs are known (``Reads``), not when a phase
+of the collection ends.
 
 Retries are ours, per request, with full jitter: throttling, 5xx and connection
 errors are retried after a random wait that a ``Stop`` (Ctrl-C, or the end of
