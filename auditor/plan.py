@@ -47,6 +47,7 @@ from auditor.snapshot import (
     TargetGroup,
     TargetHealth,
     TaskDefinition,
+    typed,
     validated,
 )
 
@@ -523,7 +524,7 @@ class _Overlay:
             update = _merged(msgspec.to_builtins(existing), msgspec.to_builtins(after), differences)
             if task is not None:
                 update["task_definition"] = task
-            items[items.index(existing)] = msgspec.convert(update, type(existing), strict=False)
+            items[items.index(existing)] = typed(update, type(existing))
             detail = ", ".join(f"{path} {_change_value(a)} → {_change_value(b)}" for path, a, b in differences)
             self.changes.append(Change(address, action, collection, detail, {_identity(collection, existing)}))
             return
@@ -674,7 +675,7 @@ class _Overlay:
         if not self.renamed:
             return
         data = _renamed(msgspec.to_builtins(self.res), self.renamed)
-        self.res = msgspec.convert(data, Resources, strict=False)
+        self.res = typed(data, Resources)
 
 
 def _merged(existing: dict[str, Any], after: dict[str, Any], differences: list[tuple[str, Any, Any]]) -> dict[str, Any]:

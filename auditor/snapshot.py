@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -21,6 +21,7 @@ from auditor import __version__
 from auditor.errors import AuditError, SnapshotError, read_bytes
 
 SCHEMA_VERSION = 1
+M = TypeVar("M")
 
 
 class Model(msgspec.Struct, kw_only=True):
@@ -611,16 +612,21 @@ def _lenient(value: Any, info: msgspec.inspect.Type) -> Any:
     return value
 
 
+def typed(data: Any, model: type[M]) -> M:
+    """Plain data as a model, read as a file is: lax about "80" for 80, and about 80 for "80" (on a
+    second try, so well-typed data pays nothing). msgspec.ValidationError when it does not fit."""
+    try:
+        return msgspec.convert(data, model, strict=False)
+    except msgspec.ValidationError:
+        return msgspec.convert(_lenient(data, msgspec.inspect.type_info(model)), model, strict=False)
+
+
 def from_data(data: Any, source: str = "snapshot") -> Snapshot:
     error = _version_error(data, source)
     if error:
         raise SnapshotError(error)
     try:
-        return msgspec.convert(data, Snapshot, strict=False)
-    except msgspec.ValidationError:
-        pass
-    try:
-        return msgspec.convert(_lenient(data, msgspec.inspect.type_info(Snapshot)), Snapshot, strict=False)
+        return typed(data, Snapshot)
     except msgspec.ValidationError as exc:
         raise _invalid(exc, source) from None
 

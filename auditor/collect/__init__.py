@@ -33,6 +33,7 @@ from auditor.snapshot import (
     SourceError,
     SourceStatus,
     Switch,
+    typed,
     validated,
 )
 
@@ -240,7 +241,7 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
     facts = commands.HostFacts(instance.id if instance else "", (instance.private_ip or "") if instance else "")
     source = f"host:{host.name}" + (f":{instance.id}" if instance else "")
     result = Host(name=host.name, instance_id=instance.id if instance else None, match=host.match.tags,
-                  app=msgspec.convert(host.app.model_dump(), App, strict=False) if host.app else None)
+                  app=typed(host.app.model_dump(), App) if host.app else None)
     status = SourceStatus()
     project: compose.Model | None = None
     for layer in ("docker", "nginx"):  # docker first: a compose project may hold the nginx
@@ -274,7 +275,7 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
         result.docker = DockerFacts(containers=found, slots={s: v.service for s, v in spec_docker.slots.items()},
                                     listen_ports={n: s.port for n, s in spec_docker.services.items()},
                                     live=spec_docker.live,
-                                    switch=msgspec.convert(spec_docker.switch.model_dump(), Switch, strict=False)
+                                    switch=typed(spec_docker.switch.model_dump(), Switch)
                                     if spec_docker.switch else None)
     if status.errors:
         status.status = "error"
@@ -330,7 +331,7 @@ def _relative_files(host: Host, base: Path) -> Host:
             return [v.removeprefix(prefix) if isinstance(v, str) else relative(v) for v in node]
         return node
 
-    return msgspec.convert(relative(msgspec.to_builtins(host)), Host, strict=False)
+    return typed(relative(msgspec.to_builtins(host)), Host)
 
 
 def _refuse_partial(snapshot: Snapshot) -> None:
