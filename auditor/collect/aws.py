@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, as_completed, wait
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import boto3
@@ -292,27 +293,30 @@ class AwsCollector:
         with self._lock:
             self.errors.append(error)
 
-    def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any] | None:
-        """One call; a failure is recorded (the collection becomes partial) and gives None."""
-        method = getattr(self.client(service), _snake(operation))
+    @contextmanager
+    def _recording(self, service: str, operation: str) -> Iterator[None]:
+        """A failed read is recorded (the collection becomes partial); missing credentials end it."""
         try:
-            return method(**kwargs)
+            yield
         except NoCredentialsError as exc:
             raise CollectionError(f"no AWS credentials for region {self.region}: {exc}") from None
         except (ClientError, BotoCoreError) as exc:
             self._record(service, operation, exc)
-            return None
+
+    def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any] | None:
+        """One call; a failure gives None."""
+        method = getattr(self.client(service), _snake(operation))
+        with self._recording(service, operation):
+            return method(**kwargs)
+        return None
 
     def paginate(self, service: str, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every page's items; a failure keeps the pages read before it."""
         paginator = self.client(service).get_paginator(_snake(operation))
         items: list[dict[str, Any]] = []
-        try:
+        with self._recording(service, operation):
             for page in paginator.paginate(**kwargs):
                 items.extend(page.get(key, []))
-        except NoCredentialsError as exc:
-            raise CollectionError(f"no AWS credentials for region {self.region}: {exc}") from None
-        except (ClientError, BotoCoreError) as exc:
-            self._record(service, operation, exc)
         return items
 
     # --- the collection ---------------------------------------------------------------------------
@@ -344,15 +348,13 @@ class AwsCollector:
         self.progress(f"{len(selected_lbs)} load balancers and {len(selected_tgs)} target groups")
 
         # Target health first: instances and then security groups wait on it, the rest does not.
-        health = {a: reads.start("elbv2", self._target_health, a) for a in sorted(selected_tgs)}
+        health, tg_attrs = self._target_groups(reads, sorted(selected_tgs))
         hosts = [reads.step(self._instances, reads, dict(health), tgs, self.host_matches)]
         subnet_ids = sorted({z["SubnetId"] for a in selected_lbs for z in lbs[a].get("AvailabilityZones", [])
                              if z.get("SubnetId")})
         subnets = reads.by_filter(self, "ec2", "DescribeSubnets", "Subnets", "subnet-id", subnet_ids)
         lb_attrs = {a: reads.start("elbv2", self._attributes, "DescribeLoadBalancerAttributes", "LoadBalancerArn", a)
                     for a in sorted(selected_lbs)}
-        tg_attrs = {a: reads.start("elbv2", self._attributes, "DescribeTargetGroupAttributes", "TargetGroupArn", a)
-                    for a in sorted(selected_tgs)}
         listings = [reads.start("elbv2", self.paginate, "elbv2", "DescribeListeners", "Listeners", LoadBalancerArn=a)
                     for a in sorted(selected_lbs)]
         listeners_raw: list[dict[str, Any]] = []
@@ -369,11 +371,10 @@ class AwsCollector:
         extra = sorted(a for a in forwarded - selected_tgs if a in tgs)
         if extra:
             selected_tgs.update(extra)
-            more = {a: reads.start("elbv2", self._target_health, a) for a in extra}
-            tg_attrs.update({a: reads.start("elbv2", self._attributes, "DescribeTargetGroupAttributes",
-                                            "TargetGroupArn", a) for a in extra})
+            more, more_attrs = self._target_groups(reads, extra)
             hosts.append(reads.step(self._instances, reads, more, tgs, []))
             health.update(more)
+            tg_attrs.update(more_attrs)
 
         self.progress("ECS services, instances and security groups")
         ecs = self._ecs_services(reads, reads.result(ecs_listing), selected_tgs)
@@ -423,6 +424,14 @@ class AwsCollector:
         selected_lbs = {a for a in lbs if matches(a)}
         selected_lbs |= {lb for a in selected_tgs for lb in tgs[a].get("LoadBalancerArns", []) if lb in lbs}
         return selected_lbs, selected_tgs
+
+    def _target_groups(self, reads: Reads, arns: list[str]) -> tuple[dict[str, Future[list[TargetHealth]]],
+                                                                       dict[str, Future[dict[str, str]]]]:
+        """Each target group's health and its attributes, as separate reads (the health first)."""
+        health = {a: reads.start("elbv2", self._target_health, a) for a in arns}
+        attributes = {a: reads.start("elbv2", self._attributes, "DescribeTargetGroupAttributes", "TargetGroupArn", a)
+                      for a in arns}
+        return health, attributes
 
     def _attributes(self, operation: str, name: str, arn: str) -> dict[str, str]:
         attrs = self.call("elbv2", operation, **{name: arn}) or {}
