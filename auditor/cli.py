@@ -567,9 +567,22 @@ def _exit_now(code: int) -> None:
     """Exit without joining the collection's threads: one may wait out a read timeout on a dead
     endpoint, and Ctrl-C or --timeout must end the command now. Nothing is left half-written:
     files are replaced by rename only when complete."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a reader gone (`audit … | head`): what is left cannot be said anyway
+            pass
     os._exit(code)
+
+
+def run() -> None:
+    """The `audit` script: `main`, then leave at once. Python's own exit frees the run's objects one
+    by one (0.13–0.2 s after a 10k-resource check or diff, measured); there is nothing else to do
+    by then: output is flushed here, files are written whole and renamed, thread pools are shut."""
+    try:
+        main()
+    except SystemExit as exc:
+        _exit_now(exc.code if isinstance(exc.code, int) else int(exc.code is not None))
 
 
 def main(argv: list[str] | None = None) -> None:
