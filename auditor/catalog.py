@@ -15,15 +15,15 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from auditor import fieldpath
 from auditor.errors import ConfigError
 from auditor.findings import RuleInfo
+from auditor.models import key_path, problem, typed
 from auditor.snapshot import RESOURCE_TYPES
 
 if TYPE_CHECKING:
@@ -38,15 +38,17 @@ _AWS_OPERATION = re.compile(r"^[a-z0-9]+:[A-Z][A-Za-z0-9]+$")
 
 OptionType = Literal["int", "number", "string", "bool", "list[int]", "list[string]"]
 _OPTION_TYPES: dict[str, Any] = {
-    "int": TypeAdapter(int), "number": TypeAdapter(float), "string": TypeAdapter(str), "bool": TypeAdapter(bool),
-    "list[int]": TypeAdapter(list[int]), "list[string]": TypeAdapter(list[str]),
+    "int": int, "number": float, "string": str, "bool": bool, "list[int]": list[int], "list[string]": list[str],
 }
 
 
-class OptionSpec(BaseModel):
+class Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A part of a rule file: an unknown key is a mistake, named."""
+
+
+class OptionSpec(Strict, kw_only=True):
     """One option a rule takes in audit.yaml's rules.options.RULE."""
 
-    model_config = ConfigDict(extra="forbid")
     type: OptionType
     default: Any
     description: str = ""
@@ -56,8 +58,8 @@ class OptionSpec(BaseModel):
         if self.type in ("int", "list[int]") and any(isinstance(v, bool) for v in _items(value)):
             raise ValueError("got a boolean")
         try:
-            return _OPTION_TYPES[self.type].validate_python(value, strict=self.type != "number")
-        except ValidationError:
+            return msgspec.convert(value, _OPTION_TYPES[self.type], strict=self.type != "number")
+        except msgspec.ValidationError:
             raise ValueError(f"expected {self.type}, got {value!r}") from None
 
 
@@ -68,37 +70,30 @@ def _items(value: Any) -> list[Any]:
 Op = Literal["eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "matches", "exists", "missing"]
 
 
-class Condition(BaseModel):
+class Condition(Strict, kw_only=True):
     """A team rule's single declarative condition over one resource type."""
 
-    model_config = ConfigDict(extra="forbid")
     resource_type: str
     key: str
     op: Op
     value: Any = None
 
 
-class RuleFile(RuleInfo):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=r"^[A-Z][0-9]{3}$")
-    name: str = Field(pattern=r"^[a-z0-9-]+$")
+class RuleFile(RuleInfo, Strict, kw_only=True):
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Z][0-9]{3}$")]
+    name: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]+$")]
     check: str | None = None  # MODULE.FUNCTION: auditor/checks, or a module beside a team's rule
     condition: Condition | None = None
     # What the check reads: AWS operations and host layers. The engine skips the rule where one
     # was not collected, so a rule never passes on data nobody read.
-    needs: list[str] = Field(default_factory=list)
-    options: dict[str, OptionSpec] = Field(default_factory=dict)
+    needs: list[str] = msgspec.field(default_factory=list)
+    options: dict[str, OptionSpec] = msgspec.field(default_factory=dict)
 
-    @field_validator("needs")
-    @classmethod
-    def _known_needs(cls, needs: list[str]) -> list[str]:
-        for need in needs:
+    def __post_init__(self) -> None:
+        for need in self.needs:
             if need not in HOST_LAYERS and not _AWS_OPERATION.match(need):
-                raise ValueError(f"{need!r} is neither an AWS operation (service:Operation) nor one of {HOST_LAYERS}")
-        return needs
-
-    @model_validator(mode="after")
-    def _one_check(self) -> RuleFile:
+                raise ValueError(f"needs: {need!r} is neither an AWS operation (service:Operation) nor one of "
+                                 f"{HOST_LAYERS}")
         if (self.check is None) == (self.condition is None):
             raise ValueError("give exactly one of check or condition")
         for name, spec in self.options.items():
@@ -106,7 +101,6 @@ class RuleFile(RuleInfo):
                 spec.coerce(spec.default)
             except ValueError as exc:
                 raise ValueError(f"options.{name}.default: {exc}") from None
-        return self
 
     @property
     def aws_needs(self) -> list[str]:
@@ -117,8 +111,8 @@ class RuleFile(RuleInfo):
         return [n.removeprefix("host.") for n in self.needs if n in HOST_LAYERS]
 
     def info(self, severity: str | None = None) -> RuleInfo:
-        return RuleInfo.model_validate({**self.model_dump(include=set(RuleInfo.model_fields)),
-                                        "severity": severity or self.severity})
+        shared = {name: getattr(self, name) for name in RuleInfo.__struct_fields__}
+        return RuleInfo(**{**shared, "severity": severity or self.severity})
 
 
 CheckFunction = Callable[["Context"], Iterable["Problem | Skip"]]
@@ -210,13 +204,12 @@ def load_rule(path: Path, team: bool = False, text: str | None = None) -> Rule:
     try:
         data = yaml.load(path.read_text(encoding="utf-8") if text is None else text,  # noqa: S506 - safe loader
                          Loader=_YAML_LOADER)
-        meta = RuleFile.model_validate(data)
+        meta = typed(data, RuleFile)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read rule: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
+    except msgspec.ValidationError as exc:
+        keys, words = problem(exc, data, RuleFile)
+        raise ConfigError(f"{path}: {key_path(keys) or '(top level)'}: {words}") from None
     if path.stem != meta.id:
         raise ConfigError(f"{path}: file name must be the rule id {meta.id}")
     if team and not re.fullmatch(r"X9[0-9]{2}", meta.id):

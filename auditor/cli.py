@@ -505,8 +505,11 @@ def rules(**values: Any) -> None:
     options = Options(**values)
     catalog = catalog_module.configured_catalog(options.config)
     if options.format == "json":
-        options.emit(json.dumps([r.meta.model_dump(exclude={"check", "condition", "needs"}) for r in catalog.values()],
-                                indent=2) + "\n")
+        from auditor.models import plain
+
+        shown = [{k: v for k, v in plain(r.meta).items() if k not in ("check", "condition", "needs")}
+                 for r in catalog.values()]
+        options.emit(json.dumps(shown, indent=2) + "\n")
         return
     if options.format == "markdown":
         bar = "\\|"
@@ -538,7 +541,9 @@ def explain(rule_id: str, **values: Any) -> None:
         raise AuditError(f"unknown rule id {rule_id!r} (see `audit rules`)")
     meta = rule.meta
     if options.format == "json":
-        options.emit(meta.model_dump_json(indent=2) + "\n")
+        from auditor.models import plain
+
+        options.emit(json.dumps(plain(meta), indent=2, ensure_ascii=False) + "\n")
         return
     if options.format == "markdown":
         lines = [f"### {meta.id} {meta.name} ({meta.severity})", "", meta.title, "",

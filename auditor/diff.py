@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
-from pydantic import BaseModel
 
 from auditor.config import DiffConfig
 from auditor.keys import TRAILING_INDEX, Keys
@@ -37,7 +36,7 @@ _KEYED = {("docker", "containers"), ("nginx", "servers"), ("nginx", "upstreams")
 _EMPTY = (None, {}, [])  # absent and empty compare equal: `environment: {}` is no environment
 
 
-class DriftItem(BaseModel):
+class DriftItem(msgspec.Struct, kw_only=True):
     kind: Literal["changed", "only_in_a", "only_in_b", "ambiguous"]
     resource_type: str
     key: str

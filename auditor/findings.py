@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 if TYPE_CHECKING:
     from auditor.topology import Topology
@@ -29,20 +29,19 @@ def at_or_above(severity: str, fail_on: str) -> bool:
     return fail_on != "never" and severity_rank(severity) <= severity_rank(fail_on)
 
 
-class RuleInfo(BaseModel):
+class RuleInfo(msgspec.Struct, kw_only=True):
     """A rule as reports show it: its metadata, with the severity as configured."""
 
-    model_config = ConfigDict(extra="ignore")
     id: str
     name: str
     severity: Severity
     title: str
     rationale: str
     remediation: str
-    references: list[str] = Field(default_factory=list)
+    references: list[str] = msgspec.field(default_factory=list)
 
 
-class Finding(BaseModel):
+class Finding(msgspec.Struct, kw_only=True):
     rule_id: str
     rule: str
     severity: Severity
@@ -50,7 +49,7 @@ class Finding(BaseModel):
     resource: str
     slot: str | None = None
     message: str
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    evidence: dict[str, Any] = msgspec.field(default_factory=dict)
     remediation: str
     fingerprint: str
     suppressed: bool = False
@@ -68,7 +67,7 @@ class Finding(BaseModel):
 SkipCause = Literal["not_requested", "not_collected", "missing_data", "internal_error"]
 
 
-class Skipped(BaseModel):
+class Skipped(msgspec.Struct, kw_only=True):
     rule_id: str
     reason: str
     environment: str

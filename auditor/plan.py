@@ -30,6 +30,7 @@ import msgspec
 from auditor.collect.aws_shapes import action_model, containers, sg_rules
 from auditor.errors import AuditError, read_text
 from auditor.findings import Finding, Result
+from auditor.models import typed
 from auditor.snapshot import (
     RESOURCE_TYPES,
     EcsLoadBalancer,
@@ -47,7 +48,6 @@ from auditor.snapshot import (
     TargetGroup,
     TargetHealth,
     TaskDefinition,
-    typed,
     validated,
 )
 

@@ -13,15 +13,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import msgspec
 
 from auditor import __version__
 from auditor.errors import AuditError, SnapshotError, read_bytes
+from auditor.models import key_path, problem, typed
 
 SCHEMA_VERSION = 1
-M = TypeVar("M")
 
 
 class Model(msgspec.Struct, kw_only=True):
@@ -579,46 +579,9 @@ def _version_error(data: Any, source: str) -> str | None:
     return None
 
 
-def _invalid(exc: msgspec.ValidationError, source: str) -> SnapshotError:
-    # msgspec says "Expected `int`, got `str` - at `$.resources.target_groups[0].port`", and
-    # "Object missing required field `name` - at `$.resources.target_groups[0]`".
-    message, _, where = str(exc).partition(" - at `$")
-    where = where.rstrip("`").lstrip(".")
-    missing = re.fullmatch(r"Object missing required field `(.+)`", message)
-    if missing:
-        where, message = f"{where}.{missing[1]}".lstrip("."), "Field required"
-    return SnapshotError(f"{source}: {where + ': ' if where else ''}{message}")
-
-
-def _lenient(value: Any, info: msgspec.inspect.Type) -> Any:
-    """A number where text is expected becomes that text, as a person writing a snapshot by hand
-    means it (`"port": 8080`, `"priority": 10`). Only files that fail the fast path come here."""
-    mi = msgspec.inspect
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        kinds = info.types if isinstance(info, mi.UnionType) else (info,)
-        numeric = any(isinstance(k, (mi.IntType, mi.FloatType)) for k in kinds)
-        return str(value) if not numeric and any(isinstance(k, mi.StrType) for k in kinds) else value
-    if isinstance(info, mi.UnionType):  # `X | None`: the structured member reads the value
-        structured = [t for t in info.types if not isinstance(t, (mi.NoneType, mi.StrType, mi.IntType,
-                                                                       mi.FloatType, mi.BoolType))]
-        return _lenient(value, structured[0]) if len(structured) == 1 else value
-    if isinstance(info, mi.StructType) and isinstance(value, dict):
-        fields = {f.encode_name: f.type for f in info.fields}
-        return {k: _lenient(v, fields[k]) if k in fields else v for k, v in value.items()}
-    if isinstance(info, mi.ListType) and isinstance(value, list):
-        return [_lenient(v, info.item_type) for v in value]
-    if isinstance(info, mi.DictType) and isinstance(value, dict):
-        return {k: _lenient(v, info.value_type) for k, v in value.items()}
-    return value
-
-
-def typed(data: Any, model: type[M]) -> M:
-    """Plain data as a model, read as a file is: lax about "80" for 80, and about 80 for "80" (on a
-    second try, so well-typed data pays nothing). msgspec.ValidationError when it does not fit."""
-    try:
-        return msgspec.convert(data, model, strict=False)
-    except msgspec.ValidationError:
-        return msgspec.convert(_lenient(data, msgspec.inspect.type_info(model)), model, strict=False)
+def _invalid(exc: msgspec.ValidationError, data: Any, source: str) -> SnapshotError:
+    keys, words = problem(exc, data, Snapshot)
+    return SnapshotError(f"{source}: {key_path(keys) + ': ' if keys else ''}{words}")
 
 
 def from_data(data: Any, source: str = "snapshot") -> Snapshot:
@@ -628,7 +591,7 @@ def from_data(data: Any, source: str = "snapshot") -> Snapshot:
     try:
         return typed(data, Snapshot)
     except msgspec.ValidationError as exc:
-        raise _invalid(exc, source) from None
+        raise _invalid(exc, data, source) from None
 
 
 def validated(snapshot: Snapshot) -> Snapshot:

@@ -85,7 +85,7 @@ def test_the_design_example_loads_and_resolves_paths_against_the_config_director
         ("version: 1\nenvironments: {dev: {hosts: [{name: web, match: {tags: {Role: web}}, "
          "docker: {compose: [a.yml], switch: {kind: magic}}}]}}\n",
          "environments.dev.hosts[0].docker.switch.kind: expected 'variable', 'upstream', 'rewrite' or 'alb'"),
-        ("version: 1\nenvironments: {dev: {hosts: 5}}\n", "environments.dev.hosts: Input should be a valid list"),
+        ("version: 1\nenvironments: {dev: {hosts: 5}}\n", "environments.dev.hosts: expected a list, got 5"),
         ("version: 1\nenvironments: {}\n", "environments:"),
         ("version: 1\nenvironments: {dev: {}}\nsuppressions: [{rule: S402}]\n", "suppressions[0].reason: required"),
         ("- a\n- b\n", "expected a mapping at the top level"),

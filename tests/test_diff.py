@@ -8,6 +8,7 @@ import pytest
 
 from auditor import diff, snapshot
 from auditor.config import DiffConfig
+from auditor.models import typed
 from tests.conftest import estate, host
 
 
@@ -62,7 +63,7 @@ def test_expected_patterns_mark_drift_expected(pattern):
     prod = estate("incident-prod")
     staging = renamed(prod, "prod", "staging", "333333333333")
     staging["resources"]["load_balancers"][0]["scheme"] = "internal"
-    drift = compare(staging, prod, DiffConfig.model_validate({"expected": [{"path": pattern, "reason": "internal"}]}))
+    drift = compare(staging, prod, typed({"expected": [{"path": pattern, "reason": "internal"}]}, DiffConfig))
     assert [(i.path, i.expected, i.reason) for i in drift.items] == [("scheme", True, "internal")]
     assert drift.unexpected == []
 
@@ -72,15 +73,15 @@ def test_ignore_patterns_with_quoted_dotted_keys_and_leading_star():
     staging = renamed(prod, "prod", "staging", "333333333333")
     staging["resources"]["load_balancers"][0]["attributes"]["idle_timeout.timeout_seconds"] = "120"
     staging["resources"]["target_groups"][0]["tags"]["CostCenter"] = "42"
-    config = DiffConfig.model_validate(
-        {"ignore": ['load_balancers[*].attributes["idle_timeout.timeout_seconds"]', "*.tags.CostCenter"]})
+    config = typed(
+        {"ignore": ['load_balancers[*].attributes["idle_timeout.timeout_seconds"]', "*.tags.CostCenter"]}, DiffConfig)
     assert compare(staging, prod, config).items == []
-    wrong = DiffConfig.model_validate({"ignore": ["load_balancers[*].attributes.idle_timeout"]})
+    wrong = typed({"ignore": ["load_balancers[*].attributes.idle_timeout"]}, DiffConfig)
     assert len(compare(staging, prod, wrong).items) == 2
 
 
 def test_paths_collection_can_be_expected():
-    config = DiffConfig.model_validate({"expected": [{"path": "paths[*].nginx", "reason": "dev has no nginx"}]})
+    config = typed({"expected": [{"path": "paths[*].nginx", "reason": "dev has no nginx"}]}, DiffConfig)
     drift = compare(estate("incident-dev"), estate("incident-prod"), config)
     assert {i.key for i in drift.items if i.expected} == {"web-*-alb:80/blue", "web-*-alb:80/green"}
 
@@ -107,8 +108,8 @@ def test_diff_match_pairs_differently_named_resources():
     staging = renamed(prod, "prod", "staging", "333333333333")
     staging["resources"]["target_groups"][0]["name"] = "legacy-web-tg"
     assert {i.kind for i in compare(staging, prod).items} >= {"only_in_a", "only_in_b"}
-    config = DiffConfig.model_validate({"match": [{"resource_type": "target_group", "a": "legacy-web-tg",
-                                                   "b": "web-prod-tg"}]})
+    config = typed({"match": [{"resource_type": "target_group", "a": "legacy-web-tg",
+                                                   "b": "web-prod-tg"}]}, DiffConfig)
     assert [i for i in compare(staging, prod, config).items if i.resource_type == "target_group"] == []
 
 

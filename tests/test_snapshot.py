@@ -54,7 +54,7 @@ def test_newer_schema_is_refused_with_a_clear_error(write_json):
     ("[1, 2]", "not a snapshot"),
     ('{"environment": "dev"}', "schema_version missing"),
     ('{"schema_version": 1, "environment": "dev", "resources": {"listeners": [{"arn": "l"}]}}',
-     "resources.listeners[0].load_balancer_arn: Field required"),
+     "resources.listeners[0].load_balancer_arn: required key is missing"),
     ('{"schema_version": 1, "environment": "dev", "resources": {"target_groups": [{"arn": "x"}]}}',
      "resources.target_groups[0].name"),
 ])

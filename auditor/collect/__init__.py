@@ -20,6 +20,7 @@ from auditor.collect.aws import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT, AwsCo
 from auditor.config import Aws, Config
 from auditor.config import Host as HostConfig
 from auditor.errors import AuditError, CollectionStopped, read_text
+from auditor.models import typed
 from auditor.snapshot import (
     COLLECTIONS,
     App,
@@ -33,7 +34,6 @@ from auditor.snapshot import (
     SourceError,
     SourceStatus,
     Switch,
-    typed,
     validated,
 )
 
@@ -241,7 +241,7 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
     facts = commands.HostFacts(instance.id if instance else "", (instance.private_ip or "") if instance else "")
     source = f"host:{host.name}" + (f":{instance.id}" if instance else "")
     result = Host(name=host.name, instance_id=instance.id if instance else None, match=host.match.tags,
-                  app=typed(host.app.model_dump(), App) if host.app else None)
+                  app=typed(msgspec.to_builtins(host.app), App) if host.app else None)
     status = SourceStatus()
     project: compose.Model | None = None
     for layer in ("docker", "nginx"):  # docker first: a compose project may hold the nginx
@@ -275,7 +275,7 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
         result.docker = DockerFacts(containers=found, slots={s: v.service for s, v in spec_docker.slots.items()},
                                     listen_ports={n: s.port for n, s in spec_docker.services.items()},
                                     live=spec_docker.live,
-                                    switch=typed(spec_docker.switch.model_dump(), Switch)
+                                    switch=typed(msgspec.to_builtins(spec_docker.switch), Switch)
                                     if spec_docker.switch else None)
     if status.errors:
         status.status = "error"

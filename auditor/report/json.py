@@ -9,12 +9,15 @@ from auditor import __version__
 from auditor.diff import Drift
 from auditor.findings import Finding, Result, summary
 from auditor.gate import Verdict
+from auditor.models import plain
 
 SCHEMA_VERSION = 1
 
 
 def _finding(finding: Finding) -> dict[str, Any]:
-    return finding.model_dump(mode="json", exclude={"suppression_reason"})
+    data = plain(finding)
+    del data["suppression_reason"]
+    return data
 
 
 def check_data(results: list[Result]) -> dict[str, Any]:
@@ -24,7 +27,7 @@ def check_data(results: list[Result]) -> dict[str, Any]:
         "tool": {"name": "auditor", "version": __version__},
         "environments": [r.environment for r in results],
         "findings": [_finding(f) for f in findings],
-        "skipped": [s.model_dump(mode="json") for r in results for s in r.skipped],
+        "skipped": [plain(s) for r in results for s in r.skipped],
         "summary": summary(findings),
     }
 
@@ -34,7 +37,7 @@ def diff_data(drift: Drift) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "a": drift.a,
         "b": drift.b,
-        "drift": [i.model_dump(mode="json") for i in drift.items],
+        "drift": [plain(i) for i in drift.items],
         "summary": {"unexpected": len(drift.unexpected), "expected": len(drift.items) - len(drift.unexpected)},
     }
 
@@ -55,8 +58,8 @@ def render_gate(result: Result, verdict: Verdict) -> str:
         "slots": verdict.slots,
         "result": verdict.outcome,
         "failing": [f.fingerprint for f in verdict.failing],
-        "missing_data": [s.model_dump(mode="json") for s in verdict.missing],
-        "path_drift": [i.model_dump(mode="json") for i in verdict.drift],
+        "missing_data": [plain(s) for s in verdict.missing],
+        "path_drift": [plain(i) for i in verdict.drift],
     }
     plan = verdict.plan
     if plan is not None:
@@ -66,7 +69,7 @@ def render_gate(result: Result, verdict: Verdict) -> str:
             "outside_environment": plan.outside,
             "new_findings": sorted(plan.new),
             "behind": {fingerprint: [str(c) for c in changes] for fingerprint, changes in plan.behind.items()},
-            "resolved_findings": [f.model_dump(mode="json") for f in plan.resolved],
+            "resolved_findings": [plain(f) for f in plan.resolved],
             "paths": {"before": plan.paths_before, "after": plan.paths_after},
         }
     return json.dumps(data, indent=2) + "\n"

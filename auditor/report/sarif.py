@@ -16,6 +16,7 @@ from auditor import __version__
 from auditor.diff import Drift, describe
 from auditor.findings import Finding, Result, RuleInfo, Skipped
 from auditor.gate import Verdict
+from auditor.models import plain
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -94,7 +95,7 @@ def _run(result: Result, config_uri: str, extra: dict[str, Any] | None = None) -
                             "rules": [_rule(meta) for meta in rules]}},
         "automationDetails": {"id": f"audit/{result.environment}/"},
         "results": [_result(f, index, config_uri) for f in result.findings],
-        "properties": {"skipped": [s.model_dump(mode="json") for s in result.skipped], **(extra or {})},
+        "properties": {"skipped": [plain(s) for s in result.skipped], **(extra or {})},
     }
 
 

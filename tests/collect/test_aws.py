@@ -8,7 +8,7 @@ import pytest
 from auditor import collect, config, engine, gate, snapshot
 from auditor.catalog import builtin_catalog
 from auditor.collect.aws import AwsCollector, ReadOnlyViolation
-from auditor.config import Aws
+from auditor.config import Aws, TagMatch
 from auditor.fixtures import estates
 from tests.conftest import SNAPSHOTS
 
@@ -180,7 +180,7 @@ def test_scope_collects_untagged_things_the_selected_load_balancer_references(aw
     elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
                           DefaultActions=[{"Type": "forward", "TargetGroupArn": untagged_tg}])
     elbv2.create_load_balancer(Name="other-alb", Subnets=subnets)
-    resources, _ = run(AwsCollector(Aws(region="us-east-1", scope={"tags": {"Environment": "dev"}}), "us-east-1"))
+    resources, _ = run(AwsCollector(Aws(region="us-east-1", scope=TagMatch(tags={"Environment": "dev"})), "us-east-1"))
     assert [lb.name for lb in resources.load_balancers] == ["web-alb"]
     assert [tg.name for tg in resources.target_groups] == ["untagged-tg"]
     assert [g.name for g in resources.security_groups] == ["untagged-alb-sg"]

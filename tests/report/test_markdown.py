@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from auditor import diff, gate, snapshot
 from auditor.config import DiffConfig
+from auditor.models import typed
 from auditor.report import markdown
 from tests.conftest import SNAPSHOTS, estate, run
 
@@ -29,7 +30,7 @@ def test_pipes_in_messages_do_not_break_the_table():
 
 def test_diff_shows_shapes_unexpected_rows_and_folds_expected_items():
     a, b = (snapshot.load(SNAPSHOTS / f"incident-{e}.json") for e in ("dev", "prod"))
-    config = DiffConfig.model_validate({"expected": [{"path": "paths[*].nginx", "reason": "dev has no nginx"}]})
+    config = typed({"expected": [{"path": "paths[*].nginx", "reason": "dev has no nginx"}]}, DiffConfig)
     text = markdown.render_diff([diff.compare(a, b, ["dev"], ["prod"], config)])
     assert text.startswith("### audit diff dev → prod: 14 unexpected, 2 expected")
     assert "- **dev**: `ALB:80 → TG:3000 → app{blue:3000, green:4000 ✗}`" in text
