@@ -21,7 +21,7 @@ import msgspec
 import yaml
 
 from auditor import fieldpath
-from auditor.errors import ConfigError
+from auditor.errors import ConfigError, invalid_yaml
 from auditor.findings import RuleInfo
 from auditor.models import key_path, problem, typed
 from auditor.snapshot import RESOURCE_TYPES
@@ -205,8 +205,10 @@ def load_rule(path: Path, team: bool = False, text: str | None = None) -> Rule:
         data = yaml.load(path.read_text(encoding="utf-8") if text is None else text,  # noqa: S506 - safe loader
                          Loader=_YAML_LOADER)
         meta = typed(data, RuleFile)
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read rule: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(invalid_yaml(path, exc)) from None
     except msgspec.ValidationError as exc:
         keys, words = problem(exc, data, RuleFile)
         raise ConfigError(f"{path}: {key_path(keys) or '(top level)'}: {words}") from None

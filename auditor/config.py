@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
-from auditor.errors import ConfigError, read_text
+from auditor.errors import ConfigError, invalid_yaml, read_text
 from auditor.models import key_path, problem, typed
 
 
@@ -249,10 +249,7 @@ def load(path: str | Path) -> Config:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+        raise ConfigError(invalid_yaml(path, exc)) from None
     if data is None:
         raise ConfigError(f"{path}: config file is empty")
     return parse(data, str(path), path.resolve().parent)

@@ -26,6 +26,15 @@ class GateDataMissing(AuditError):
     """The gate cannot answer because a path rule lacked the data it needs."""
 
 
+def invalid_yaml(path: str | Path, exc: Exception) -> str:
+    """A YAML parser's error as one line: `FILE:LINE: invalid YAML: what it found` (PyYAML's own
+    message spans lines, with the offending text quoted)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f":{mark.line + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{path}{where}: invalid YAML: {problem}"
+
+
 def read_bytes(path: str | Path, what: str, error: type[AuditError] = AuditError, hint: str = "") -> bytes:
     """A user's file, or one line naming it and what is wrong."""
     try:

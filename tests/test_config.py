@@ -89,6 +89,15 @@ def test_the_design_example_loads_and_resolves_paths_against_the_config_director
         ("version: 1\nenvironments: {}\n", "environments:"),
         ("version: 1\nenvironments: {dev: {}}\nsuppressions: [{rule: S402}]\n", "suppressions[0].reason: required"),
         ("- a\n- b\n", "expected a mapping at the top level"),
+        # A mapping's key is named, not only its position: the environment, the tag, the service.
+        ("version: 1\nenvironments: {dev: {}, prod: {hosts: [{name: web, match: {tags: {Role: web}}, "
+         "nginx: {path: a, pathx: b}}]}}\n", "environments.prod.hosts[0].nginx.pathx: unknown key"),
+        ("version: 1\nenvironments: {dev: {hosts: [{name: web, match: {tags: {Tier: 2, Role: [web]}}}]}}\n",
+         "environments.dev.hosts[0].match.tags.Role: expected text, got ['web']"),
+        ("version: 1\nenvironments: {dev: {hosts: [{name: web, match: {tags: {Role: web}}, "
+         "docker: {compose: [a.yml], services: {web: {port: 80}, app: {port: 0}}}}]}}\n",
+         "environments.dev.hosts[0].docker.services.app.port: expected an integer >= 1, got 0"),
+        ("version: 1\nbase_dir: /etc\nenvironments: {dev: {}}\n", "base_dir: unknown key"),
     ],
 )
 def test_mistakes_are_one_line_naming_file_key_and_expectation(tmp_path, text, expected):
@@ -106,7 +115,7 @@ def test_missing_file_empty_file_and_bad_yaml(tmp_path):
         config.load(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="config file is empty"):
         config.load(write(tmp_path, ""))
-    with pytest.raises(ConfigError, match=r"line 2: invalid YAML"):
+    with pytest.raises(ConfigError, match=r"\.yaml:2: invalid YAML"):
         config.load(write(tmp_path, "version: 1\nenvironments: {dev: [}\n"))
 
 

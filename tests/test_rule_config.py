@@ -120,3 +120,16 @@ def test_team_rule_needs_one_of_check_or_condition(tmp_path):
 def test_unknown_rule_in_options_is_an_error(tmp_path):
     (tmp_path / "audit.yaml").write_text("version: 1\nenvironments: {dev: {}}\nrules: {options: {Z123: {}}}\n")
     assert_one_line_error(audit("check", DEV, cwd=tmp_path), "unknown rule id Z123")
+
+
+def test_a_team_rule_option_of_an_unknown_type_is_named_by_its_key(tmp_path):
+    team_rules(tmp_path, ("X904.yaml", RULE.format(id="X904", name="x") + "check: a.b\n"
+                          "    options: {window: {type: int, default: 1}, budget: {type: float, default: 1}}\n"))
+    assert_one_line_error(audit("check", DEV, cwd=tmp_path), "X904.yaml",
+                          "options.budget.type: expected 'int', 'number', 'string', 'bool', 'list[int]' or "
+                          "'list[string]', got 'float'")
+
+
+def test_a_rule_file_that_is_not_yaml_is_one_line_naming_its_line(tmp_path):
+    team_rules(tmp_path, ("X905.yaml", RULE.format(id="X905", name="x") + "  check: [a\n"))
+    assert_one_line_error(audit("check", DEV, cwd=tmp_path), "X905.yaml:", "invalid YAML")

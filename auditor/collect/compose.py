@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from auditor.errors import read_text
+from auditor.errors import invalid_yaml, read_text
 
 
 class Reset:
@@ -261,9 +261,7 @@ def load_yaml(path: Path) -> tuple[Any, dict[str, int]]:
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise ComposeError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise ComposeError(invalid_yaml(path, exc)) from None
     if data is None:
         return {}, {}
     if not isinstance(data, dict) or not isinstance(data.get("services", {}) or {}, dict):
