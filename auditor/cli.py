@@ -587,6 +587,8 @@ def run() -> None:
     try:
         main()
     except SystemExit as exc:
+        if sys.gettrace() or sys.getprofile():
+            raise  # a profiler or coverage tool writes its data at exit
         _exit_now(exc.code if isinstance(exc.code, int) else int(exc.code is not None))
 
 
