@@ -57,6 +57,10 @@ def test_newer_schema_is_refused_with_a_clear_error(write_json):
      "resources.listeners[0].load_balancer_arn: required key is missing"),
     ('{"schema_version": 1, "environment": "dev", "resources": {"target_groups": [{"arn": "x"}]}}',
      "resources.target_groups[0].name"),
+    # A mapping's key is named: the slot whose service is not text.
+    ('{"schema_version": 1, "environment": "dev", "resources": {"hosts": [{"name": "web", "docker": '
+     '{"slots": {"blue": "app-blue", "green": ["app-green"]}}}]}}',
+     "resources.hosts[0].docker.slots.green: expected text, got ['app-green']"),
 ])
 def test_bad_snapshots_are_one_line_errors(tmp_path, text, expected):
     path = tmp_path / "bad.json"
