@@ -104,6 +104,8 @@ def _describe(message: str, kind: Any, value: Any) -> str:
         return "unknown key"
     if message.startswith("Object missing required field"):
         return "required key is missing"
+    if message.startswith("Invalid RFC3339 encoded date"):
+        return f"expected a date like 2027-01-31, got {value!r}"
     literal = _literal_values(kind)
     if message.startswith("Invalid enum value") and literal:
         options = [repr(v) for v in literal]

@@ -98,6 +98,8 @@ def test_the_design_example_loads_and_resolves_paths_against_the_config_director
          "docker: {compose: [a.yml], services: {web: {port: 80}, app: {port: 0}}}}]}}\n",
          "environments.dev.hosts[0].docker.services.app.port: expected an integer >= 1, got 0"),
         ("version: 1\nbase_dir: /etc\nenvironments: {dev: {}}\n", "base_dir: unknown key"),
+        ("version: 1\nenvironments: {dev: {}}\nsuppressions: [{rule: S401, reason: x, expires: soon}]\n",
+         "suppressions[0].expires: expected a date like 2027-01-31, got 'soon'"),
     ],
 )
 def test_mistakes_are_one_line_naming_file_key_and_expectation(tmp_path, text, expected):
