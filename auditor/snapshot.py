@@ -65,9 +65,9 @@ class LoadBalancer(Resource, kw_only=True):
     tags: dict[str, str] = msgspec.field(default_factory=dict)
     attributes: dict[str, Scalar] = msgspec.field(default_factory=dict)
 
-
     def __post_init__(self) -> None:
         self.attributes = _texts(self.attributes)
+
 
 class ForwardTarget(Model, kw_only=True):
     arn: str

@@ -468,10 +468,7 @@ class AwsCollector:
             matched.append(reads.start("ec2", self.paginate, "ec2", "DescribeInstances", "Reservations",
                                        Filters=filters))
         found: dict[str, dict[str, Any]] = {}
-        for reservation in reads.joined(pages):
-            for instance in reservation.get("Instances", []):
-                found[instance["InstanceId"]] = dict(instance, OwnerId=reservation.get("OwnerId", ""))
-        for reservation in reads.joined(matched):
+        for reservation in reads.joined(pages) + reads.joined(matched):
             for instance in reservation.get("Instances", []):
                 found.setdefault(instance["InstanceId"], dict(instance, OwnerId=reservation.get("OwnerId", "")))
         return list(found.values())

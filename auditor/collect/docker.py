@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-
 from auditor.collect import compose, dockerfile
 from auditor.errors import AuditError
 from auditor.snapshot import Container, PublishedPort, Redactor
