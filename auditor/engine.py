@@ -69,8 +69,12 @@ class Context:
     hosts: list[HostView] = field(default_factory=list)
 
 
+# One encoder for every finding: json.dumps builds a new one per call when given options.
+_IDENTITY_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def fingerprint(rule_id: str, resource: str, slot: str | None, identity: dict[str, Any]) -> str:
-    blob = json.dumps([rule_id, resource, slot, identity], sort_keys=True, default=str)
+    blob = _IDENTITY_JSON.encode([rule_id, resource, slot, identity])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -707,6 +707,18 @@ class SlotPath:
 
 
 @dataclass(frozen=True)
+class WayIn:
+    """Targets of one TG that share security groups and a port: what the ALB must be let into."""
+
+    resource: str  # RESOURCE_TYPE:KEY the findings name
+    slot: str | None
+    security_groups: list[str]
+    port: int
+    instances: list[str]  # instance ids (none for an ECS service)
+    target_group: TargetGroup
+
+
+@dataclass(frozen=True)
 class Forward:
     owner: str  # the listener or listener rule, as RESOURCE_TYPE:KEY
     listener_arn: str
@@ -940,6 +952,33 @@ class Topology:
         cidrs = sorted({s.cidr for lb in lbs for s in lb.subnets if s.cidr})
         return groups, cidrs
 
+
+    @cached_property
+    def ways_in(self) -> list[WayIn]:
+        """Every way the load balancer connects to targets: per TG, its targets grouped by their
+        security groups and port, and each ECS service in awsvpc mode with its own groups."""
+        out = []
+        for unit in self.units:
+            slot_of = {tg.arn: s for s, tg in (unit.per_slot or {}).items()}
+            for tg in unit.target_groups:
+                groups: dict[tuple[tuple[str, ...], int], list[str]] = defaultdict(list)
+                for target in self.targets.get(tg.arn, []):
+                    if target.instance is not None:
+                        groups[(tuple(sorted(target.instance.security_groups)), target.port)].append(
+                            target.instance.id)
+                for (sgs, port), instances in sorted(groups.items()):
+                    out.append(WayIn(f"target_group:{self.tg_key(tg)}", slot_of.get(tg.arn), list(sgs), port,
+                                     instances, tg))
+        for service in self.snapshot.resources.ecs_services:
+            td = service.task_definition
+            if td is None or td.network_mode != "awsvpc":
+                continue
+            for lb in service.load_balancers:
+                tg = self.target_groups.get(lb.target_group_arn)
+                if tg is not None:
+                    out.append(WayIn(f"ecs_service:{self.keys.ecs_service(service)}", None,
+                                     sorted(service.security_groups), lb.container_port, [], tg))
+        return out
 
     # --- the path shape, for drift and for people ------------------------------------------------
 

@@ -343,60 +343,38 @@ def _blocked(ctx: Context, sg_ids: list[str], port: int, alb_groups: list[str], 
     return not all(_covered(c, cidrs) for c in alb_cidrs)
 
 
-def _sg_targets(ctx: Context) -> Iterator[tuple[str, str | None, list[str], int, list[str], object]]:
-    """(resource, slot, target SG ids, port, instances, target group) for every path into a target."""
-    topology = ctx.topology
-    for unit in topology.units:
-        slot_of = {tg.arn: s for s, tg in (unit.per_slot or {}).items()}
-        for tg in unit.target_groups:
-            groups: dict[tuple[tuple[str, ...], int], list[str]] = defaultdict(list)
-            for target in topology.targets.get(tg.arn, []):
-                if target.instance is not None:
-                    groups[(tuple(sorted(target.instance.security_groups)), target.port)].append(target.instance.id)
-            for (sgs, port), instances in sorted(groups.items()):
-                yield f"target_group:{topology.tg_key(tg)}", slot_of.get(tg.arn), list(sgs), port, instances, tg
-    for service in ctx.snapshot.resources.ecs_services:
-        td = service.task_definition
-        if td is None or td.network_mode != "awsvpc":
-            continue
-        for lb in service.load_balancers:
-            tg = topology.target_groups.get(lb.target_group_arn)
-            if tg is not None:
-                yield (f"ecs_service:{ctx.keys.ecs_service(service)}", None, sorted(service.security_groups),
-                       lb.container_port, [], tg)
-
-
 def _sg_paths(ctx: Context, health: bool) -> Iterator[Problem | Skip]:
     """P106/P107: the targets' groups must admit the ALB on the traffic port, and on an explicit
     health-check port that differs from it."""
     keys = ctx.keys.security_group
-    for resource, slot, sg_ids, traffic_port, instances, tg in _sg_targets(ctx):
-        port = health_check_port(tg, traffic_port) if health else traffic_port
-        if health and port == traffic_port:
+    for way in ctx.topology.ways_in:
+        resource, sg_ids = way.resource, way.security_groups
+        port = health_check_port(way.target_group, way.port) if health else way.port
+        if health and port == way.port:
             continue
-        alb_groups, alb_cidrs = ctx.topology.alb_security_groups(tg)
+        alb_groups, alb_cidrs = ctx.topology.alb_security_groups(way.target_group)
         missing = [g for g in sg_ids if g not in ctx.topology.security_groups]
         if missing or not sg_ids:
             yield Skip(f"security group {missing[0]} of the targets of {resource} is not in the snapshot"
                        if missing else f"the targets of {resource} have no security groups in the snapshot",
-                       resource, slot)
+                       resource, way.slot)
             continue
         if not alb_groups and not alb_cidrs:
             yield Skip(f"the load balancer in front of {resource} has no security groups in the snapshot",
-                       resource, slot)
+                       resource, way.slot)
             continue
         if _blocked(ctx, sg_ids, port, alb_groups, alb_cidrs):
             target_keys = [keys.get(g, g) for g in sg_ids]
             what = f"health checks on port {port}" if health else f"port {port}"
             yield Problem(
                 resource=resource,
-                slot=slot,
+                slot=way.slot,
                 message=(f"Security groups {', '.join(target_keys)} of the targets of {resource} admit nothing from "
                          f"the load balancer's groups ({', '.join(keys.get(g, g) for g in alb_groups) or 'none'}) on "
                          f"{what}: the ALB cannot connect and every target is unhealthy ({NACL_NOTE})."),
                 evidence={"port": port, "target_security_groups": target_keys,
                           "alb_security_groups": [keys.get(g, g) for g in alb_groups], "alb_subnets": alb_cidrs,
-                          "instances": instances, "note": NACL_NOTE},
+                          "instances": way.instances, "note": NACL_NOTE},
                 identity=("port", "target_security_groups"),
             )
 
@@ -414,18 +392,19 @@ def sg_blocks_health_check(ctx: Context) -> Iterator[Problem | Skip]:
 def alb_egress_blocks_target(ctx: Context) -> Iterator[Problem | Skip]:
     """P108: the ALB's own groups let no traffic out to the targets on the TG (or health-check) port."""
     keys = ctx.keys.security_group
-    for resource, slot, sg_ids, traffic_port, _, tg in _sg_targets(ctx):
+    for way in ctx.topology.ways_in:
+        tg = way.target_group
         alb_groups, _ = ctx.topology.alb_security_groups(tg)
         if not alb_groups or any(g not in ctx.topology.security_groups for g in alb_groups):
             continue  # P106 reports what is missing
         addresses = [t.instance.private_ip for t in ctx.topology.targets.get(tg.arn, [])
                      if t.instance and t.instance.private_ip]
-        for port in sorted({traffic_port, health_check_port(tg, traffic_port)}):
-            if not _egress_allows(ctx, alb_groups, port, set(sg_ids), addresses):
+        for port in sorted({way.port, health_check_port(tg, way.port)}):
+            if not _egress_allows(ctx, alb_groups, port, set(way.security_groups), addresses):
                 names = [keys.get(g, g) for g in alb_groups]
-                yield Problem(resource, f"The load balancer's security groups ({', '.join(names)}) allow no egress "
-                              f"to the targets of {resource} on port {port}: every connection and health check "
-                              f"times out ({NACL_NOTE}).", slot=slot,
+                yield Problem(way.resource, f"The load balancer's security groups ({', '.join(names)}) allow no "
+                              f"egress to the targets of {way.resource} on port {port}: every connection and health "
+                              f"check times out ({NACL_NOTE}).", slot=way.slot,
                               evidence={"port": port, "alb_security_groups": names, "note": NACL_NOTE},
                               identity=("port",))
 
