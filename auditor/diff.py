@@ -83,7 +83,8 @@ class _Normalizer:
         if kind is dict:
             return {k: self.value(v) for k, v in value.items() if k not in IDENTITY_FIELDS}
         if kind is list:
-            return sorted((self.value(v) for v in value), key=repr)
+            items = [self.value(v) for v in value]
+            return sorted(items, key=repr) if len(items) > 1 else items
         return value
 
     def collection(self, name: str) -> dict[str, list[dict[str, Any]]]:
