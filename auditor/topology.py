@@ -952,7 +952,6 @@ class Topology:
         cidrs = sorted({s.cidr for lb in lbs for s in lb.subnets if s.cidr})
         return groups, cidrs
 
-
     @cached_property
     def ways_in(self) -> list[WayIn]:
         """Every way the load balancer connects to targets: per TG, its targets grouped by their
