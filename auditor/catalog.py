@@ -23,7 +23,7 @@ import yaml
 from auditor import fieldpath
 from auditor.errors import ConfigError, invalid_yaml
 from auditor.findings import RuleInfo
-from auditor.models import key_path, problem, typed
+from auditor.models import Strict, key_path, problem, typed
 from auditor.snapshot import RESOURCE_TYPES
 
 if TYPE_CHECKING:
@@ -40,10 +40,6 @@ OptionType = Literal["int", "number", "string", "bool", "list[int]", "list[strin
 _OPTION_TYPES: dict[str, Any] = {
     "int": int, "number": float, "string": str, "bool": bool, "list[int]": list[int], "list[string]": list[str],
 }
-
-
-class Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A part of a rule file: an unknown key is a mistake, named."""
 
 
 class OptionSpec(Strict, kw_only=True):

@@ -17,11 +17,7 @@ import msgspec
 import yaml
 
 from auditor.errors import ConfigError, invalid_yaml, read_text
-from auditor.models import key_path, problem, typed
-
-
-class Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A part of audit.yaml: an unknown key is a mistake, named."""
+from auditor.models import Strict, key_path, problem, typed
 
 
 def _argv(value: str | list[str] | None) -> list[str] | None:

@@ -24,6 +24,11 @@ _TYPE_WORDS = {"array": "a list", "object": "a mapping", "str": "text", "int": "
                "bool": "true or false", "null": "nothing"}
 
 
+class Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A part of a file a person writes (audit.yaml, a rule file): an unknown key is a mistake, named.
+    Snapshots are read the other way: a newer auditor's extra facts are ignored."""
+
+
 def _from_text(kind: type, value: Any) -> Any:
     # The one type msgspec does not read itself: a path, written as text.
     if kind is Path and isinstance(value, str):
