@@ -68,3 +68,4 @@ bench: install-test
 	$(BIN)/python -m compileall -q auditor > /dev/null
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/collection.py
+	$(BIN)/python bench/nginx.py

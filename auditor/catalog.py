@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
-import yaml
 
 from auditor import fieldpath
-from auditor.errors import ConfigError, invalid_yaml
+from auditor.errors import CONFIG_LIMIT, ConfigError, parse_yaml, read_text
 from auditor.findings import RuleInfo
 from auditor.models import Strict, key_path, problem, typed
 from auditor.snapshot import RESOURCE_TYPES
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
     from auditor.config import Config
     from auditor.engine import Context, Problem, Skip
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML has it
 
 # Host layers a rule may need besides AWS operations (`elbv2:DescribeTargetHealth`).
 HOST_LAYERS = ("host.nginx", "host.docker")
@@ -197,14 +195,11 @@ def _number(value: Any) -> Any:
 
 
 def load_rule(path: Path, team: bool = False, text: str | None = None) -> Rule:
+    if text is None:
+        text = read_text(path, "rule file", ConfigError, limit=CONFIG_LIMIT)
+    data = parse_yaml(text, path, ConfigError)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8") if text is None else text,  # noqa: S506 - safe loader
-                         Loader=_YAML_LOADER)
         meta = typed(data, RuleFile)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read rule: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(invalid_yaml(path, exc)) from None
     except msgspec.ValidationError as exc:
         keys, words = problem(exc, data, RuleFile)
         raise ConfigError(f"{path}: {key_path(keys) or '(top level)'}: {words}") from None

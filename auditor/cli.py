@@ -83,13 +83,31 @@ class Options:
     def colour(self) -> bool:
         return not self.no_color and "NO_COLOR" not in os.environ and self.output is None and sys.stdout.isatty()
 
+    def refuse_overwriting(self, *inputs: str | None, written: str | None = None) -> None:
+        """Refuse to write (``-o``, or ``written``) over a file this command reads: a report written over
+        the snapshot it came from would destroy the only copy. audit.yaml is always an input."""
+        config = self.config_path or DEFAULT_CONFIG
+        for output, option in ((self.output, "-o"), (written, "--write-baseline")):
+            if output is None:
+                continue
+            for source in (config, *inputs):
+                if source is not None and _same_file(output, source):
+                    raise AuditError(f"{output}: {option} names a file this command reads ({source}): "
+                                     "write the report elsewhere")
+
     def emit(self, text: str) -> None:
         if self.output:
             from auditor.snapshot import write_atomic
 
             write_atomic(self.output, text)
-        else:
+            return
+        try:
             click.echo(text, nl=False)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return  # a reader gone (`audit … | head`) is no error: what is left cannot be said anyway
+        except OSError as exc:  # a full disk behind `> file`, /dev/full
+            raise AuditError(f"stdout: cannot write the report: {exc.strerror or exc}") from None
 
     @property
     def renderer(self) -> Any:
@@ -125,12 +143,26 @@ class Options:
         console = Console(stderr=True, no_color=self.no_color)
         show = not self.quiet and console.is_terminal
         with console.status(f"collecting {environment}", spinner="dots") if show else nullcontext() as status:
+            if show:
+                progress = heartbeat = lambda line: status.update(f"collecting {line}")
+            else:  # a log (a nightly job's) gets a line when the collection waits, never a spinner
+                progress = lambda line: None  # noqa: E731
+                heartbeat = (lambda line: None) if self.quiet else (lambda line: click.echo(f"audit: {line}", err=True))
             options = collect_module.CollectOptions(
                 allow_commands=self.allow_commands, allow_partial=self.allow_partial, offline=self.offline,
                 timeout=self.timeout, concurrency=self.concurrency or collect_module.DEFAULT_CONCURRENCY,
-                progress=(lambda step: status.update(f"collecting {step}")) if show else (lambda step: None),
+                progress=progress, heartbeat=heartbeat,
             )
             return collect_module.collect(self.config, environment, options, shard)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (through links and relative parts); a path that does not exist
+    yet is no input."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _options(decorators: list[Callable[..., Any]]) -> Callable[..., Any]:
@@ -162,7 +194,8 @@ def collection_options(allow_partial: bool = True) -> Callable[..., Any]:
                      help="Accept a partial collection instead of exit 2."),
         click.option("--allow-commands", is_flag=True, help="Allow running the commands audit.yaml names."),
         click.option("--offline", is_flag=True, help="Host files only, no AWS."),
-        click.option("--timeout", type=float, metavar="SECONDS", help="Overall collection timeout."),
+        click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+                     help="Overall collection timeout (more than 0)."),
         click.option("--concurrency", type=click.IntRange(1, 64), metavar="N", help="Requests in flight per service."),
     ])
 
@@ -261,6 +294,7 @@ def check(targets: tuple[str, ...], baseline_path: str | None, write_baseline: s
     from auditor import baseline
 
     options = Options(**values)
+    options.refuse_overwriting(*targets, baseline_path, written=write_baseline)
     results = run_checks(load_environment(list(targets), options), options)
     if write_baseline:
         baseline.write(write_baseline, results)
@@ -283,6 +317,7 @@ def diff(environments: tuple[str, ...], **values: Any) -> None:
     from auditor import diff as diff_module
 
     options = Options(**values)
+    options.refuse_overwriting(*environments)
     snapshots = load_sides(list(environments), options)
     if len(snapshots) < 2:
         raise click.UsageError("diff needs two environments, or one environment at two times")
@@ -320,6 +355,7 @@ def gate_command(environment: str, slot: str | None, against: str | None, plan_p
     if values.get("allow_partial"):
         raise click.UsageError("gate refuses --allow-partial: it fails closed on missing data")
     options = Options(**values)
+    options.refuse_overwriting(environment, plan_path, snapshot_path, against)
     snap = _gate_snapshot(environment, snapshot_path, options)
     (result,) = run_checks([snap], options)
     review = None
@@ -408,6 +444,7 @@ def snapshot_command(environment: str, shard: str | None, **values: Any) -> None
     from auditor import snapshot as snapshot_module
 
     options = Options(**values)
+    options.refuse_overwriting()
     snap = options.collect(environment, shard)
     path = options.output or f".audit/{environment}.json"
     if options.output is None:
@@ -492,6 +529,7 @@ def merge(shards: tuple[str, ...], **values: Any) -> None:
     options = Options(**values)
     if not options.output:
         raise click.UsageError("merge needs -o FILE for the merged snapshot")
+    options.refuse_overwriting(*shards)
     merged = snapshot_module.merge([snapshot_module.load(s) for s in shards])
     snapshot_module.save(merged, options.output)
 
@@ -503,6 +541,7 @@ def rules(**values: Any) -> None:
     from auditor import catalog as catalog_module
 
     options = Options(**values)
+    options.refuse_overwriting()
     catalog = catalog_module.configured_catalog(options.config)
     if options.format == "json":
         from auditor.models import plain
@@ -536,6 +575,7 @@ def explain(rule_id: str, **values: Any) -> None:
     from auditor import catalog as catalog_module
 
     options = Options(**values)
+    options.refuse_overwriting()
     rule = catalog_module.configured_catalog(options.config).get(rule_id.upper())
     if rule is None:
         raise AuditError(f"unknown rule id {rule_id!r} (see `audit rules`)")

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
-from auditor.errors import ConfigError, invalid_yaml, read_text
+from auditor.errors import CONFIG_LIMIT, ConfigError, parse_yaml, read_text
 from auditor.models import Strict, key_path, problem, typed
 
 
@@ -241,11 +241,8 @@ def parse(data: Any, source: str = "audit.yaml", base: Path | None = None) -> Co
 
 def load(path: str | Path) -> Config:
     path = Path(path)
-    text = read_text(path, "config file", ConfigError, " (give one with --config)")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(invalid_yaml(path, exc)) from None
+    text = read_text(path, "config file", ConfigError, " (give one with --config)", limit=CONFIG_LIMIT)
+    data = parse_yaml(text, path, ConfigError, yaml.SafeLoader)
     if data is None:
         raise ConfigError(f"{path}: config file is empty")
     return parse(data, str(path), path.resolve().parent)

@@ -325,6 +325,11 @@ def write(root: Path, out: Path, aws_region: str | None) -> Draft:
     if out.exists():
         raise AuditError(f"{out} exists: audit init never overwrites it (move it away, or give -o PATH)")
     plan = draft(root, aws_region)
+    if not plan.environments:
+        # An audit.yaml with no environment is one its own loader refuses: write none.
+        where = " or in the account's load balancer tags" if aws_region else ""
+        raise AuditError(f"{root}: nothing to draft: no compose file below it{where}; "
+                         f"nothing was written")
     verify(plan, out.parent)
     from auditor.snapshot import write_atomic
 

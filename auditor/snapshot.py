@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -534,15 +535,43 @@ def dumps(snapshot: Snapshot) -> str:
 
 
 def write_atomic(path: str | Path, text: str, private: bool = False) -> None:
-    """Write via a temp file in the same directory and rename, so a reader never sees half a file
-    and a failure leaves the previous file as it was. A report gets the mode the umask gives any new
-    file; a snapshot (``private``) stays readable by its owner only, as the temp file is made."""
+    """Write ``text`` to ``path`` without ever losing what the user owns there.
+
+    A new or regular file is written through a temp file in the same directory and renamed, so a reader
+    never sees half a file and a failure leaves the previous file as it was; a symlink to one keeps
+    being the link (its target is what is replaced). A device, FIFO or socket, or a link to one
+    (`-o /dev/null`, `/dev/stdout`), is written in place: renaming over it would replace the device
+    itself with a file, which as root breaks the machine. A report gets the mode the umask gives any
+    new file; a snapshot (``private``) stays readable by its owner only, as the temp file is made."""
     path = Path(path)
+    try:
+        mode = path.stat().st_mode  # follows links: what a write would reach
+    except FileNotFoundError:
+        mode = None  # new, or a link to nothing yet
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise AuditError(f"{path}: cannot write: it is a directory")
+    if mode is not None and not stat.S_ISREG(mode):
+        _write_in_place(path, text)
+        return
+    _replace(Path(os.path.realpath(path)) if path.is_symlink() else path, text, private, shown=path)
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _replace(path: Path, text: str, private: bool, shown: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise AuditError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise AuditError(f"{shown}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -553,7 +582,7 @@ def write_atomic(path: str | Path, text: str, private: bool = False) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise AuditError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise AuditError(f"{shown}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import boto3
 import msgspec
@@ -41,6 +43,8 @@ __all__ = ["DEFAULT_CONCURRENCY", "CollectOptions", "collect", "iam_action"]
 
 # Account × region slices collected at once; each has its own pool of `concurrency` requests.
 MAX_SLICES_IN_FLIGHT = 4
+HEARTBEAT = 10.0  # seconds between the lines that say what a collection waits for
+T = TypeVar("T")
 
 # IAM actions are named by the service's IAM prefix, not boto3's client name.
 IAM_PREFIX = {"elbv2": "elasticloadbalancing", "ec2": "ec2", "ecs": "ecs", "sts": "sts"}
@@ -55,6 +59,7 @@ class CollectOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     redactor: Redactor = field(default_factory=Redactor.from_environment)
     progress: Callable[[str], None] = lambda step: None
+    heartbeat: Callable[[str], None] = lambda line: None  # what is awaited, every HEARTBEAT seconds
 
 
 def iam_action(operation: str) -> str:
@@ -146,14 +151,7 @@ def collect_aws(config: Config, env: str, options: CollectOptions,
     try:
         futures = [outer.submit(_collect_slice, piece, aws, env, options, matches, stop) for piece in chosen]
         for piece, future in zip(chosen, futures, strict=True):
-            # The slices stop themselves at the deadline; the slack covers one request in flight.
-            remaining = stop.remaining()
-            try:
-                resources, status = future.result(timeout=None if remaining is None else remaining + 2)
-            except FutureTimeout:
-                stop.event.set()
-                raise CollectionStopped(f"{env}: AWS collection did not finish within --timeout "
-                                        f"{options.timeout:g} s") from None
+            resources, status = _awaited(future, stop, env, options)
             for name in COLLECTIONS:
                 getattr(merged, name).extend(getattr(resources, name))
             sources[f"aws:{piece}"] = status
@@ -163,6 +161,23 @@ def collect_aws(config: Config, env: str, options: CollectOptions,
     finally:
         outer.shutdown(wait=not stop.event.is_set(), cancel_futures=True)
     return merged, sources, [str(s) for s in every]
+
+
+def _awaited(future: Future[T], stop: Stop, env: str, options: CollectOptions) -> T:
+    """A slice's result. While it is awaited, a line every ``HEARTBEAT`` seconds says what for (a
+    nightly job's log shows where it is), and a stalled endpoint or the end of --timeout ends the wait
+    at once, even while a thread still waits on the network."""
+    last_line = time.monotonic()
+    while True:
+        try:
+            return future.result(timeout=1.0)
+        except FutureTimeout:
+            stop.check()
+        if time.monotonic() - last_line >= HEARTBEAT:
+            last_line = time.monotonic()
+            line = stop.waiting()
+            if line:
+                options.heartbeat(f"{env}: {line}")
 
 
 def _instances_for(host: HostConfig, instances: list[Instance]) -> list[Instance]:
@@ -345,5 +360,8 @@ def _refuse_partial(snapshot: Snapshot) -> None:
                                   f"{iam_action(error.operation)} (or pass --allow-partial)")
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         what = f"{error.operation}: " if error.operation and error.operation not in error.message else ""
+        if status.status == "error" and name.startswith("aws:"):
+            raise CollectionError(f"{snapshot.environment}: {name} could not be read: {what}{error.code}: "
+                                  f"{error.message}{more}")
         raise CollectionError(f"{snapshot.environment}: {name} is partial: {what}{error.code}: "
                               f"{error.message}{more} (pass --allow-partial to keep what was read)")

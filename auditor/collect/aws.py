@@ -29,7 +29,7 @@ from typing import Any, NoReturn, TypeVar
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ReadTimeoutError
 
 from auditor.collect.aws_shapes import action_model, containers, forward_targets, sg_rules
 from auditor.config import Aws
@@ -58,9 +58,13 @@ READ_ONLY = ("Describe", "List", "Get")
 CREDENTIALS = {("sts", "AssumeRole")}
 DEFAULT_CONCURRENCY = 8
 DEFAULT_READ_TIMEOUT = 30.0  # seconds for one response; a slower one is retried
+# An endpoint that answers nothing for this long is taken as stalled: the collection ends, naming it,
+# within two minutes of the last answer (a read in progress may add up to its timeout).
+STALLED_AFTER = 90.0
 SERVICES = ("elbv2", "ec2", "ecs", "sts")
 MAX_ATTEMPTS = 10  # throttling and 5xx: the service is there and asks us to wait
 CONNECTION_ATTEMPTS = 4  # a reset or a timeout is retried, a dead endpoint is not waited on for long
+HUNG_ATTEMPTS = 2  # without --timeout, one call waits at most two read timeouts for a response
 BACKOFF_BASE, BACKOFF_CAP = 0.2, 5.0  # seconds: full jitter over min(cap, base * 2**attempt)
 THROTTLING = {
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
@@ -81,27 +85,48 @@ class CollectionError(AuditError):
 
 
 class Stop:
-    """Ends a collection early, from any thread: Ctrl-C, or the end of --timeout. Every request checks
-    it before it is sent and while it waits to retry, so no thread outlives it by more than one
-    request's connect or read timeout."""
+    """Ends a collection early, from any thread: Ctrl-C, the end of --timeout, or an endpoint that has
+    answered nothing for ``STALLED_AFTER`` seconds. Every request checks it before it is sent and while
+    it waits to retry, so no thread outlives it by more than one request's connect or read timeout. It
+    also knows what is awaited (the requests in flight), for the lines a nightly job's log shows."""
 
-    def __init__(self, timeout: float | None = None) -> None:
+    def __init__(self, timeout: float | None = None, stalled_after: float | None = None) -> None:
         self.timeout = timeout
         self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.stalled_after = STALLED_AFTER if stalled_after is None else stalled_after
+        self.last_answer = time.monotonic()
+        self.answers = 0
+        self.stalled = False
         self.event = threading.Event()
         self.last_error = ""  # what the last failed attempt said, for the message at the deadline
+        self.in_flight: dict[int, tuple[str, str, float]] = {}  # per thread: operation, endpoint, since
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
-    def check(self, endpoint: str) -> None:
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+    def answered(self) -> None:
+        self.last_answer = time.monotonic()
+        self.answers += 1
+
+    def check(self, endpoint: str | None = None) -> None:
+        """Raise CollectionStopped once stopped; ``endpoint`` names where (default: the one awaited)."""
+        now = time.monotonic()
+        if self.deadline is not None and now >= self.deadline:
+            self.event.set()
+        oldest = self.awaited()
+        # Stalled: a request is in flight and nothing has answered since it or the last answer was sent.
+        if oldest is not None and now - max(self.last_answer, oldest[2]) >= self.stalled_after:
+            self.stalled = True
             self.event.set()
         if self.event.is_set():
-            raise CollectionStopped(self.message(endpoint))
+            raise CollectionStopped(self.message(endpoint or (oldest[1] if oldest else "the AWS endpoint")))
 
     def message(self, endpoint: str) -> str:
         last = f" (last: {self.last_error})" if self.last_error else ""
+        if self.stalled:
+            awaited = self.awaited()
+            what = f" {awaited[0]}" if awaited else ""
+            return f"AWS at {endpoint} has not answered{what} in {self.stalled_after:g} s: is it up and reachable?"
         if self.timeout is not None and self.remaining() == 0:
             return f"collection from AWS at {endpoint} did not finish within --timeout {self.timeout:g} s{last}"
         return f"collection from AWS at {endpoint} was stopped{last}"
@@ -111,6 +136,26 @@ class Stop:
         remaining = self.remaining()
         self.event.wait(seconds if remaining is None else min(seconds, remaining))
         self.check(endpoint)
+
+    def sending(self, operation: str, endpoint: str) -> None:
+        self.in_flight[threading.get_ident()] = (operation, endpoint, time.monotonic())
+
+    def done(self) -> None:
+        self.in_flight.pop(threading.get_ident(), None)
+
+    def awaited(self) -> tuple[str, str, float] | None:
+        """The request waited on longest: operation, endpoint, since when."""
+        return min(list(self.in_flight.values()), key=lambda entry: entry[2], default=None)
+
+    def waiting(self) -> str | None:
+        """What is awaited, as a line for the log; None when no request is in flight."""
+        requests = list(self.in_flight.values())
+        oldest = self.awaited()
+        if oldest is None:
+            return None
+        more = f" and {len(requests) - 1} more requests" if len(requests) > 1 else ""
+        last = f"last answer {time.monotonic() - self.last_answer:.0f} s ago" if self.answers else "no answer yet"
+        return f"waiting for AWS at {oldest[1]}: {oldest[0]}{more}, {time.monotonic() - oldest[2]:.0f} s ({last})"
 
 
 def _retryable(response: Any, caught: Exception | None) -> bool:
@@ -213,6 +258,7 @@ class AwsCollector:
         self.host_matches = host_matches or []
         self.calls: Counter[str] = Counter()
         self.errors: list[SourceError] = []
+        self.read_any = False  # whether any read succeeded
         self._lock = threading.Lock()
         self._session = self._make_session(role_arn or aws.role_arn)
         self._clients: dict[str, Any] = {}
@@ -243,22 +289,27 @@ class AwsCollector:
     def _guarded(self, client: Any) -> Any:
         service = client.meta.service_model.service_name
 
+        endpoint = client.meta.endpoint_url
+
         def guard(model: Any, **_: Any) -> None:
             if not model.name.startswith(READ_ONLY) and (service, model.name) not in CREDENTIALS:
                 raise ReadOnlyViolation(f"refusing {service}:{model.name}: audit only reads (Describe*, List*, Get*)")
             with self._lock:
                 self.calls[f"{service}.{model.name}"] += 1
-
-        endpoint = client.meta.endpoint_url
+            self.stop.sending(f"{service}:{model.name}", endpoint)
 
         def before_send(**_: Any) -> None:
             self.stop.check(endpoint)
 
         def needs_retry(response: Any = None, attempts: int = 1, caught_exception: Exception | None = None,
                         **_: Any) -> float | None:
+            if response is not None:
+                self.stop.answered()
             if caught_exception is not None and not isinstance(caught_exception, CollectionStopped):
                 self.stop.last_error = str(caught_exception)
-            limit = MAX_ATTEMPTS if caught_exception is None else CONNECTION_ATTEMPTS
+            # A response that never came is asked for once more, unless --timeout's deadline bounds the wait.
+            hung = isinstance(caught_exception, ReadTimeoutError) and self.stop.deadline is None
+            limit = MAX_ATTEMPTS if caught_exception is None else HUNG_ATTEMPTS if hung else CONNECTION_ATTEMPTS
             if attempts >= limit or not _retryable(response, caught_exception):
                 self.stop.check(endpoint)
                 return None
@@ -266,6 +317,8 @@ class AwsCollector:
             return 0  # waited already, interruptibly: botocore retries at once
 
         client.meta.events.register("before-call", guard)  # every operation of this client
+        client.meta.events.register("after-call", lambda **_: self.stop.done())
+        client.meta.events.register("after-call-error", lambda **_: self.stop.done())
         client.meta.events.register("before-send", before_send)
         client.meta.events.register_first("needs-retry", needs_retry)  # ahead of botocore's own
         return client
@@ -302,6 +355,8 @@ class AwsCollector:
             raise CollectionError(f"no AWS credentials for region {self.region}: {exc}") from None
         except (ClientError, BotoCoreError) as exc:
             self._record(service, operation, exc)
+        else:
+            self.read_any = True
 
     def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any] | None:
         """One call; a failure gives None."""
@@ -403,7 +458,9 @@ class AwsCollector:
             instances=[self._instance_model(i) for i in instances_raw],
             ecs_services=ecs,
         )
-        status = SourceStatus(status="partial" if self.errors else "ok", errors=list(self.errors),
+        # Nothing read at all (a dead endpoint, no network) is an error, not a partial collection.
+        state = "ok" if not self.errors else "partial" if self.read_any else "error"
+        status = SourceStatus(status=state, errors=list(self.errors),
                               api_calls=dict(sorted(self.calls.items())))
         return resources, status
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from auditor.errors import invalid_yaml, read_text
+from auditor.errors import HOST_FILE_LIMIT, parse_yaml, read_text
 
 
 class Reset:
@@ -120,7 +120,8 @@ def read_env_file(path: Path, environment: dict[str, str] | None = None) -> dict
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    text = read_text(path, "env file", ComposeError, limit=HOST_FILE_LIMIT)
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -257,11 +258,8 @@ class Model:
 
 
 def load_yaml(path: Path) -> tuple[Any, dict[str, int]]:
-    text = read_text(path, "compose file", ComposeError)
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ComposeError(invalid_yaml(path, exc)) from None
+    text = read_text(path, "compose file", ComposeError, limit=HOST_FILE_LIMIT)
+    data = parse_yaml(text, path, ComposeError, _Loader)
     if data is None:
         return {}, {}
     if not isinstance(data, dict) or not isinstance(data.get("services", {}) or {}, dict):

@@ -222,10 +222,18 @@ def test_timeout_stops_collection_with_one_line_and_no_file(incident, tmp_path):
     from tests.test_cli import audit
 
     out = tmp_path / "dev.json"
-    proc = audit("snapshot", "dev", "-c", str(incident.base_dir / "audit.yaml"), "-o", str(out), "--timeout", "0")
+    proc = audit("snapshot", "dev", "-c", str(incident.base_dir / "audit.yaml"), "-o", str(out), "--timeout", "0.001")
     assert proc.returncode == 2
-    assert "did not finish within --timeout 0 s" in proc.stderr and "Traceback" not in proc.stderr
+    assert "did not finish within --timeout 0.001 s" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1"])
+def test_a_timeout_of_no_time_is_a_usage_error(incident, seconds):
+    from tests.test_cli import assert_one_line_error, audit
+
+    proc = audit("snapshot", "dev", "-c", str(incident.base_dir / "audit.yaml"), "--timeout", seconds)
+    assert_one_line_error(proc, "Invalid value for '--timeout'", "(see `audit snapshot --help`)")
 
 
 def test_one_request_in_flight_per_service_still_completes_without_deadlock(incident):

@@ -9,8 +9,10 @@ import json
 import os
 import signal
 import socket
+import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -116,6 +118,7 @@ def test_a_dead_endpoint_fails_within_the_timeout_naming_it(built, tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     # Refused connections are retried a few times, not for the whole --timeout: it fails sooner.
     assert f'Could not connect to the endpoint URL: "{endpoint}/"' in proc.stderr
+    assert "aws:default/us-east-1 could not be read" in proc.stderr and "partial" not in proc.stderr
     assert took < 5 + 2 + 1.5, f"took {took:.1f} s"  # T + 2 s, and the interpreter's start
     assert out.read_text() == "previous"
 
@@ -171,3 +174,65 @@ def test_each_read_starts_when_the_ids_it_needs_are_known(built, aws):
     # Phase by phase, instances were read after every rule was in, and ECS after the load balancers.
     assert first_at["DescribeInstances"] < rules_answered - 0.5, sent
     assert first_at["ecs"] < listed - 0.7, sent
+
+
+class StalledEndpoint:
+    """An endpoint that accepts every connection and never answers (a hung proxy, a black-holed VPC
+    endpoint). Closing it closes the connections, so the threads still waiting on them end."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.held.append(self.server.accept()[0])
+            except OSError:
+                return
+
+    def __enter__(self) -> StalledEndpoint:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_stalled_endpoint_ends_the_collection_naming_it_and_says_what_it_awaits(built, monkeypatch):
+    from auditor.collect import aws as aws_module
+    from auditor.errors import CollectionStopped
+
+    # The contract's 90 s and 10 s, shortened: the same code path, in seconds of the suite.
+    monkeypatch.setattr(aws_module, "STALLED_AFTER", 2.0)
+    monkeypatch.setattr(collect, "HEARTBEAT", 0.5)
+    lines: list[str] = []
+    with StalledEndpoint() as endpoint:
+        cfg = config.load(point_at(built, endpoint.url))
+        with pytest.raises(CollectionStopped) as stopped:
+            collect.collect(cfg, "prod", collect.CollectOptions(heartbeat=lines.append))
+    assert re.fullmatch(rf"AWS at {endpoint.url} has not answered (elbv2|ec2|ecs):\w+ in 2 s: is it up and "
+                        "reachable\\?", str(stopped.value)), str(stopped.value)
+    assert lines and all(re.fullmatch(rf"prod: waiting for AWS at {endpoint.url}: \w+:\w+( and \d+ more "
+                                      r"requests)?, \d+ s \(no answer yet\)", line) for line in lines), lines
+
+
+def test_a_stalled_endpoint_tells_a_log_what_it_waits_for_and_exits_2(built, tmp_path):
+    # The real command, its constants shortened as above, stderr a file (a nightly job's log).
+    script = ("import sys; from auditor import collect; from auditor.collect import aws; "
+              "aws.STALLED_AFTER = 3.0; collect.HEARTBEAT = 1.0; from auditor.cli import run; "
+              "sys.argv = ['audit', *sys.argv[1:]]; run()")
+    with StalledEndpoint() as endpoint:
+        log = tmp_path / "log"
+        with open(log, "w") as stderr:
+            proc = subprocess.run([sys.executable, "-c", script, "snapshot", "prod", "-c", point_at(built, endpoint.url),
+                                   "-o", str(tmp_path / "prod.json")], stderr=stderr, text=True, timeout=60)
+    lines = log.read_text().splitlines()
+    assert proc.returncode == 2
+    assert lines[0].startswith(f"audit: prod: waiting for AWS at {endpoint.url}: ")
+    assert lines[-1].startswith(f"audit: error: AWS at {endpoint.url} has not answered ")
+    assert len(lines) >= 3 and not (tmp_path / "prod.json").exists()

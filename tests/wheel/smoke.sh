@@ -32,6 +32,28 @@ catalog=$(ls "$root"/rules/*.yaml | wc -l)
 
 "$audit" demo > demo.out 2>&1 || { cat demo.out >&2; fail "audit demo failed"; }
 grep -q "P104" demo.out || { cat demo.out >&2; fail "audit demo did not show P104"; }
+# Its next steps run as printed, with the venv not on PATH (nothing activated).
+explain=$(grep -E ' explain P104$' demo.out | sed 's/^ *//')
+PATH=/usr/bin:/bin bash -c "$explain" > explain.out 2>&1 || { cat explain.out >&2; fail "'$explain' did not run"; }
+
+# Nothing the user owns is lost: -o never replaces an input, a device or a FIFO.
+cp "$root/fixtures/snapshots/incident-dev.json" dev.json
+set +e
+"$audit" check dev.json --format json -o dev.json 2> refused.err
+code=$?
+set -e
+[ "$code" -eq 2 ] && grep -q "dev.json: -o names a file this command reads" refused.err   && cmp -s dev.json "$root/fixtures/snapshots/incident-dev.json" || fail "-o over the snapshot read was not refused"
+mkfifo report.fifo
+cat report.fifo > fifo.out &
+"$audit" check dev.json --format json -o report.fifo > /dev/null 2>&1 || true
+wait
+[ -p report.fifo ] && grep -q '"P104"' fifo.out || fail "-o into a FIFO did not reach its reader, or replaced it"
+mkdir empty
+set +e
+"$audit" init empty 2> init.err
+code=$?
+set -e
+[ "$code" -eq 2 ] && [ -z "$(ls -A empty)" ] || fail "audit init in an empty directory exited $code or wrote a file"
 
 set +e
 "$audit" gate "$root/fixtures/snapshots/incident-dev.json" --slot green > gate.out 2>&1
@@ -48,4 +70,5 @@ code=$?
 set -e
 [ "$code" -eq 1 ] && grep -q "planned: aws_lb_target_group.web: replaced (port 80 → 8080)" plan.out \
   || { cat plan.out >&2; fail "the plan gate exited $code, not 1 naming aws_lb_target_group.web"; }
-echo "wheel check: $(basename "$wheel") from $work/elsewhere: $rules rules, demo ran, incident gate exit 1, plan gate exit 1"
+echo "wheel check: $(basename "$wheel") from $work/elsewhere: $rules rules, demo ran and its next step as printed," \
+  "-o refused over an input and kept a FIFO, init wrote nothing in an empty directory, incident gate exit 1, plan gate exit 1"
