@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from auditor.findings import Result
+from auditor.outcomes import Result
 from auditor.errors import AuditError, read_text
 from auditor.snapshot import write_atomic
 

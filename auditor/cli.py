@@ -29,7 +29,7 @@ from auditor.errors import AuditError, CollectionStopped, ConfigError, GateDataM
 
 if TYPE_CHECKING:
     from auditor.config import Config
-    from auditor.findings import Result
+    from auditor.outcomes import Result
     from auditor.snapshot import Snapshot
 
 # The library loads inside the commands: `audit --help` and `--version` import click and nothing heavy.
@@ -250,18 +250,18 @@ def load_sides(targets: list[str], options: Options) -> list[Snapshot]:
 
 
 def run_checks(snapshots: list[Snapshot], options: Options) -> list[Result]:
-    from auditor import catalog as catalog_module
-    from auditor import engine
+    from auditor.engine import catalog as catalog_module
+    from auditor.engine import evaluate
 
     today = dt.date.today()
     catalog = catalog_module.configured_catalog(options.config)
-    return [engine.run_configured(s, options.config, options.tokens(s.environment), today, catalog)
+    return [evaluate.run_configured(s, options.config, options.tokens(s.environment), today, catalog)
             for s in snapshots]
 
 
 def exit_code(results: list[Result], fail_on: str) -> int:
     """1 for a finding at or above --fail-on, else 0; a check that raised makes any answer 2."""
-    from auditor.findings import failing
+    from auditor.outcomes import failing
 
     errors = [s for r in results for s in r.internal_errors]
     if errors:
@@ -359,15 +359,16 @@ def gate_command(environment: str, slot: str | None, against: str | None, plan_p
     snap = _gate_snapshot(environment, snapshot_path, options)
     (result,) = run_checks([snap], options)
     review = None
+    judged = snap
     if plan_path:
-        result, review = _apply_plan(plan_path, snap, result, options)
+        judged, result, review = _apply_plan(plan_path, snap, result, options)
     drift = None
     if against:
         from auditor import diff as diff_module
 
         (reference,) = load_environment([against], options)
         config = options.config
-        drift = diff_module.compare(result.topology.snapshot, reference, options.tokens(snap.environment),
+        drift = diff_module.compare(judged, reference, options.tokens(snap.environment),
                                     options.tokens(reference.environment), config.diff if config else None)
     verdict = gate.evaluate(result, slot, options.fail_on, drift, review)
     options.emit(options.renderer.render_gate(result, verdict))
@@ -416,8 +417,8 @@ def _with_checkout_hosts(saved: Snapshot, checkout: Snapshot) -> Snapshot:
                                    sources=sources)
 
 
-def _apply_plan(plan_path: str, snap: Snapshot, result: Result, options: Options) -> tuple[Result, Any]:
-    """The checks of the environment as the plan leaves it, and what the plan changes in them."""
+def _apply_plan(plan_path: str, snap: Snapshot, result: Result, options: Options) -> tuple[Snapshot, Result, Any]:
+    """The environment as the plan leaves it, its checks, and what the plan changes in them."""
     from auditor import plan as plan_module
     from auditor.snapshot import Redactor
 
@@ -426,7 +427,7 @@ def _apply_plan(plan_path: str, snap: Snapshot, result: Result, options: Options
     scope = environment.aws.scope.tags if environment and environment.aws and environment.aws.scope else {}
     planned = plan_module.apply(snap, plan_module.load(plan_path), scope, Redactor.from_environment())
     (after,) = run_checks([planned.snapshot], options)
-    return after, plan_module.review(planned, result, after)
+    return planned.snapshot, after, plan_module.review(planned, result, after, snap, options.tokens(snap.environment))
 
 
 @cli.command(name="snapshot")
@@ -538,7 +539,7 @@ def merge(shards: tuple[str, ...], **values: Any) -> None:
 @catalog_options
 def rules(**values: Any) -> None:
     """List the rule catalog."""
-    from auditor import catalog as catalog_module
+    from auditor.engine import catalog as catalog_module
 
     options = Options(**values)
     options.refuse_overwriting()
@@ -572,7 +573,7 @@ def rules(**values: Any) -> None:
 @catalog_options
 def explain(rule_id: str, **values: Any) -> None:
     """Show one rule: why it matters, how to fix it, references."""
-    from auditor import catalog as catalog_module
+    from auditor.engine import catalog as catalog_module
 
     options = Options(**values)
     options.refuse_overwriting()

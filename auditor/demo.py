@@ -18,7 +18,8 @@ from pathlib import Path
 
 import click
 
-from auditor import collect, config, diff, engine, gate, snapshot
+from auditor import collect, config, diff, gate, snapshot
+from auditor.engine import evaluate
 from auditor.errors import AuditError
 from auditor.fixtures import estates
 from auditor.report.text import Text
@@ -167,7 +168,7 @@ def _run(root: Path, endpoint: str, text: Text, started: float) -> None:
     say(text.style("\n$ audit diff dev prod", bold=True))
     say(text.render_diff([diff.compare(snapshots["dev"], snapshots["prod"], ["dev"], ["prod"], cfg.diff)]), nl=False)
     today = dt.date.today()
-    result = engine.run_configured(snapshots["dev"], cfg, ["dev"], today)
+    result = evaluate.run_configured(snapshots["dev"], cfg, ["dev"], today)
     say(text.style("\n$ audit check dev", bold=True))
     say(text.render_check([result]), nl=False)
     verdict = gate.evaluate(result, "green", "high")

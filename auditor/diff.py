@@ -8,16 +8,15 @@ path shape of each environment is compared as the `paths` collection.
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
+from auditor import fieldpath
 from auditor.config import DiffConfig
 from auditor.keys import TRAILING_INDEX, Keys
-from auditor import fieldpath
+from auditor.outcomes import Drift, DriftItem
 from auditor.snapshot import COLLECTIONS, RESOURCE_TYPES, Snapshot
 from auditor.topology import Topology
 
@@ -34,29 +33,6 @@ IDENTITY_FIELDS = {
 # exists on one side only is one only_in item, not a changed line per field.
 _KEYED = {("docker", "containers"), ("nginx", "servers"), ("nginx", "upstreams")}
 _EMPTY = (None, {}, [])  # absent and empty compare equal: `environment: {}` is no environment
-
-
-class DriftItem(msgspec.Struct, kw_only=True):
-    kind: Literal["changed", "only_in_a", "only_in_b", "ambiguous"]
-    resource_type: str
-    key: str
-    path: str
-    a: Any = None
-    b: Any = None
-    expected: bool = False
-    reason: str | None = None
-
-
-@dataclass
-class Drift:
-    a: str
-    b: str
-    items: list[DriftItem]
-    shapes: dict[str, list[str]]  # environment -> its path shapes, for people
-
-    @property
-    def unexpected(self) -> list[DriftItem]:
-        return [i for i in self.items if not i.expected]
 
 
 # --- normalizing a resource into what it does ------------------------------------------------------
@@ -302,21 +278,6 @@ def compare(a: Snapshot, b: Snapshot, tokens_a: list[str], tokens_b: list[str],
         kept.append(item)
     name_a, name_b = labels(a, b)
     return Drift(name_a, name_b, kept, {name_a: na.topology.shapes(), name_b: nb.topology.shapes()})
-
-
-def describe(item: DriftItem, a: str, b: str) -> str:
-    """One drift item in words, naming the two sides: what JUnit and SARIF say."""
-    if item.kind == "only_in_a":
-        return f"only in {a}"
-    if item.kind == "only_in_b":
-        return f"only in {b}"
-    if item.kind == "ambiguous":
-        return f"ambiguous key ({item.a} in {a}, {item.b} in {b}), not compared"
-
-    def shown(value: Any) -> str:
-        return "(none)" if value is None else json.dumps(value, sort_keys=True)
-
-    return f"{shown(item.a)} in {a}, {shown(item.b)} in {b}"
 
 
 def labels(a: Snapshot, b: Snapshot) -> tuple[str, str]:

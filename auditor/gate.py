@@ -15,15 +15,8 @@ unknown even beside a failing finding, which may rest on that very value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from auditor.diff import Drift, DriftItem
-from auditor.findings import Finding, Result, Skipped, at_or_above
 from auditor.errors import AuditError
-
-if TYPE_CHECKING:
-    from auditor.plan import Review
+from auditor.outcomes import Drift, Result, Review, Verdict, at_or_above
 
 # P112 reports the health of what is live now, not what the next deploy would break.
 NOT_GATING = {"P112"}
@@ -31,46 +24,15 @@ NOT_GATING = {"P112"}
 GATING_BEYOND_PATHS = {"N500"}
 
 
-@dataclass
-class Verdict:
-    environment: str
-    slots: list[str | None]
-    failing: list[Finding]
-    shown: list[Finding]
-    missing: list[Skipped]
-    drift: list[DriftItem] = field(default_factory=list)
-    plan: Review | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.outcome == "pass"
-
-    @property
-    def outcome(self) -> str:
-        """fail (exit 1) before unknown (exit 2): a proven loss of traffic is the stronger answer;
-        but a plan's value unknown until apply comes first, since a finding may rest on it."""
-        if self.plan is not None and self.plan.unknown:
-            return "unknown"
-        if self.failing or self.drift:
-            return "fail"
-        return "unknown" if self.missing else "pass"
-
-
 def gate_slots(result: Result, slot: str | None) -> list[str | None]:
     """The slots the gate judges: the one named, else each host's live slot (every slot where the
     live slot is unknown). [None] for an estate without slots."""
-    views = result.topology.host_views
-    known = sorted({s for v in views for s in v.slots})
     if slot is not None:
-        if slot not in known:
+        if slot not in result.traffic.slots:
             raise AuditError(f"unknown slot {slot!r} in environment {result.environment} "
-                             f"(its hosts define: {', '.join(known) or 'no slots'})")
+                             f"(its hosts define: {', '.join(result.traffic.slots) or 'no slots'})")
         return [slot]
-    chosen: set[str] = set()
-    for view in views:
-        live, _ = view.live
-        chosen |= {live} if live else set(view.slots)
-    return sorted(chosen) or [None]
+    return list(result.traffic.live_slots) or [None]
 
 
 def _gating_rule(rule_id: str) -> bool:
@@ -82,12 +44,10 @@ def _on_judged_path(result: Result, resource: str | None, slots: list[str | None
     slot, or no path is known at all (AWS not collected), so it may be."""
     if not resource or not resource.startswith("host:"):
         return True
-    paths = result.topology.slot_paths
-    if not paths:
+    if not result.traffic.path_hosts:
         return True
     name = resource.removeprefix("host:")
-    return any(result.topology.keys.host(sp.host.host) == name for sp in paths
-               if sp.slot is None or sp.slot in slots)
+    return any(host == name for host, slot in result.traffic.path_hosts if slot is None or slot in slots)
 
 
 def _relevant(result: Result, rule_id: str, resource: str | None, item_slot: str | None,

@@ -21,7 +21,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,9 @@ import msgspec
 
 from auditor.collect.aws_shapes import action_model, containers, sg_rules
 from auditor.errors import AuditError, read_text
-from auditor.findings import Finding, Result
+from auditor.keys import Keys
 from auditor.models import typed
+from auditor.outcomes import Change, Finding, Result, Review, Unknown
 from auditor.snapshot import (
     RESOURCE_TYPES,
     EcsLoadBalancer,
@@ -72,29 +73,6 @@ NOTE_REPLACED_TG = "traffic waits for the new group's health checks"
 
 class PlanError(AuditError):
     pass
-
-
-@dataclass(frozen=True)
-class Unknown:
-    address: str
-    attribute: str
-
-    def __str__(self) -> str:
-        return f"{self.address}.{self.attribute}"
-
-
-@dataclass
-class Change:
-    """One planned change the overlay applied, and the snapshot identities (ARNs, ids) it touches."""
-
-    address: str
-    action: str  # create | update | delete | replace
-    collection: str
-    detail: str
-    ids: set[str] = field(default_factory=set)
-
-    def __str__(self) -> str:
-        return f"{self.address}: {self.detail}"
 
 
 @dataclass
@@ -744,21 +722,6 @@ def apply(snapshot: Snapshot, data: dict[str, Any], scope: dict[str, str] | None
 # --- what the plan does to the findings and the paths --------------------------------------------------
 
 
-@dataclass
-class Review:
-    """The plan's effect, for the gate's report: its changes, what stays unknown until apply, the
-    findings it brings and resolves (each new one with the changes behind it), and the path shapes."""
-
-    changes: list[Change]
-    unknown: list[Unknown]
-    outside: list[str]
-    new: set[str]  # fingerprints
-    resolved: list[Finding]  # findings of the environment as it is that the plan makes go away
-    behind: dict[str, list[Change]]  # fingerprint -> the planned changes behind the finding
-    paths_before: list[str]
-    paths_after: list[str]
-
-
 def _strings(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for value in node.values():
@@ -770,11 +733,11 @@ def _strings(node: Any) -> Iterator[str]:
         yield node
 
 
-def _touched_keys(change: Change, results: list[Result]) -> set[str]:
+def _touched_keys(change: Change, sides: list[tuple[Keys, Snapshot]]) -> set[str]:
     """The role keys (and ids) of what a change touches, in the snapshot before or after the plan."""
     found = set(change.ids)
-    for result in results:
-        keys, res = result.topology.keys, result.topology.snapshot.resources
+    for keys, snapshot in sides:
+        res = snapshot.resources
         for identity in change.ids:
             for table in (keys.load_balancer, keys.target_group, keys.security_group, keys.listener):
                 if identity in table:
@@ -795,11 +758,13 @@ def _behind(finding: Finding, touched: list[tuple[Change, set[str]]]) -> list[Ch
     return own or matched
 
 
-def review(planned: Planned, before: Result, after: Result) -> Review:
-    """Compare the checks of the environment as it is (``before``) and as the plan leaves it (``after``)."""
+def review(planned: Planned, before: Result, after: Result, snapshot: Snapshot, tokens: list[str]) -> Review:
+    """Compare the checks of the environment as it is (``before``, of ``snapshot``) and as the plan
+    leaves it (``after``)."""
     was = {f.fingerprint for f in before.findings}
     now = {f.fingerprint for f in after.findings}
-    touched = [(c, _touched_keys(c, [before, after])) for c in planned.changes]
+    sides = [(Keys(side, tokens), side) for side in (snapshot, planned.snapshot)]
+    touched = [(c, _touched_keys(c, sides)) for c in planned.changes]
     behind = {}
     for finding in after.findings:
         if finding.fingerprint in was:
@@ -809,4 +774,4 @@ def review(planned: Planned, before: Result, after: Result) -> Review:
         behind[finding.fingerprint] = _behind(finding, touched) or list(planned.changes)
     return Review(planned.changes, planned.unknown, planned.outside, now - was,
                   [f for f in before.findings if f.fingerprint not in now], behind,
-                  before.topology.shapes(), after.topology.shapes())
+                  before.traffic.shapes, after.traffic.shapes)

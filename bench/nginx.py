@@ -63,7 +63,8 @@ def main() -> None:
                 # The next size runs only while the last took under a second: quadratic growth is minutes.
                 ran = theirs is not None and theirs < 1.0
                 theirs = crossplane_seconds(path) if ran else None
-                shown = f"{theirs:.2f} s" if theirs is not None else "over 60 s" if ran else "not run (the last size took over 1 s)"
+                shown = (f"{theirs:.2f} s" if theirs is not None else "over 60 s" if ran
+                         else "not run (the last size took over 1 s)")
                 rows.append(f"| {shape} | {size / MB:g} MB | {ours[size]:.3f} s | {floor:.3f} s | {shown} |")
                 print(rows[-1], file=sys.stderr)
             growth = ours[10 * MB] / ours[MB]

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from auditor import engine, snapshot
-from auditor.catalog import builtin_catalog
+from auditor import snapshot
+from auditor.engine import evaluate
+from auditor.engine.catalog import builtin_catalog
+from auditor.outcomes import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "fixtures" / "snapshots"
@@ -23,9 +25,9 @@ def estate(name: str) -> dict[str, Any]:
     return copy.deepcopy(json.loads((SNAPSHOTS / f"{name}.json").read_text()))
 
 
-def run(data: dict[str, Any], tokens: list[str] | None = None) -> engine.Result:
+def run(data: dict[str, Any], tokens: list[str] | None = None) -> Result:
     snap = snapshot.from_data(data)
-    return engine.run(snap, tokens or [snap.environment], builtin_catalog(), today=dt.date(2026, 11, 25))
+    return evaluate.run(snap, tokens or [snap.environment], builtin_catalog(), today=dt.date(2026, 11, 25))
 
 
 def fired(data: dict[str, Any], rule_id: str | None = None) -> list[tuple[str, str, str | None]]:

@@ -13,7 +13,7 @@ import yaml
 from junitparser import JUnitXml
 
 from auditor import snapshot
-from auditor.catalog import builtin_catalog
+from auditor.engine.catalog import builtin_catalog
 from auditor.fixtures import estates
 from tests.conftest import estate, host, run
 from tests.test_cli import DEV, assert_one_line_error, audit

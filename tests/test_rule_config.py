@@ -95,7 +95,7 @@ def test_team_rule_with_a_declarative_condition(tmp_path):
 def test_team_rule_with_a_python_check_beside_it(tmp_path):
     team_rules(tmp_path, ("X902.yaml", RULE.format(id="X902", name="needs-team-tag") + "check: tags.team_tag\n"),
                ("tags.py", """\
-        from auditor.engine import Problem
+        from auditor.engine.api import Problem
 
         def team_tag(ctx):
             for lb in ctx.snapshot.resources.load_balancers:

@@ -6,7 +6,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 
-from auditor.engine import Context, Problem
+from auditor.engine.api import Context, Problem
 from auditor.snapshot import Container
 from auditor.topology import ANY_ADDRESS, HostView, port_variable
 

@@ -13,7 +13,7 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Iterator
 
-from auditor.engine import Context, Problem, Skip
+from auditor.engine.api import Context, Problem, Skip
 from auditor.topology import SlotPath, health_check_port, where
 
 NACL_NOTE = "network ACLs are not evaluated"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from auditor.engine import Context, Problem
+from auditor.engine.api import Context, Problem
 from auditor.snapshot import Listen, TargetGroup
 from auditor.topology import SlotPath, where
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from auditor.engine import Context, Problem
+from auditor.engine.api import Context, Problem
 from auditor.snapshot import TargetGroup
 
 ALB_IDLE_DEFAULT = 60  # AWS: connection idle timeout

@@ -21,7 +21,7 @@ from auditor.collect import commands, compose, docker, nginx, nginx_service
 from auditor.collect.aws import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT, AwsCollector, CollectionError, Stop
 from auditor.config import Aws, Config
 from auditor.config import Host as HostConfig
-from auditor.errors import AuditError, CollectionStopped, read_text
+from auditor.errors import AuditError, read_text
 from auditor.models import typed
 from auditor.snapshot import (
     COLLECTIONS,

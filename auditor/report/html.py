@@ -11,9 +11,7 @@ from html import escape
 from itertools import zip_longest
 
 from auditor import __version__
-from auditor.diff import Drift
-from auditor.findings import Finding, Result, summary
-from auditor.gate import Verdict
+from auditor.outcomes import Drift, Finding, Result, Verdict, summary
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1f2328;background:#fff}
@@ -131,7 +129,7 @@ LEGEND = ('<div class="legend">Legend:<span class="l-box"></span>a hop of the pa
 def _path_picture(result: Result) -> list[str]:
     """Each listener as a row of boxes; a slot the path does not reach, or a hop a path finding
     names, is drawn red."""
-    items = result.topology.path_items
+    items = result.traffic.paths
     if not items:
         return ["<p>No traffic path.</p>"]
     broken_slots = {f.slot for f in result.findings if f.rule_id.startswith("P") and f.slot and not f.suppressed}

@@ -6,9 +6,7 @@ import json
 from typing import Any
 
 from auditor import __version__
-from auditor.diff import Drift
-from auditor.findings import Finding, Result, summary
-from auditor.gate import Verdict
+from auditor.outcomes import Drift, Finding, Result, Verdict, summary
 from auditor.models import plain
 
 SCHEMA_VERSION = 1

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from auditor.diff import Drift, describe
-from auditor.findings import Finding, Result, at_or_above
-from auditor.gate import Verdict
+from auditor.outcomes import Drift, Finding, Result, Verdict, at_or_above, describe
 
 
 def _suite(parent: ET.Element, name: str) -> ET.Element:

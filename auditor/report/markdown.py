@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 from itertools import zip_longest
 
-from auditor.diff import Drift, DriftItem
-from auditor.findings import Finding, Result, at_or_above, summary
-from auditor.gate import Verdict
+from auditor.outcomes import Drift, DriftItem, Finding, Result, Verdict, at_or_above, summary
 
 
 def _cell(text: object) -> str:

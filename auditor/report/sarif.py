@@ -13,9 +13,7 @@ import json
 from typing import Any
 
 from auditor import __version__
-from auditor.diff import Drift, describe
-from auditor.findings import Finding, Result, RuleInfo, Skipped
-from auditor.gate import Verdict
+from auditor.outcomes import Drift, Finding, Result, RuleInfo, Skipped, Verdict, describe
 from auditor.models import plain
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

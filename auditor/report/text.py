@@ -7,9 +7,7 @@ import textwrap
 
 import click
 
-from auditor.diff import Drift, DriftItem
-from auditor.findings import Finding, Result, Skipped, summary
-from auditor.gate import Verdict
+from auditor.outcomes import Drift, DriftItem, Finding, Result, Skipped, Verdict, summary
 
 _COLOURS = {"critical": "magenta", "high": "red", "medium": "yellow", "low": "cyan", "info": "white"}
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from auditor import engine, snapshot
-from auditor.catalog import builtin_catalog
-from auditor.findings import Finding
+from auditor import snapshot
+from auditor.engine import evaluate
+from auditor.engine.catalog import builtin_catalog
+from auditor.outcomes import Finding
 from auditor.config import RulesConfig
 from tests.conftest import container, estate, fired, host
 
@@ -227,7 +228,7 @@ def test_rule_options_drain_budget_and_admin_ports():
     snap = snapshot.from_data(data)
 
     def ids(options: dict[str, Any]) -> set[str]:
-        result = engine.run(snap, ["prod"], builtin_catalog(), RulesConfig(options=options), today=dt.date.today())
+        result = evaluate.run(snap, ["prod"], builtin_catalog(), RulesConfig(options=options), today=dt.date.today())
         return {f.rule_id for f in result.findings}
 
     assert "T306" in ids({}) and "T306" not in ids({"T306": {"drain_budget": 900}})

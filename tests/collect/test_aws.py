@@ -5,8 +5,9 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from auditor import collect, config, engine, gate, snapshot
-from auditor.catalog import builtin_catalog
+from auditor import collect, config, gate, snapshot
+from auditor.engine import evaluate
+from auditor.engine.catalog import builtin_catalog
 from auditor.collect.aws import AwsCollector, ReadOnlyViolation
 from auditor.config import Aws, TagMatch
 from auditor.fixtures import estates
@@ -49,7 +50,7 @@ def test_demo_estates_give_the_same_findings_as_the_hand_written_snapshots(incid
     catalog = builtin_catalog()
 
     def found(snap, env):
-        return [(f.rule_id, f.resource, f.slot, f.severity) for f in engine.run(snap, [env], catalog).findings]
+        return [(f.rule_id, f.resource, f.slot, f.severity) for f in evaluate.run(snap, [env], catalog).findings]
 
     for env in ("dev", "prod"):
         live = collect.collect(incident, env, collect.CollectOptions())
@@ -69,17 +70,17 @@ def test_the_incident_with_nginx_as_a_compose_service(aws, tmp_path):
     assert web.nginx.service == "proxy" and web.nginx.refusals == [] and web.nginx.unreadable == []
     for env in ("dev", "prod"):
         snap = prod if env == "prod" else collect.collect(incident, env, collect.CollectOptions())
-        high = [(f.rule_id, f.resource, f.slot) for f in engine.run(snap, [env], catalog).findings
+        high = [(f.rule_id, f.resource, f.slot) for f in evaluate.run(snap, [env], catalog).findings
                 if f.severity in ("critical", "high")]
         assert high == ([("P104", "target_group:web-*-tg", "green")] if env == "dev" else [])
-    assert gate.evaluate(engine.run(prod, ["prod"], catalog), "green", "high").outcome == "pass"
+    assert gate.evaluate(evaluate.run(prod, ["prod"], catalog), "green", "high").outcome == "pass"
     # The near misses: the switch include mounted alone (P119), and no resolver for the name (P105).
     compose = tmp_path / "envs" / "prod" / "docker-compose.yml"
     compose.write_text(compose.read_text().replace("./nginx/switch:/etc/nginx/switch:ro",
                                                    "./nginx/switch/service-url.inc:/etc/nginx/switch/service-url.inc"))
     site = tmp_path / "envs" / "prod" / "nginx" / "default.conf"
     site.write_text(site.read_text().replace("    resolver 127.0.0.11 valid=10s;\n", ""))
-    broken = engine.run(collect.collect(incident, "prod", collect.CollectOptions()), ["prod"], catalog)
+    broken = evaluate.run(collect.collect(incident, "prod", collect.CollectOptions()), ["prod"], catalog)
     assert sorted((f.rule_id, f.line) for f in broken.findings if f.severity == "high") == [("P105", 6), ("P119", 1)]
     assert gate.evaluate(broken, "green", "high").outcome == "fail"
 
@@ -162,7 +163,7 @@ def test_ecs_service_with_its_task_definition_feeds_p110(aws):
     assert service.task_definition.network_mode == "awsvpc"
     assert service.task_definition.containers[0].environment == {"API_TOKEN": "<redacted>", "PORT": "3000"}
     snap = snapshot.Snapshot(environment="stage", resources=resources)
-    findings = engine.run(snap, ["stage"], builtin_catalog()).findings
+    findings = evaluate.run(snap, ["stage"], builtin_catalog()).findings
     assert [(f.rule_id, f.resource) for f in findings if f.rule_id == "P110"] == [("P110", "ecs_service:main/api")]
     assert [f.rule_id for f in findings if f.rule_id == "P117"] == ["P117"]  # stopTimeout 30 s, drain 300 s
 
@@ -286,7 +287,7 @@ def test_alb_and_target_group_rules_on_live_aws_data(incident, aws):
 
     def ids() -> set[str]:
         snap = collect.collect(incident, "prod", collect.CollectOptions())
-        return {f.rule_id for f in engine.run(snap, ["prod"], catalog).findings}
+        return {f.rule_id for f in evaluate.run(snap, ["prod"], catalog).findings}
 
     assert {"A201", "A203", "A204", "A205", "T302"} <= ids()
     elbv2 = boto3.client("elbv2")

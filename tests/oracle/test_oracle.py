@@ -5,6 +5,7 @@ what a real request gets when that slot is made live the way the deploy would ma
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,8 +21,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from auditor import engine, snapshot
-from auditor.catalog import builtin_catalog
+from auditor import snapshot
+from auditor.engine import evaluate
+from auditor.engine.catalog import builtin_catalog
 from auditor.collect import nginx as nginx_collector
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -30,9 +32,18 @@ UNSERVED = {"P101", "P102", "P103", "P104", "P105", "P109"}
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now, below the kernel's ephemeral range (32768 and up): the tests running beside
+    this one bind port 0 and draw from that range, so one of them cannot take this port before the
+    backend or nginx binds it (seen: "Address already in use")."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 HEALTH_PATH = "/health-check"
@@ -156,7 +167,7 @@ def verdicts(case: Case, nginx_facts, ports: dict[str, int], slots: dict[str, in
                            "slots": {slot: f"app-{slot}" for slot in slots}}}],
         },
     }
-    result = engine.run(snapshot.from_data(data), ["oracle"], builtin_catalog())
+    result = evaluate.run(snapshot.from_data(data), ["oracle"], builtin_catalog())
     broken = [f for f in result.findings if f.rule_id in UNSERVED]
     return {slot: not any(f.slot in (slot, None) for f in broken) for slot in slots}
 

@@ -10,26 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from auditor import config, engine
-from auditor.catalog import builtin_catalog
+from auditor import config
 from auditor.collect import CollectOptions, collect
+from auditor.engine import evaluate
+from auditor.engine.catalog import builtin_catalog
+from auditor.outcomes import Result
 
 HERE = Path(__file__).parent
 
 
-def audit(project: str, env: str) -> engine.Result:
+def audit(project: str, env: str) -> Result:
     cfg = config.load(HERE / project / "audit.yaml")
     snapshot = collect(cfg, env, CollectOptions(offline=True))
-    return engine.run(snapshot, [env], builtin_catalog())
+    return evaluate.run(snapshot, [env], builtin_catalog())
 
 
-def serious(result: engine.Result) -> list[tuple[str, str, str, int | None]]:
+def serious(result: Result) -> list[tuple[str, str, str, int | None]]:
     """(rule, severity, file name, line) of every finding at medium or above."""
     return sorted((f.rule_id, f.severity, os.path.basename(f.file or ""), f.line)
                   for f in result.findings if f.severity in ("critical", "high", "medium"))
 
 
-def host_skips(result: engine.Result) -> dict[str, str]:
+def host_skips(result: Result) -> dict[str, str]:
     """Rule -> reason, for the rules skipped for a host's own data (not the --offline AWS ones)."""
     return {s.rule_id: s.reason for s in result.skipped if "AWS not collected" not in s.reason}
 
@@ -109,10 +111,10 @@ def test_declaring_the_port_proves_it():
     cfg = config.load(HERE / "onyx" / "audit.yaml")
     docker = cfg.environments["dev"].hosts[0].docker
     docker.services = {"web_server": config.Service(port=3000)}
-    result = engine.run(collect(cfg, "dev", CollectOptions(offline=True)), ["dev"], builtin_catalog())
+    result = evaluate.run(collect(cfg, "dev", CollectOptions(offline=True)), ["dev"], builtin_catalog())
     assert "P105" not in host_skips(result) and serious(result) == []
     docker.services = {"web_server": config.Service(port=8000)}  # declared wrong: nginx's 3000 is ruled out
-    result = engine.run(collect(cfg, "dev", CollectOptions(offline=True)), ["dev"], builtin_catalog())
+    result = evaluate.run(collect(cfg, "dev", CollectOptions(offline=True)), ["dev"], builtin_catalog())
     assert [f[0] for f in serious(result)] == ["P105"]
 
 

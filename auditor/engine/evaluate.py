@@ -15,135 +15,17 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import hashlib
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.catalog import Rule, configured_catalog, options_for
 from auditor.config import Config, RulesConfig, Suppression
-from auditor.findings import Finding, Result, SkipCause, Skipped, severity_rank
+from auditor.engine.api import Context, Problem, Skip, fingerprint
+from auditor.engine.catalog import Rule, configured_catalog, options_for
+from auditor.engine.coverage import Coverage
+from auditor.outcomes import Finding, Result, SkipCause, Skipped, Traffic, severity_rank
 from auditor.keys import Keys
-from auditor.snapshot import Snapshot, has_aws
-from auditor.topology import HostView, Topology
-
-
-@dataclass
-class Problem:
-    """What a check yields when it finds something; ``identity`` names the evidence fields (or
-    ``file``/``line``) that identify the problem, so rewording a message never breaks a baseline."""
-
-    resource: str
-    message: str
-    slot: str | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
-    identity: tuple[str, ...] = ()
-    file: str | None = None
-    line: int | None = None
-    remediation: str | None = None  # the fix for this case, when the rule's general one does not fit it
-
-    def identity_values(self) -> dict[str, Any]:
-        own = {"file": self.file, "line": self.line}
-        return {k: self.evidence[k] if k in self.evidence else own.get(k) for k in self.identity}
-
-
-@dataclass
-class Skip:
-    """A check could not decide for lack of data; ``reason`` names the data."""
-
-    reason: str
-    resource: str | None = None
-    slot: str | None = None
-
-
-@dataclass
-class Context:
-    """What a check may read: the snapshot, its keys and topology, the rule's options (declared
-    defaults filled in) and ``hosts``: the host descriptions that have every layer the rule needs."""
-
-    snapshot: Snapshot
-    keys: Keys
-    topology: Topology
-    options: dict[str, Any] = field(default_factory=dict)
-    hosts: list[HostView] = field(default_factory=list)
-
-
-# One encoder for every finding: json.dumps builds a new one per call when given options.
-_IDENTITY_JSON = json.JSONEncoder(sort_keys=True, default=str)
-
-
-def fingerprint(rule_id: str, resource: str, slot: str | None, identity: dict[str, Any]) -> str:
-    blob = _IDENTITY_JSON.encode([rule_id, resource, slot, identity])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-# --- coverage: what was collected ------------------------------------------------------------------
-
-
-@dataclass
-class Gap:
-    """Data a rule may need that the snapshot does not hold, and why."""
-
-    reason: str
-    cause: SkipCause
-
-
-class Coverage:
-    """What the snapshot holds, per AWS operation and per host layer."""
-
-    def __init__(self, snapshot: Snapshot, topology: Topology) -> None:
-        self.aws = _aws_gap(snapshot)
-        self.failed = {e.operation: e for name, status in snapshot.sources.items() if name.startswith("aws")
-                       for e in status.errors if e.operation}
-        self.host_gaps: dict[int, dict[str, Gap]] = {}
-        for view in topology.host_views:
-            self.host_gaps[id(view)] = _host_gaps(view)
-
-    def aws_gap(self, needs: list[str]) -> Gap | None:
-        if not needs:
-            return None
-        if self.aws is not None:
-            return self.aws
-        lacking = [self.failed[op] for op in needs if op in self.failed]
-        if lacking:
-            error = lacking[0]
-            return Gap(f"{error.operation} failed during collection ({error.code or 'error'}): the data this rule "
-                       "reads is incomplete", "not_collected")
-        return None
-
-    def host_gap(self, view: HostView, layers: list[str]) -> Gap | None:
-        gaps = self.host_gaps[id(view)]
-        return next((gaps[layer] for layer in layers if layer in gaps), None)
-
-
-def _aws_gap(snapshot: Snapshot) -> Gap | None:
-    """Why the snapshot holds no AWS facts, or None when it holds them (a snapshot written by hand,
-    with no sources, holds what it says)."""
-    if not snapshot.sources or has_aws(snapshot):
-        return None
-    aws = snapshot.sources.get("aws")
-    why = aws.reason if aws is not None and aws.reason else "the snapshot holds host facts only"
-    return Gap(f"AWS not collected ({why})", "not_requested")
-
-
-def _host_gaps(view: HostView) -> dict[str, Gap]:
-    host = view.host
-    gaps = {layer: Gap(f"host {view.name}: {layer} not collected ({why})", "not_requested")
-            for layer, why in host.not_requested.items()}
-    gaps.update({layer: Gap(f"host {view.name}: {layer} was not collected ({why})", "not_collected")
-                 for layer, why in host.uncollected.items()})
-    nginx = host.nginx
-    if nginx is not None and not nginx.files and nginx.unreadable and "nginx" not in gaps:
-        gaps["nginx"] = Gap(f"host {view.name}: what nginx loads is unknown ({nginx.unreadable[0].message})",
-                            "missing_data")
-    # No nginx is a fact (the ALB or the proxy reaches containers directly); no docker is not.
-    if host.docker is None and "docker" not in gaps:
-        gaps["docker"] = Gap(f"host {view.name} has no docker description", "not_requested")
-    return gaps
-
-
-# --- running the rules -----------------------------------------------------------------------------
+from auditor.snapshot import Snapshot
+from auditor.topology import Topology
 
 
 def _suppression_for(finding: Finding, suppressions: Iterable[Suppression], today: dt.date) -> Suppression | None:
@@ -254,7 +136,18 @@ def run(
         options = options_for(rule, rules_config.options.get(rule_id, {}))
         state.rule(rule, Context(snapshot, keys, topology, options, hosts), severity)
     findings = sorted(state.findings, key=lambda f: (severity_rank(f.severity), f.rule_id, f.resource, f.slot or ""))
-    return Result(snapshot.environment, findings, state.skipped, notes, topology, ran)
+    return Result(snapshot.environment, findings, state.skipped, notes, ran, lambda: traffic(topology, keys))
+
+
+def traffic(topology: Topology, keys: Keys) -> Traffic:
+    """What the gate and the reports read of the traffic paths, as plain data."""
+    live: set[str] = set()
+    for view in topology.host_views:
+        slot, _ = view.live
+        live |= {slot} if slot else set(view.slots)
+    slots = sorted({s for view in topology.host_views for s in view.slots})
+    return Traffic(topology.path_items, topology.shapes(), slots, sorted(live),
+                   [(keys.host(sp.host.host), sp.slot) for sp in topology.slot_paths])
 
 
 def run_configured(snapshot: Snapshot, config: Config | None, tokens: list[str], today: dt.date,

@@ -21,13 +21,13 @@ import msgspec
 
 from auditor import fieldpath
 from auditor.errors import CONFIG_LIMIT, ConfigError, parse_yaml, read_text
-from auditor.findings import RuleInfo
+from auditor.outcomes import RuleInfo
 from auditor.models import Strict, key_path, problem, typed
 from auditor.snapshot import RESOURCE_TYPES
 
 if TYPE_CHECKING:
     from auditor.config import Config
-    from auditor.engine import Context, Problem, Skip
+    from auditor.engine.api import Context, Problem, Skip
 
 
 # Host layers a rule may need besides AWS operations (`elbv2:DescribeTargetHealth`).
@@ -156,7 +156,7 @@ _COLLECTION_OF = {singular: collection for collection, singular in RESOURCE_TYPE
 
 
 def _condition_check(condition: Condition, source: Path) -> CheckFunction:
-    from auditor.engine import Problem
+    from auditor.engine.api import Problem
 
     collection = _COLLECTION_OF.get(condition.resource_type)
     if collection is None:
