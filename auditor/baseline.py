@@ -9,7 +9,7 @@ from pathlib import Path
 
 from auditor.outcomes import Result
 from auditor.errors import AuditError, read_text
-from auditor.snapshot import write_atomic
+from auditor.model.snapshot import write_atomic
 
 VERSION = 1
 

@@ -30,7 +30,7 @@ from auditor.errors import AuditError, CollectionStopped, ConfigError, GateDataM
 if TYPE_CHECKING:
     from auditor.config import Config
     from auditor.outcomes import Result
-    from auditor.snapshot import Snapshot
+    from auditor.model.snapshot import Snapshot
 
 # The library loads inside the commands: `audit --help` and `--version` import click and nothing heavy.
 
@@ -97,7 +97,7 @@ class Options:
 
     def emit(self, text: str) -> None:
         if self.output:
-            from auditor.snapshot import write_atomic
+            from auditor.model.snapshot import write_atomic
 
             write_atomic(self.output, text)
             return
@@ -211,7 +211,7 @@ def _is_snapshot_file(target: str) -> bool:
 
 def load_environment(targets: list[str], options: Options) -> list[Snapshot]:
     """Snapshots per environment, in the order first named; shards of one environment merged."""
-    from auditor import snapshot as snapshot_module
+    from auditor.model import snapshot as snapshot_module
 
     by_env: dict[str, list[Snapshot]] = {}
     for target in targets:
@@ -233,7 +233,7 @@ def load_sides(targets: list[str], options: Options) -> list[Snapshot]:
     """The sides of a diff, in the order named. Shards of one collection (the same environment, other
     slices) merge into one side; the same environment collected twice (slices in common, or none at
     all: yesterday's file against today's) is two sides, told apart by when each was collected."""
-    from auditor import snapshot as snapshot_module
+    from auditor.model import snapshot as snapshot_module
 
     sides: list[list[Snapshot]] = []
     for target in targets:
@@ -250,8 +250,7 @@ def load_sides(targets: list[str], options: Options) -> list[Snapshot]:
 
 
 def run_checks(snapshots: list[Snapshot], options: Options) -> list[Result]:
-    from auditor.engine import catalog as catalog_module
-    from auditor.engine import evaluate
+    from auditor.engine import catalog as catalog_module, evaluate
 
     today = dt.date.today()
     catalog = catalog_module.configured_catalog(options.config)
@@ -420,7 +419,7 @@ def _with_checkout_hosts(saved: Snapshot, checkout: Snapshot) -> Snapshot:
 def _apply_plan(plan_path: str, snap: Snapshot, result: Result, options: Options) -> tuple[Snapshot, Result, Any]:
     """The environment as the plan leaves it, its checks, and what the plan changes in them."""
     from auditor import plan as plan_module
-    from auditor.snapshot import Redactor
+    from auditor.model.snapshot import Redactor
 
     config = options.config
     environment = config.environments.get(snap.environment) if config else None
@@ -442,7 +441,7 @@ def snapshot_command(environment: str, shard: str | None, **values: Any) -> None
 
     A failed or partial collection never replaces the previous file.
     """
-    from auditor import snapshot as snapshot_module
+    from auditor.model import snapshot as snapshot_module
 
     options = Options(**values)
     options.refuse_overwriting()
@@ -460,7 +459,7 @@ def snapshot_command(environment: str, shard: str | None, **values: Any) -> None
 def _keep_aws_facts(path: str, new: Snapshot) -> None:
     """A collection without AWS (--offline) never silently replaces a default snapshot that holds AWS
     facts: the next `check` of that file would skip every AWS rule."""
-    from auditor import snapshot as snapshot_module
+    from auditor.model import snapshot as snapshot_module
 
     if snapshot_module.has_aws(new) or not Path(path).is_file():
         return
@@ -525,7 +524,7 @@ def merge(shards: tuple[str, ...], **values: Any) -> None:
 
     Refuses shards of different environments or schema versions, a slice twice, and a missing slice.
     """
-    from auditor import snapshot as snapshot_module
+    from auditor.model import snapshot as snapshot_module
 
     options = Options(**values)
     if not options.output:
@@ -545,7 +544,7 @@ def rules(**values: Any) -> None:
     options.refuse_overwriting()
     catalog = catalog_module.configured_catalog(options.config)
     if options.format == "json":
-        from auditor.models import plain
+        from auditor.model.typed import plain
 
         shown = [{k: v for k, v in plain(r.meta).items() if k not in ("check", "condition", "needs")}
                  for r in catalog.values()]
@@ -582,7 +581,7 @@ def explain(rule_id: str, **values: Any) -> None:
         raise AuditError(f"unknown rule id {rule_id!r} (see `audit rules`)")
     meta = rule.meta
     if options.format == "json":
-        from auditor.models import plain
+        from auditor.model.typed import plain
 
         options.emit(json.dumps(plain(meta), indent=2, ensure_ascii=False) + "\n")
         return

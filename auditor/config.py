@@ -1,4 +1,4 @@
-"""audit.yaml: the contract in DESIGN.md, read into msgspec Structs (auditor.models).
+"""audit.yaml: the contract in DESIGN.md, read into msgspec Structs (auditor.model.typed).
 
 Every problem becomes one ConfigError line naming the file, the key path and
 what was expected, e.g. ``audit.yaml: environments.dev.hosts[0].nginx.pathx:
@@ -17,7 +17,7 @@ import msgspec
 import yaml
 
 from auditor.errors import CONFIG_LIMIT, ConfigError, parse_yaml, read_text
-from auditor.models import Strict, key_path, problem, typed
+from auditor.model.typed import Strict, key_path, problem, typed
 
 
 def _argv(value: str | list[str] | None) -> list[str] | None:

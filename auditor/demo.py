@@ -18,7 +18,8 @@ from pathlib import Path
 
 import click
 
-from auditor import collect, config, diff, gate, snapshot
+from auditor import collect, config, diff, gate
+from auditor.model import snapshot
 from auditor.engine import evaluate
 from auditor.errors import AuditError
 from auditor.fixtures import estates
@@ -122,7 +123,7 @@ def _digest(path: Path) -> str:
 
 
 def _sign(root: Path) -> None:
-    from auditor.snapshot import write_atomic
+    from auditor.model.snapshot import write_atomic
 
     write_atomic(root / MANIFEST, json.dumps({name: _digest(p) for p, name in _files(root)}, indent=2) + "\n")
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import msgspec
 
-from auditor import fieldpath
+from auditor.model import fieldpath
 from auditor.config import DiffConfig
-from auditor.keys import TRAILING_INDEX, Keys
+from auditor.model.keys import TRAILING_INDEX, Keys
 from auditor.outcomes import Drift, DriftItem
-from auditor.snapshot import COLLECTIONS, RESOURCE_TYPES, Snapshot
+from auditor.model.snapshot import COLLECTIONS, RESOURCE_TYPES, Snapshot
 from auditor.topology import Topology
 
 # The drift collections: the snapshot's, and the path shapes of each environment.

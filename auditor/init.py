@@ -104,7 +104,7 @@ def _env_name(directory: Path, root: Path) -> str:
 
 def projects(root: Path, undecided: list[str]) -> list[tuple[str, list[Path]]]:
     """(environment name, compose files merged in that order), one per project the repository holds."""
-    from auditor.collect import docker
+    from auditor.collect.host import docker
 
     out: list[tuple[str, list[Path]]] = []
     found = compose_files(root)
@@ -150,7 +150,7 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def host_for(name: str, files: list[Path], root: Path, undecided: list[str]) -> HostDraft:
-    from auditor.collect import docker, nginx_service
+    from auditor.collect.host import docker, nginx_service
 
     host = HostDraft(name="web", compose=files)
     try:
@@ -199,7 +199,7 @@ class AwsEnvironment:
 def aws_environments(region: str) -> dict[str, AwsEnvironment]:
     """The environments the account's load balancers name by tag, with the roles of their instances.
     Read-only: the collector's own guarded client."""
-    from auditor.collect.aws import AwsCollector
+    from auditor.collect.aws.collector import AwsCollector
     from auditor.config import Aws
 
     collector = AwsCollector(Aws(region=region), region, concurrency=4)
@@ -331,7 +331,7 @@ def write(root: Path, out: Path, aws_region: str | None) -> Draft:
         raise AuditError(f"{root}: nothing to draft: no compose file below it{where}; "
                          f"nothing was written")
     verify(plan, out.parent)
-    from auditor.snapshot import write_atomic
+    from auditor.model.snapshot import write_atomic
 
     write_atomic(out, render(plan, out.parent))
     return plan

@@ -27,12 +27,12 @@ from typing import Any
 
 import msgspec
 
-from auditor.collect.aws_shapes import action_model, containers, sg_rules
+from auditor.model.aws_shapes import action_model, containers, sg_rules
 from auditor.errors import AuditError, read_text
-from auditor.keys import Keys
-from auditor.models import typed
+from auditor.model.keys import Keys
+from auditor.model.typed import typed
 from auditor.outcomes import Change, Finding, Result, Review, Unknown
-from auditor.snapshot import (
+from auditor.model.snapshot import (
     RESOURCE_TYPES,
     EcsLoadBalancer,
     EcsService,

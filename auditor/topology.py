@@ -16,8 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from auditor.keys import Keys
-from auditor.snapshot import (
+from auditor.model.keys import Keys
+from auditor.model.snapshot import (
     Action,
     Container,
     EcsService,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auditor.collect import nginx  # noqa: E402
+from auditor.collect.host import nginx  # noqa: E402
 
 MB = 1_000_000
 SERVER = "events {}\nhttp {\n  server {\n    listen 80;\n    location / { return 200; }\n  }\n}\n"

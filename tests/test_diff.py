@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from auditor import diff, snapshot
+from auditor import diff
+from auditor.model import snapshot
 from auditor.config import DiffConfig
-from auditor.models import typed
+from auditor.model.typed import typed
 from tests.conftest import estate, host
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from junitparser import JUnitXml
 
-from auditor import snapshot
+from auditor.model import snapshot
 from auditor.engine.catalog import builtin_catalog
 from auditor.fixtures import estates
 from tests.conftest import estate, host, run

@@ -173,7 +173,7 @@ def test_a_duplicate_compose_service_is_refused_as_compose_refuses_it(tmp_path):
 
 
 def test_a_merge_key_overridden_by_its_own_key_is_no_duplicate(tmp_path):
-    from auditor.collect import compose
+    from auditor.collect.host import compose
 
     path = tmp_path / "compose.yaml"
     path.write_text("x-base: &base {image: app:1, restart: always}\n"
@@ -208,7 +208,7 @@ def test_a_compose_file_over_16_mb_is_refused_by_name(tmp_path):
 
 
 def test_an_nginx_file_over_16_mb_is_refused_by_name(tmp_path):
-    from auditor.collect import nginx
+    from auditor.collect.host import nginx
 
     path = tmp_path / "nginx.conf"
     path.write_text("events {}\n# " + "x" * 16_000_000 + "\n")
@@ -218,7 +218,7 @@ def test_an_nginx_file_over_16_mb_is_refused_by_name(tmp_path):
 
 def test_an_nginx_comment_line_of_a_megabyte_is_read(tmp_path):
     # crossplane's own lexer took over 100 s on this; bench/ measures the time, this the result.
-    from auditor.collect import nginx
+    from auditor.collect.host import nginx
 
     path = tmp_path / "nginx.conf"
     path.write_text("# " + "x" * 1_000_000 + "\nevents {}\nhttp {\n  server {\n    listen 8080;\n"

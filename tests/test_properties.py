@@ -11,8 +11,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor import config, snapshot
-from auditor.collect import docker, nginx
+from auditor import config
+from auditor.model import snapshot
+from auditor.collect.host import docker, nginx
 from auditor.errors import AuditError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

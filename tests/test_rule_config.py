@@ -54,7 +54,7 @@ def test_inline_nginx_ignore_suppresses_that_rule_on_that_directive(write_json):
 
 
 def test_inline_ignore_from_a_real_nginx_file(tmp_path):
-    from auditor.collect import nginx
+    from auditor.collect.host import nginx
 
     conf = tmp_path / "nginx.conf"
     conf.write_text("http {\n  # audit:ignore N504 version shown on purpose\n  server { listen 80; }\n}\n")

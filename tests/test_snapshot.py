@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from auditor import snapshot
+from auditor.model import snapshot
 from auditor.errors import SnapshotError
 from tests.conftest import SNAPSHOTS, estate
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from auditor import snapshot
-from auditor.keys import Keys, strip_tokens
-from auditor.snapshot import Location
+from auditor.model import snapshot
+from auditor.model.keys import Keys, strip_tokens
+from auditor.model.snapshot import Location
 from auditor.topology import Endpoint, HostView, Topology, match_location, parse_url
 from tests.conftest import container, estate, host
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor.engine.api import Context, Problem
-from auditor.snapshot import ListenerRule, LoadBalancer
+from auditor.model.snapshot import ListenerRule, LoadBalancer
 
 # ELB security policies that still accept TLS 1.0 or 1.1 (AWS "Security policies for your ALB").
 WEAK_TLS_POLICIES = {

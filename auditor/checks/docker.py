@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem
-from auditor.snapshot import Container
+from auditor.model.snapshot import Container
 from auditor.topology import ANY_ADDRESS, HostView, port_variable
 
 DOCKER_SOCKET = ("/var/run/docker.sock", "/run/docker.sock")

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem
-from auditor.snapshot import Location, NginxServer
+from auditor.model.snapshot import Location, NginxServer
 from auditor.topology import NGINX_VARIABLE, HostView, is_address, is_loopback, parse_url, where
 # Variables nginx defines itself (ngx_http_core_module and friends), plus request-data prefixes.
 BUILTIN = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem
-from auditor.snapshot import SecurityGroup, SgRule
+from auditor.model.snapshot import SecurityGroup, SgRule
 
 WORLD = {"0.0.0.0/0", "::/0"}
 

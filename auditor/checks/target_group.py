@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem
-from auditor.snapshot import Listen, TargetGroup
+from auditor.model.snapshot import Listen, TargetGroup
 from auditor.topology import SlotPath, where
 
 

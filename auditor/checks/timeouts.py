@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem
-from auditor.snapshot import TargetGroup
+from auditor.model.snapshot import TargetGroup
 
 ALB_IDLE_DEFAULT = 60  # AWS: connection idle timeout
 NGINX_KEEPALIVE_DEFAULT = 75  # nginx keepalive_timeout

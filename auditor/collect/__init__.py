@@ -17,13 +17,12 @@ import boto3
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
-from auditor.collect import commands, compose, docker, nginx, nginx_service
-from auditor.collect.aws import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT, AwsCollector, CollectionError, Stop
-from auditor.config import Aws, Config
-from auditor.config import Host as HostConfig
+from auditor.collect.aws.collector import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT, AwsCollector, CollectionError, Stop
+from auditor.collect.host import commands, compose, docker, nginx, nginx_service
+from auditor.config import Aws, Config, Host as HostConfig
 from auditor.errors import AuditError, read_text
-from auditor.models import typed
-from auditor.snapshot import (
+from auditor.model.typed import typed
+from auditor.model.snapshot import (
     COLLECTIONS,
     App,
     Container,

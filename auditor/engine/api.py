@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.keys import Keys
-from auditor.snapshot import Snapshot
+from auditor.model.keys import Keys
+from auditor.model.snapshot import Snapshot
 from auditor.topology import HostView, Topology
 
 

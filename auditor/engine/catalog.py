@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from auditor import fieldpath
+from auditor.model import fieldpath
 from auditor.errors import CONFIG_LIMIT, ConfigError, parse_yaml, read_text
 from auditor.outcomes import RuleInfo
-from auditor.models import Strict, key_path, problem, typed
-from auditor.snapshot import RESOURCE_TYPES
+from auditor.model.typed import Strict, key_path, problem, typed
+from auditor.model.snapshot import RESOURCE_TYPES
 
 if TYPE_CHECKING:
     from auditor.config import Config

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from auditor.outcomes import SkipCause
-from auditor.snapshot import Snapshot, has_aws
+from auditor.model.snapshot import Snapshot, has_aws
 from auditor.topology import HostView, Topology
 
 

@@ -23,8 +23,8 @@ from auditor.engine.api import Context, Problem, Skip, fingerprint
 from auditor.engine.catalog import Rule, configured_catalog, options_for
 from auditor.engine.coverage import Coverage
 from auditor.outcomes import Finding, Result, SkipCause, Skipped, Traffic, severity_rank
-from auditor.keys import Keys
-from auditor.snapshot import Snapshot
+from auditor.model.keys import Keys
+from auditor.model.snapshot import Snapshot
 from auditor.topology import Topology
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.outcomes import Drift, Finding, Result, Verdict, summary
-from auditor.models import plain
+from auditor.model.typed import plain
 
 SCHEMA_VERSION = 1
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.outcomes import Drift, Finding, Result, RuleInfo, Skipped, Verdict, describe
-from auditor.models import plain
+from auditor.model.typed import plain
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}

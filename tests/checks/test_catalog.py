@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from auditor import snapshot
+from auditor.model import snapshot
 from auditor.engine import evaluate
 from auditor.engine.catalog import builtin_catalog
 from auditor.outcomes import Finding

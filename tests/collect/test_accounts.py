@@ -9,7 +9,8 @@ import boto3
 import pytest
 import yaml
 
-from auditor import collect, config, snapshot
+from auditor import collect, config
+from auditor.model import snapshot
 from tests.faults import FaultProxy, query_error
 from tests.test_cli import audit
 

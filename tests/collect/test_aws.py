@@ -5,10 +5,11 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from auditor import collect, config, gate, snapshot
+from auditor import collect, config, gate
+from auditor.model import snapshot
 from auditor.engine import evaluate
 from auditor.engine.catalog import builtin_catalog
-from auditor.collect.aws import AwsCollector, ReadOnlyViolation
+from auditor.collect.aws.collector import AwsCollector, ReadOnlyViolation
 from auditor.config import Aws, TagMatch
 from auditor.fixtures import estates
 from tests.conftest import SNAPSHOTS

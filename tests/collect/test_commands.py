@@ -8,9 +8,10 @@ import sys
 import pytest
 import yaml
 
-from auditor import collect, config, snapshot
-from auditor.collect import commands
-from auditor.snapshot import Redactor
+from auditor import collect, config
+from auditor.model import snapshot
+from auditor.collect.host import commands
+from auditor.model.snapshot import Redactor
 from tests.collect.test_docker import INSPECT
 from tests.test_cli import audit
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from auditor.collect import compose, docker
+from auditor.collect.host import compose, docker
 from tests.conftest import SHARED
 
 P = docker.PublishedPort

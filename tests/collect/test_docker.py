@@ -8,8 +8,8 @@ import textwrap
 import msgspec
 import pytest
 
-from auditor.collect import docker
-from auditor.snapshot import PublishedPort, Redactor
+from auditor.collect.host import docker
+from auditor.model.snapshot import PublishedPort, Redactor
 from tests.conftest import SHARED
 
 CORPUS = sorted((SHARED / "corpus" / "compose").glob("*.yml"))
@@ -171,7 +171,7 @@ def test_bad_inspect_output(text, message):
 
 
 def test_live_slot_comes_from_inspect_running_state():
-    from auditor.snapshot import DockerFacts, Host
+    from auditor.model.snapshot import DockerFacts, Host
     from auditor.topology import HostView
 
     containers = docker.parse_inspect(json.dumps(INSPECT), "inspect.json")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.collect import nginx
-from auditor.snapshot import Listen, Redactor
+from auditor.collect.host import nginx
+from auditor.model.snapshot import Listen, Redactor
 from tests.conftest import ROOT, SHARED
 
 FIXTURE = ROOT / "fixtures" / "nginx" / "nginx.conf"

@@ -12,7 +12,7 @@ import crossplane.parser
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from auditor.collect import nginx_lexer
+from auditor.collect.host import nginx_lexer
 
 # Every character the lexers treat specially, a few ordinary ones, and white space str.isspace knows.
 ALPHABET = " \t\n\r\\\"'{};#$}{ab\x0b\x1c\u00a0\u2028é"

@@ -10,9 +10,10 @@ import msgspec
 import pytest
 
 from auditor import config as config_module
-from auditor.collect import CollectOptions, collect, dockerfile, nginx_service
-from auditor.collect.compose import load
-from auditor.snapshot import Redactor
+from auditor.collect import CollectOptions, collect
+from auditor.collect.host import dockerfile, nginx_service
+from auditor.collect.host.compose import load
+from auditor.model.snapshot import Redactor
 from tests.collect.test_nginx import _nginx_t, real_nginx  # noqa: F401 - the fixture
 from tests.conftest import run
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from auditor import snapshot
+from auditor.model import snapshot
 from auditor.engine import evaluate
 from auditor.engine.catalog import builtin_catalog
-from auditor.collect import nginx as nginx_collector
+from auditor.collect.host import nginx as nginx_collector
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 # The findings that say the ALB's health check would fail for a slot.
@@ -65,7 +65,16 @@ class Backend:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        # The port was free when chosen; a moment's holder (a connection closing) is waited out.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:

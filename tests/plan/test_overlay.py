@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from auditor import plan, snapshot
+from auditor import plan
+from auditor.model import snapshot
 from tests.plan.conftest import PLANS
 from tests.test_cli import assert_one_line_error, audit
 

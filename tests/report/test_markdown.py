@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from auditor import diff, gate, snapshot
+from auditor import diff, gate
+from auditor.model import snapshot
 from auditor.config import DiffConfig
-from auditor.models import typed
+from auditor.model.typed import typed
 from auditor.report import markdown
 from tests.conftest import SNAPSHOTS, estate, run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.snapshot import Action, EcsContainer, EcsPortMapping, ForwardTarget, Redactor, SgRule
+from auditor.model.snapshot import Action, EcsContainer, EcsPortMapping, ForwardTarget, Redactor, SgRule
 
 _PROTOCOLS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
 

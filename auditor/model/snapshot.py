@@ -20,7 +20,7 @@ import msgspec
 
 from auditor import __version__
 from auditor.errors import AuditError, SnapshotError, read_bytes
-from auditor.models import key_path, problem, typed
+from auditor.model.typed import key_path, problem, typed
 
 SCHEMA_VERSION = 1
 

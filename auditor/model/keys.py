@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from auditor.snapshot import EcsService, Host, Instance, Listener, ListenerRule, Snapshot, TargetHealth
+from auditor.model.snapshot import EcsService, Host, Instance, Listener, ListenerRule, Snapshot, TargetHealth
 
 _PARTS = re.compile(r"([-_.\s/:])")
 TRAILING_INDEX = re.compile(r"[-_.]?\d+$")

@@ -31,10 +31,10 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ReadTimeoutError
 
-from auditor.collect.aws_shapes import action_model, containers, forward_targets, sg_rules
+from auditor.model.aws_shapes import action_model, containers, forward_targets, sg_rules
 from auditor.config import Aws
 from auditor.errors import AuditError, CollectionStopped
-from auditor.snapshot import (
+from auditor.model.snapshot import (
     EcsLoadBalancer,
     EcsService,
     HealthCheck,

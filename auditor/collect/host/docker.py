@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import json
 from pathlib import Path
 from typing import Any
 
-from auditor.collect import compose, dockerfile
+from auditor.collect.host import compose, dockerfile
 from auditor.errors import AuditError
-from auditor.snapshot import Container, PublishedPort, Redactor
+from auditor.model.snapshot import Container, PublishedPort, Redactor
 
 
 class DockerError(AuditError):
@@ -111,7 +112,8 @@ def _environment(value: Any) -> dict[str, str]:
 
 # --- compose -------------------------------------------------------------------------------------------
 
-SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "compose-spec.json"
+# The Compose Specification's schema, shipped in the package (auditor/schemas, its NOTICE beside it).
+SCHEMA = importlib.resources.files("auditor.schemas") / "compose-spec.json"
 
 
 @functools.cache

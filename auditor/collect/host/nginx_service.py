@@ -24,9 +24,9 @@ from typing import Any
 
 import msgspec
 
-from auditor.collect import dockerfile, nginx
-from auditor.collect.compose import Model, command_line
-from auditor.snapshot import NginxConfig, Redactor, Refusal
+from auditor.collect.host import dockerfile, nginx
+from auditor.collect.host.compose import Model, command_line
+from auditor.model.snapshot import NginxConfig, Redactor, Refusal
 
 # Image repositories (the last path component, any registry) that are nginx.
 NGINX_IMAGES = {"nginx", "nginx-unprivileged", "openresty"}

@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 
 from auditor.errors import AuditError
-from auditor.snapshot import Redactor
+from auditor.model.snapshot import Redactor
 
 DEFAULT_TIMEOUT = 30.0
 

@@ -24,9 +24,9 @@ import crossplane
 from crossplane.analyzer import analyze, enter_block_ctx
 from crossplane.errors import NgxParserBaseException
 
-from auditor.collect import nginx_lexer  # noqa: F401 - puts the linear lexer under crossplane's parser
+from auditor.collect.host import nginx_lexer  # noqa: F401 - puts the linear lexer under crossplane's parser
 from auditor.errors import HOST_FILE_LIMIT, AuditError, too_large
-from auditor.snapshot import (
+from auditor.model.snapshot import (
     IfHeaders,
     Listen,
     Location,
