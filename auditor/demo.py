@@ -3,7 +3,6 @@ the estate from fixtures/estates.py, then the three commands a team would run.""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -18,9 +17,7 @@ from pathlib import Path
 
 import click
 
-from auditor import collect, config, diff, gate
-from auditor.model import snapshot
-from auditor.engine import evaluate
+from auditor import app, collect, config
 from auditor.errors import AuditError
 from auditor.fixtures import estates
 from auditor.report.text import Text
@@ -159,22 +156,20 @@ After Ctrl-C the saved snapshots still work, offline:
 def _run(root: Path, endpoint: str, text: Text, started: float) -> None:
     say = click.echo
     say(STORY)
-    config_path = estates.build_incident(root, endpoint)
-    cfg = config.load(config_path)
-    snapshots = {}
-    for env in ("dev", "prod"):
-        snapshots[env] = collect.collect(cfg, env, collect.CollectOptions())
-        snapshot.save(snapshots[env], root / ".audit" / f"{env}.json")
+    cfg = config.load(estates.build_incident(root, endpoint))
+    snapshots = {env: collect.collect(cfg, env, collect.CollectOptions()) for env in ("dev", "prod")}
+    for env, snap in snapshots.items():
+        app.save_snapshot(snap, str(root / ".audit" / f"{env}.json"))
     calls = {env: sum(n for s in snap.sources.values() for n in s.api_calls.values()) for env, snap in snapshots.items()}
+    inputs = app.Inputs(cfg, snapshots.__getitem__)  # the use cases the commands run, on what was just collected
     say(text.style("\n$ audit diff dev prod", bold=True))
-    say(text.render_diff([diff.compare(snapshots["dev"], snapshots["prod"], ["dev"], ["prod"], cfg.diff)]), nl=False)
-    today = dt.date.today()
-    result = evaluate.run_configured(snapshots["dev"], cfg, ["dev"], today)
+    say(text.render_diff(app.diff(inputs, [snapshots["dev"], snapshots["prod"]])), nl=False)
     say(text.style("\n$ audit check dev", bold=True))
-    say(text.render_check([result]), nl=False)
-    verdict = gate.evaluate(result, "green", "high")
+    say(text.render_check(app.check(inputs, [snapshots["dev"]])), nl=False)
+    answer = app.gate(inputs, "dev", "green", "high")
     say(text.style("\n$ audit gate dev --slot green", bold=True))
-    say(text.render_gate(result, verdict), nl=False)
-    say(f"exit {0 if verdict.passed else 1}: the gate refuses green" if not verdict.passed else "exit 0")
+    say(text.render_gate(answer.result, answer.verdict), nl=False)
+    passed = answer.verdict.passed
+    say(f"exit {0 if passed else 1}: the gate refuses green" if not passed else "exit 0")
     say(f"\nThe demo built dev and prod on a local AWS endpoint (moto) and read them\n"
         f"back with {calls['dev']} + {calls['prod']} API calls in {time.monotonic() - started:.1f} s.")

@@ -178,14 +178,6 @@ def _flatten(value: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], 
     return {prefix: value}
 
 
-def _get(value: Any, path: tuple[str, ...]) -> Any:
-    for segment in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(segment)
-    return value
-
-
 def matches(pattern: str, item: DriftItem) -> bool:
     """Whether ``COLLECTION[KEY].PATH`` (``*`` within a segment, leading ``*.`` any prefix) names an item."""
     collection = PLURAL.get(item.resource_type, item.resource_type)
@@ -229,19 +221,20 @@ def _compare(resource_type: str, a: dict[str, list[dict[str, Any]]], b: dict[str
                 # A section present on one side only (nginx: null vs an nginx config) is one item.
                 whole = next((path[:n] for n in range(1, len(path))
                               if flat_a.get(path[:n], 0) is None or flat_b.get(path[:n], 0) is None), path)
-                keyed = next((path[:n] for n in range(1, len(path) + 1) if _is_keyed(path[:n])
-                              and (_get(left[0], path[:n]) is None) != (_get(right[0], path[:n]) is None)), None)
+                keyed = next((path[:n] for n in range(1, len(path) + 1) if _is_keyed(path[:n]) and
+                              (fieldpath.dig(left[0], path[:n]) is None) != (fieldpath.dig(right[0], path[:n]) is None)),
+                             None)
                 if whole == path and keyed is not None:
                     if keyed not in reported:
                         reported.add(keyed)
-                        kind = "only_in_a" if _get(right[0], keyed) is None else "only_in_b"
+                        kind = "only_in_a" if fieldpath.dig(right[0], keyed) is None else "only_in_b"
                         items.append(DriftItem(kind=kind, resource_type=resource_type, key=key,
                                                path=fieldpath.join(keyed)))
                     continue
                 if whole == path:
                     va, vb = flat_a.get(path), flat_b.get(path)
                 else:
-                    va, vb = _get(left[0], whole), _get(right[0], whole)
+                    va, vb = fieldpath.dig(left[0], whole), fieldpath.dig(right[0], whole)
                 if va != vb and not (va in _EMPTY and vb in _EMPTY) and whole not in reported:
                     reported.add(whole)
                     items.append(DriftItem(kind="changed", resource_type=resource_type, key=key,

@@ -29,17 +29,19 @@ import msgspec
 
 from auditor.model.aws_shapes import action_model, containers, sg_rules
 from auditor.errors import AuditError, read_text
+from auditor.model import fieldpath
 from auditor.model.keys import Keys
 from auditor.model.typed import typed
 from auditor.outcomes import Change, Finding, Result, Review, Unknown
 from auditor.model.snapshot import (
-    RESOURCE_TYPES,
+    AWS_DEFAULTS,
     EcsLoadBalancer,
     EcsService,
     HealthCheck,
     Listener,
     ListenerRule,
     LoadBalancer,
+    RESOURCE_TYPES,
     Redactor,
     Resources,
     SecurityGroup,
@@ -49,6 +51,7 @@ from auditor.model.snapshot import (
     TargetGroup,
     TargetHealth,
     TaskDefinition,
+    tags_match,
     validated,
 )
 
@@ -103,17 +106,6 @@ def load(path: str | Path) -> dict[str, Any]:
 # --- reading one resource change ---------------------------------------------------------------
 
 
-def _dig(node: Any, path: tuple[Any, ...]) -> Any:
-    for part in path:
-        if isinstance(part, int):
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-        else:
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
-            return None
-    return node
-
-
 _INDEX = re.compile(r"\[[^\]]*\]$")
 
 
@@ -145,7 +137,7 @@ class Plan:
             self._index(call.get("module") or {}, f"{prefix}module.{name}.")
 
     def expression(self, address: str, path: tuple[Any, ...]) -> dict[str, Any] | None:
-        node = _dig(self.expressions.get(_base(address)), path)
+        node = fieldpath.dig(self.expressions.get(_base(address)), path)
         if isinstance(node, list) and len(node) == 1:  # an attribute set from one block: its expression
             node = node[0]
         return node if isinstance(node, dict) else None
@@ -190,29 +182,25 @@ class Values:
         self.unknown = unknown
 
     def get(self, *path: Any, default: Any = None) -> Any:
-        if _dig(self.unknown_tree, path) is True:
+        if fieldpath.dig(self.unknown_tree, path) is True:
             expression = self.plan.expression(self.address, path)
             if expression is None:
                 return default  # not set in the configuration: the provider's default is AWS's
             target = self.plan.referenced(self.address, path)
             if target is not None:
                 return self.plan.identity.get(target, PLANNED + target)
-            self.unknown.append(Unknown(self.address, _dotted(path)))
+            self.unknown.append(Unknown(self.address, fieldpath.join(path)))
             return KNOWN_AFTER_APPLY if isinstance(default, str) else default
-        value = _dig(self.data, path)
+        value = fieldpath.dig(self.data, path)
         return default if value is None else value
 
     def blocks(self, *path: Any) -> Iterator[tuple[Any, ...]]:
         """The paths of each block of a nested block list (``default_action``, ``ingress``)."""
-        if _dig(self.unknown_tree, path) is True:
+        if fieldpath.dig(self.unknown_tree, path) is True:
             self.get(*path)
             return
-        for index, _ in enumerate(_dig(self.data, path) or []):
+        for index, _ in enumerate(fieldpath.dig(self.data, path) or []):
             yield (*path, index)
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path))
 
 
 # --- Terraform attributes -> snapshot models --------------------------------------------------------
@@ -227,12 +215,12 @@ def _tags(v: Values) -> dict[str, str]:
 
 
 def load_balancer(v: Values) -> LoadBalancer:
-    attributes = {"idle_timeout.timeout_seconds": v.get("idle_timeout", default=60),
-                  "deletion_protection.enabled": v.get("enable_deletion_protection", default=False),
-                  "routing.http.drop_invalid_header_fields.enabled": v.get("drop_invalid_header_fields",
-                                                                           default=False),
-                  "routing.http.desync_mitigation_mode": v.get("desync_mitigation_mode", default="defensive"),
-                  "access_logs.s3.enabled": v.get("access_logs", 0, "enabled", default=False)}
+    terraform = {"idle_timeout.timeout_seconds": ("idle_timeout",),
+                 "deletion_protection.enabled": ("enable_deletion_protection",),
+                 "routing.http.drop_invalid_header_fields.enabled": ("drop_invalid_header_fields",),
+                 "routing.http.desync_mitigation_mode": ("desync_mitigation_mode",),
+                 "access_logs.s3.enabled": ("access_logs", 0, "enabled")}
+    attributes = {name: v.get(*path, default=AWS_DEFAULTS[name]) for name, path in terraform.items()}
     return LoadBalancer(
         arn=_own_id(v), name=v.get("name", default=v.address), type=v.get("load_balancer_type", default="application"),
         scheme="internal" if v.get("internal", default=False) else "internet-facing",
@@ -299,8 +287,9 @@ def listener_rule(v: Values) -> ListenerRule:
 
 def target_group(v: Values) -> TargetGroup:
     hc = ("health_check", 0)
-    attributes = {"deregistration_delay.timeout_seconds": v.get("deregistration_delay", default=300),
-                  "slow_start.duration_seconds": v.get("slow_start", default=0)}
+    attributes = {name: v.get(argument, default=AWS_DEFAULTS[name]) for name, argument in
+                  (("deregistration_delay.timeout_seconds", "deregistration_delay"),
+                   ("slow_start.duration_seconds", "slow_start"))}
     return TargetGroup(
         arn=_own_id(v), name=v.get("name", default=v.address), port=v.get("port"),
         protocol=v.get("protocol", default="HTTP"), protocol_version=v.get("protocol_version", default="HTTP1"),
@@ -600,8 +589,7 @@ class _Overlay:
     # --- which created resources are this environment's --------------------------------------------
 
     def _scoped(self, model: Any) -> bool:
-        tags = getattr(model, "tags", {})
-        return all(tags.get(k) == v for k, v in self.scope.items())
+        return tags_match(getattr(model, "tags", {}), self.scope)
 
     def belongs(self, collection: str, model: Any, pending: set[int]) -> bool:
         """Whether a created resource is this environment's: in its scope, or reached from what is. An

@@ -31,6 +31,7 @@ from auditor.model.snapshot import (
     Snapshot,
     TargetGroup,
     Upstream,
+    tags_match,
 )
 
 # FastCGI, uwsgi and SCGI backends: nginx resolves their literal hosts at start as it does proxy_pass's.
@@ -810,7 +811,7 @@ class Topology:
         if instance.id in self.hosts_by_instance:
             return self.hosts_by_instance[instance.id], None
         candidates = [h for tag in instance.tags.items() for h in self._hosts_by_tag.get(tag, [])]
-        matches = [h for h in candidates if all(instance.tags.get(k) == v for k, v in h.match.items())]
+        matches = [h for h in candidates if tags_match(instance.tags, h.match)]
         if len(matches) > 1:
             names = ", ".join(h.name for h in matches)
             return None, f"instance {instance.id} matches several hosts in audit.yaml ({names})"

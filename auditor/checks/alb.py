@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor.engine.api import Context, Problem
-from auditor.model.snapshot import ListenerRule, LoadBalancer
+from auditor.model.snapshot import ListenerRule, LoadBalancer, attribute
 
 # ELB security policies that still accept TLS 1.0 or 1.1 (AWS "Security policies for your ALB").
 WEAK_TLS_POLICIES = {
@@ -24,14 +24,14 @@ def _lb_resource(ctx: Context, lb: LoadBalancer) -> str:
     return f"load_balancer:{ctx.keys.load_balancer[lb.arn]}"
 
 
-def _attribute(ctx: Context, name: str, default: str, message: str, fires: Any,
+def _attribute(ctx: Context, name: str, message: str, fires: Any,
                internet_facing_only: bool = False) -> Iterator[Problem]:
     """One finding per load balancer whose attribute ``name`` makes ``fires`` true."""
     for lb in ctx.snapshot.resources.load_balancers:
         if internet_facing_only and lb.scheme != "internet-facing":
             continue
         # moto and AWS omit attributes that were never set: a missing key is AWS's default.
-        value = lb.attributes.get(name, default)
+        value = attribute(lb.attributes, name)
         if fires(value):
             yield Problem(_lb_resource(ctx, lb), message.format(lb=ctx.keys.load_balancer[lb.arn], value=value),
                           evidence={"attribute": name, "value": value, "scheme": lb.scheme}, identity=("attribute",))
@@ -70,25 +70,25 @@ def _off(value: str) -> bool:
 
 def deletion_protection_off(ctx: Context) -> Iterator[Problem]:
     """A203: an internet-facing ALB can be deleted by one API call or a stray `terraform destroy`."""
-    yield from _attribute(ctx, "deletion_protection.enabled", "false",
+    yield from _attribute(ctx, "deletion_protection.enabled",
                           "Load balancer {lb} is internet-facing with deletion protection off.", _off,
                           internet_facing_only=True)
 
 
 def access_logs_off(ctx: Context) -> Iterator[Problem]:
     """A204: no access logs, so the 502/503/504 of an incident leave no trace."""
-    yield from _attribute(ctx, "access_logs.s3.enabled", "false", "Load balancer {lb} keeps no access logs.", _off)
+    yield from _attribute(ctx, "access_logs.s3.enabled", "Load balancer {lb} keeps no access logs.", _off)
 
 
 def invalid_headers_kept(ctx: Context) -> Iterator[Problem]:
     """A205: headers with invalid names reach the targets (request smuggling material)."""
-    yield from _attribute(ctx, "routing.http.drop_invalid_header_fields.enabled", "false",
+    yield from _attribute(ctx, "routing.http.drop_invalid_header_fields.enabled",
                           "Load balancer {lb} forwards HTTP headers with invalid names to its targets.", _off)
 
 
 def desync_mitigation_monitor(ctx: Context) -> Iterator[Problem]:
     """A206: desync mitigation only monitors, so ambiguous requests reach the targets."""
-    yield from _attribute(ctx, "routing.http.desync_mitigation_mode", "defensive",
+    yield from _attribute(ctx, "routing.http.desync_mitigation_mode",
                           "Load balancer {lb} has desync mitigation mode {value}: requests that may smuggle "
                           "another request reach the targets.", lambda v: v.lower() == "monitor")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem
-from auditor.model.snapshot import TargetGroup
+from auditor.model.snapshot import AWS_DEFAULTS, TargetGroup, attribute
 
-ALB_IDLE_DEFAULT = 60  # AWS: connection idle timeout
+ALB_IDLE_DEFAULT = AWS_DEFAULTS["idle_timeout.timeout_seconds"]
 NGINX_KEEPALIVE_DEFAULT = 75  # nginx keepalive_timeout
 NGINX_READ_DEFAULT = 60  # nginx proxy_read_timeout
 ECS_STOP_DEFAULT = 30  # ECS stopTimeout
@@ -18,7 +18,7 @@ def _idle(ctx: Context, tg: TargetGroup) -> tuple[float, list[str]]:
     """The longest idle timeout of the load balancers in front of a TG, and their keys."""
     arns = sorted(ctx.topology.lbs_of_tg.get(tg.arn, ()))
     lbs = [ctx.topology.load_balancers[a] for a in arns if a in ctx.topology.load_balancers]
-    values = [float(lb.attributes.get("idle_timeout.timeout_seconds", ALB_IDLE_DEFAULT)) for lb in lbs]
+    values = [float(attribute(lb.attributes, "idle_timeout.timeout_seconds")) for lb in lbs]
     return max(values, default=ALB_IDLE_DEFAULT), [ctx.keys.load_balancer[lb.arn] for lb in lbs]
 
 

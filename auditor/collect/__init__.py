@@ -23,8 +23,8 @@ from auditor.config import Aws, Config, Host as HostConfig
 from auditor.errors import AuditError, read_text
 from auditor.model.typed import typed
 from auditor.model.snapshot import (
-    COLLECTIONS,
     App,
+    COLLECTIONS,
     Container,
     DockerFacts,
     Host,
@@ -35,6 +35,7 @@ from auditor.model.snapshot import (
     SourceError,
     SourceStatus,
     Switch,
+    tags_match,
     validated,
 )
 
@@ -180,7 +181,7 @@ def _awaited(future: Future[T], stop: Stop, env: str, options: CollectOptions) -
 
 
 def _instances_for(host: HostConfig, instances: list[Instance]) -> list[Instance]:
-    return sorted((i for i in instances if all(i.tags.get(k) == v for k, v in host.match.tags.items())),
+    return sorted((i for i in instances if tags_match(i.tags, host.match.tags)),
                   key=lambda i: i.id)
 
 

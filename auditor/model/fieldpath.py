@@ -17,6 +17,19 @@ def segments(path: str) -> list[str]:
     return out
 
 
+def dig(value: Any, parts: tuple[str | int, ...]) -> Any:
+    """The value at ``parts`` inside plain data (a name into a mapping, a number into a list), or None
+    where there is nothing."""
+    for part in parts:
+        if isinstance(part, int):
+            value = value[part] if isinstance(value, list) and 0 <= part < len(value) else None
+        else:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            return None
+    return value
+
+
 def lookup(value: Any, path: str) -> tuple[bool, Any]:
     """(found, value) of a field path inside plain data."""
     for name in segments(path):
@@ -30,12 +43,14 @@ def lookup(value: Any, path: str) -> tuple[bool, Any]:
 _PLAIN = re.compile(r"^[A-Za-z0-9_*-]+$")
 
 
-def join(parts: tuple[str, ...]) -> str:
+def join(parts: tuple[str | int, ...]) -> str:
     """The inverse of ``segments`` for plain keys: a key that is not a plain word (a dot, a space, a
-    location path `/`) is quoted."""
+    location path `/`) is quoted; a list index is `[N]` (`default_action[0].target_group_arn`)."""
     out = ""
     for part in parts:
-        if not _PLAIN.match(part):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _PLAIN.match(part):
             out += f'["{part}"]'
         else:
             out += f".{part}" if out else part

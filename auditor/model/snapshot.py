@@ -40,6 +40,24 @@ def _texts(values: dict[str, Scalar]) -> dict[str, str]:
     return {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in values.items()}
 
 
+# AWS's value of each attribute a describe call may leave out (moto and AWS omit what was never set)
+# and a plan need not set: the checks read these, and the plan overlay writes them.
+AWS_DEFAULTS: dict[str, Scalar] = {
+    "idle_timeout.timeout_seconds": 60,
+    "deletion_protection.enabled": False,
+    "routing.http.drop_invalid_header_fields.enabled": False,
+    "routing.http.desync_mitigation_mode": "defensive",
+    "access_logs.s3.enabled": False,
+    "deregistration_delay.timeout_seconds": 300,
+    "slow_start.duration_seconds": 0,
+}
+
+
+def attribute(attributes: dict[str, str], name: str) -> str:
+    """A load balancer's or target group's attribute as text, AWS's default when it is absent."""
+    return attributes[name] if name in attributes else _texts({name: AWS_DEFAULTS[name]})[name]
+
+
 class Resource(Model, kw_only=True):
     account: str = ""
     region: str = ""
@@ -133,7 +151,7 @@ class TargetGroup(Resource, kw_only=True):
     @property
     def deregistration_delay(self) -> int:
         """Seconds a deregistered target keeps draining (AWS's default 300 when the attribute is absent)."""
-        value = self.attributes.get("deregistration_delay.timeout_seconds", "300")
+        value = attribute(self.attributes, "deregistration_delay.timeout_seconds")
         return int(float(value))
 
 
@@ -660,6 +678,12 @@ def load(path: str | Path) -> Snapshot:
         return _DECODER.decode(raw)
     except msgspec.ValidationError:
         return from_data(msgspec.json.decode(raw), str(path))
+
+
+def tags_match(tags: dict[str, str], wanted: dict[str, str]) -> bool:
+    """Whether ``tags`` hold every tag of ``wanted`` with its value: how audit.yaml's `scope` selects
+    load balancers and target groups, and a host's `match` its instances."""
+    return all(tags.get(k) == v for k, v in wanted.items())
 
 
 def has_aws(snapshot: Snapshot) -> bool:

@@ -51,6 +51,7 @@ from auditor.model.snapshot import (
     TargetGroup,
     TargetHealth,
     TaskDefinition,
+    tags_match,
 )
 
 READ_ONLY = ("Describe", "List", "Get")
@@ -475,7 +476,7 @@ class AwsCollector:
             return set(lbs), set(tgs)
 
         def matches(arn: str) -> bool:
-            return all(tags.get(arn, {}).get(k) == v for k, v in self.scope.items())
+            return tags_match(tags.get(arn, {}), self.scope)
 
         selected_tgs = {a for a in tgs if matches(a)}
         selected_lbs = {a for a in lbs if matches(a)}
