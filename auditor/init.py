@@ -199,15 +199,16 @@ class AwsEnvironment:
 def aws_environments(region: str) -> dict[str, AwsEnvironment]:
     """The environments the account's load balancers name by tag, with the roles of their instances.
     Read-only: the collector's own guarded client."""
-    from auditor.collect.aws.collector import AwsCollector
+    from auditor.collect.aws.api import DEFAULT_READ_TIMEOUT, Api, Stop
     from auditor.config import Aws
+    from auditor.model.snapshot import Redactor
 
-    collector = AwsCollector(Aws(region=region), region, concurrency=4)
+    collector = Api(Aws(region=region), region, 4, Redactor(None), None, DEFAULT_READ_TIMEOUT, Stop())
     lbs = collector.paginate("elbv2", "DescribeLoadBalancers", "LoadBalancers")
     arns = [lb["LoadBalancerArn"] for lb in lbs if lb.get("Type", "application") == "application"]
     tags: dict[str, dict[str, str]] = {}
     for start in range(0, len(arns), 20):
-        tags.update(collector.paginate_tags(arns[start:start + 20]))
+        tags.update(collector.elb_tags(arns[start:start + 20]))
     found: dict[str, AwsEnvironment] = {}
     for arn in arns:
         key = next((k for k in ENV_TAGS if k in tags.get(arn, {})), None)

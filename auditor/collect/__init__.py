@@ -17,7 +17,8 @@ import boto3
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
-from auditor.collect.aws.collector import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT, AwsCollector, CollectionError, Stop
+from auditor.collect.aws.api import DEFAULT_READ_TIMEOUT, Api, CollectionError, Stop
+from auditor.collect.aws.collector import DEFAULT_CONCURRENCY, AwsCollector
 from auditor.collect.host import commands, compose, docker, nginx, nginx_service
 from auditor.config import Aws, Config, Host as HostConfig
 from auditor.errors import AuditError, read_text
@@ -105,9 +106,8 @@ def _shard(aws: Aws, env: str, every: list[Slice], shard: str, options: CollectO
     account, _, region = shard.partition("/")
     defaults = [s for s in every if s.account == "default" and s.region == region]
     if not chosen and defaults and account.isdigit() and len(account) == 12:
-        collector = AwsCollector(aws, region, 1, options.redactor, lambda step: None, [], None,
-                                 DEFAULT_READ_TIMEOUT, Stop(options.timeout))
-        caller = (collector.call("sts", "GetCallerIdentity") or {}).get("Account")
+        api = Api(aws, region, 1, options.redactor, None, DEFAULT_READ_TIMEOUT, Stop(options.timeout))
+        caller = (api.call("sts", "GetCallerIdentity") or {}).get("Account")
         if caller == account:
             return defaults
         why = f"the credentials for {env} are account {caller}" if caller else "the caller's account cannot be read"

@@ -9,7 +9,8 @@ from auditor import collect, config, gate
 from auditor.model import snapshot
 from auditor.engine import evaluate
 from auditor.engine.catalog import builtin_catalog
-from auditor.collect.aws.collector import AwsCollector, ReadOnlyViolation
+from auditor.collect.aws.api import ReadOnlyViolation
+from auditor.collect.aws.collector import AwsCollector
 from auditor.config import Aws, TagMatch
 from auditor.fixtures import estates
 from tests.conftest import SNAPSHOTS
@@ -109,13 +110,13 @@ def test_load_balancers_past_motos_page_of_fifty_are_all_collected(aws):
 
 
 def test_the_collector_refuses_any_operation_that_could_change_the_account(aws):
-    c = collector()
+    api = collector().api
     with pytest.raises(ReadOnlyViolation, match="refusing elbv2:CreateTargetGroup"):
-        c.client("elbv2").create_target_group(Name="x", Protocol="HTTP", Port=80, VpcId="vpc-1")
+        api.client("elbv2").create_target_group(Name="x", Protocol="HTTP", Port=80, VpcId="vpc-1")
     with pytest.raises(ReadOnlyViolation, match="refusing ec2:AuthorizeSecurityGroupIngress"):
-        c.client("ec2").authorize_security_group_ingress(GroupId="sg-1", IpPermissions=[])
+        api.client("ec2").authorize_security_group_ingress(GroupId="sg-1", IpPermissions=[])
     assert boto3.client("elbv2").describe_target_groups()["TargetGroups"] == []
-    assert "elbv2.CreateTargetGroup" not in c.calls
+    assert "elbv2.CreateTargetGroup" not in api.calls
 
 
 def test_weighted_forward_redirect_and_rules_are_normalized(aws):

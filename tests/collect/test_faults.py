@@ -205,7 +205,7 @@ class StalledEndpoint:
 
 
 def test_a_stalled_endpoint_ends_the_collection_naming_it_and_says_what_it_awaits(built, monkeypatch):
-    from auditor.collect.aws import collector as aws_module
+    from auditor.collect.aws import api as aws_module
     from auditor.errors import CollectionStopped
 
     # The contract's 90 s and 10 s, shortened: the same code path, in seconds of the suite.
@@ -224,7 +224,7 @@ def test_a_stalled_endpoint_ends_the_collection_naming_it_and_says_what_it_await
 
 def test_a_stalled_endpoint_tells_a_log_what_it_waits_for_and_exits_2(built, tmp_path):
     # The real command, its constants shortened as above, stderr a file (a nightly job's log).
-    script = ("import sys; from auditor import collect; from auditor.collect.aws import collector as aws; "
+    script = ("import sys; from auditor import collect; from auditor.collect.aws import api as aws; "
               "aws.STALLED_AFTER = 3.0; collect.HEARTBEAT = 1.0; from auditor.cli import run; "
               "sys.argv = ['audit', *sys.argv[1:]]; run()")
     with StalledEndpoint() as endpoint:

@@ -1,0 +1,153 @@
+"""Reading a Terraform/OpenTofu JSON plan (`terraform show -json plan.out`, "JSON Output Format"):
+its resource changes and the configuration's expressions, indexed by address, and one change's values,
+where a value unknown until apply is resolved through a reference to another planned resource, or is
+the provider's default (AWS's) when the configuration does not set it, or stays unknown, named."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import AuditError, read_text
+from auditor.model import fieldpath
+from auditor.outcomes import Unknown
+
+
+# Terraform type -> the snapshot collection it changes.
+TYPES = {
+    "aws_lb": "load_balancers", "aws_alb": "load_balancers",
+    "aws_lb_listener": "listeners", "aws_alb_listener": "listeners",
+    "aws_lb_listener_rule": "listener_rules", "aws_alb_listener_rule": "listener_rules",
+    "aws_lb_target_group": "target_groups", "aws_alb_target_group": "target_groups",
+    "aws_lb_target_group_attachment": "target_health", "aws_alb_target_group_attachment": "target_health",
+    "aws_security_group": "security_groups",
+    "aws_security_group_rule": "security_group_rules",
+    "aws_vpc_security_group_ingress_rule": "security_group_rules",
+    "aws_vpc_security_group_egress_rule": "security_group_rules",
+    "aws_ecs_task_definition": "task_definitions",
+    "aws_ecs_service": "ecs_services",
+}
+PLANNED = "planned:"  # the identity of a resource that exists only once the plan is applied
+KNOWN_AFTER_APPLY = "(known after apply)"
+class PlanError(AuditError):
+    pass
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """A JSON plan, refused in one line when it is not one."""
+    text = read_text(Path(path), "plan file", PlanError)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); give the output of "
+                        "`terraform show -json plan.out`") from None
+    if not isinstance(data, dict) or not isinstance(data.get("resource_changes", []), list) \
+            or "format_version" not in data:
+        raise PlanError(f"{path}: not a Terraform JSON plan (no format_version); give the output of "
+                        "`terraform show -json plan.out`")
+    if data.get("errored"):
+        raise PlanError(f"{path}: the plan errored: Terraform could not plan, so there is nothing to judge")
+    return data
+
+
+# --- reading one resource change ---------------------------------------------------------------
+
+
+_INDEX = re.compile(r"\[[^\]]*\]$")
+
+
+def _base(address: str) -> str:
+    """A resource instance's address without its count/for_each index."""
+    return _INDEX.sub("", address)
+
+
+def _module_prefix(address: str) -> str:
+    parts = _base(address).split(".")
+    return ".".join(parts[:-2]) + "." if len(parts) > 2 else ""
+
+
+class Plan:
+    """The plan's resource changes and the configuration's expressions, indexed by address."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.changes = [rc for rc in data.get("resource_changes") or []
+                        if rc.get("mode", "managed") == "managed" and rc.get("type") in TYPES]
+        self.by_address = {rc["address"]: rc for rc in self.changes}
+        self.expressions: dict[str, dict[str, Any]] = {}
+        self._index(data.get("configuration", {}).get("root_module", {}), "")
+        self.identity: dict[str, str] = {}  # address -> the ARN or id it has after apply (or planned:ADDRESS)
+
+    def _index(self, module: dict[str, Any], prefix: str) -> None:
+        for resource in module.get("resources") or []:
+            self.expressions[prefix + resource["address"]] = resource.get("expressions") or {}
+        for name, call in (module.get("module_calls") or {}).items():
+            self._index(call.get("module") or {}, f"{prefix}module.{name}.")
+
+    def expression(self, address: str, path: tuple[Any, ...]) -> dict[str, Any] | None:
+        node = fieldpath.dig(self.expressions.get(_base(address)), path)
+        if isinstance(node, list) and len(node) == 1:  # an attribute set from one block: its expression
+            node = node[0]
+        return node if isinstance(node, dict) else None
+
+    def referenced(self, address: str, path: tuple[Any, ...]) -> str | None:
+        """The planned resource the configuration's expression at ``path`` refers to, if exactly one."""
+        expression = self.expression(address, path) or {}
+        found = set()
+        for reference in expression.get("references") or []:
+            target = _resolve_reference(_module_prefix(address) + reference, address, self.by_address)
+            if target:
+                found.add(target)
+        return found.pop() if len(found) == 1 else None
+
+
+def _resolve_reference(reference: str, referrer: str, addresses: dict[str, Any]) -> str | None:
+    parts = reference.split(".")
+    start = 0
+    while parts[start:start + 1] == ["module"]:
+        start += 2
+    if len(parts) < start + 2 or parts[start] in ("var", "local", "data", "each", "count", "path", "self"):
+        return None
+    candidate = ".".join(parts[: start + 2])
+    if candidate in addresses:
+        return candidate
+    if "[" in candidate:
+        return None
+    instances = [a for a in addresses if _base(a) == candidate]
+    if len(instances) == 1:
+        return instances[0]
+    index = _INDEX.search(referrer)  # aws_lb_listener_rule.api[0] refers to aws_lb_target_group.api[0]
+    return candidate + index.group(0) if index and candidate + index.group(0) in addresses else None
+
+
+class Values:
+    """One side (before or after) of a resource change, read attribute by attribute."""
+
+    def __init__(self, plan: Plan, rc: dict[str, Any], side: str, unknown: list[Unknown]) -> None:
+        self.plan, self.address = plan, rc["address"]
+        self.data = rc["change"].get(side) or {}
+        self.unknown_tree = rc["change"].get("after_unknown") or {} if side == "after" else {}
+        self.unknown = unknown
+
+    def get(self, *path: Any, default: Any = None) -> Any:
+        if fieldpath.dig(self.unknown_tree, path) is True:
+            expression = self.plan.expression(self.address, path)
+            if expression is None:
+                return default  # not set in the configuration: the provider's default is AWS's
+            target = self.plan.referenced(self.address, path)
+            if target is not None:
+                return self.plan.identity.get(target, PLANNED + target)
+            self.unknown.append(Unknown(self.address, fieldpath.join(path)))
+            return KNOWN_AFTER_APPLY if isinstance(default, str) else default
+        value = fieldpath.dig(self.data, path)
+        return default if value is None else value
+
+    def blocks(self, *path: Any) -> Iterator[tuple[Any, ...]]:
+        """The paths of each block of a nested block list (``default_action``, ``ingress``)."""
+        if fieldpath.dig(self.unknown_tree, path) is True:
+            self.get(*path)
+            return
+        for index, _ in enumerate(fieldpath.dig(self.data, path) or []):
+            yield (*path, index)
