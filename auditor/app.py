@@ -212,7 +212,13 @@ def _apply_plan(inputs: Inputs, plan_path: str, snap: Snapshot, result: Result,
     config = inputs.config
     environment = config.environments.get(snap.environment) if config else None
     scope = environment.aws.scope.tags if environment and environment.aws and environment.aws.scope else {}
-    planned = plan_module.apply(snap, plan_module.load(plan_path), scope, Redactor.from_environment())
+    data = plan_module.load(plan_path)
+    try:
+        planned = plan_module.apply(snap, data, scope, Redactor.from_environment())
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # A value of a type Terraform never writes there (a hand-made or damaged plan): one line, exit 2.
+        raise plan_module.PlanError(f"{plan_path}: a value this reader does not understand "
+                                    f"({type(exc).__name__}: {exc})") from None
     (after,) = check(inputs, [planned.snapshot], today)
     return planned.snapshot, after, plan_module.review(planned, result, after, snap, inputs.tokens(snap.environment))
 

@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import io
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from hypothesis import strategies as st
 from auditor.cli import main
 from tests.conftest import SNAPSHOTS
 
-SETTINGS = settings(max_examples=40, deadline=dt.timedelta(seconds=20),
+# 40 examples a reader in the suite; AUDIT_EXAMPLES=1000 for a deeper search by hand.
+SETTINGS = settings(max_examples=int(os.environ.get("AUDIT_EXAMPLES", "40")), deadline=dt.timedelta(seconds=20),
                     suppress_health_check=[HealthCheck.too_slow])
 scalars = st.none() | st.booleans() | st.integers(-5, 70000) | st.text(max_size=12)
 

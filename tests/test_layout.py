@@ -94,8 +94,19 @@ def test_the_model_reaches_nothing_above_it(module):
     assert outside(module, MODEL | ROOT) == []
 
 
-def test_the_topology_reaches_only_the_model():
-    assert outside("auditor.topology", MODEL) == []
+@pytest.mark.parametrize("module", under("auditor.topology"))
+def test_the_topology_reaches_only_the_model(module):
+    assert outside(module, {"auditor.topology", *MODEL}) == []
+
+
+def test_no_class_over_250_lines_and_no_function_over_80():
+    too_long = []
+    for module, path in sorted(modules().items()):
+        for node in ast.walk(ast.parse(path.read_text())):
+            limit = 250 if isinstance(node, ast.ClassDef) else 80 if isinstance(node, ast.FunctionDef) else None
+            if limit and node.end_lineno - node.lineno + 1 > limit:
+                too_long.append(f"{module}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert too_long == []
 
 
 @pytest.mark.parametrize("layer", ["auditor.collect", "auditor.engine", "auditor.diff", "auditor.gate",

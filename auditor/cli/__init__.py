@@ -16,6 +16,12 @@ from auditor.errors import AuditError, CollectionStopped
 __all__ = ["cli", "main", "run"]
 
 
+def _say(message: str) -> None:
+    """One line on stderr, whatever the message quotes: a file name or a value with a newline or another
+    control character in it is shown escaped (`\\n`, `\\x1e`), never as a line break."""
+    click.echo("".join(c if c.isprintable() else repr(c)[1:-1] for c in message), err=True)
+
+
 def _exit_now(code: int) -> None:
     """Exit without joining the collection's threads: one may wait out a read timeout on a dead
     endpoint, and Ctrl-C or --timeout must end the command now. Nothing is left half-written:
@@ -54,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         # One line, like every other error: what was wrong, and where the usage is.
         command = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "audit"
-        click.echo(f"audit: error: {exc.format_message()} (see `{command} --help`)", err=True)
+        _say(f"audit: error: {exc.format_message()} (see `{command} --help`)")
         sys.exit(2)
     except (click.Abort, KeyboardInterrupt):
         click.echo("audit: interrupted", err=True)
@@ -62,17 +68,16 @@ def main(argv: list[str] | None = None) -> None:
     except CollectionStopped as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"audit: error: {exc}", err=True)
+        _say(f"audit: error: {exc}")
         _exit_now(2)
     except AuditError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"audit: error: {exc}", err=True)
+        _say(f"audit: error: {exc}")
         sys.exit(2)
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if debug:
             traceback.print_exc()
-        click.echo(f"audit: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
-                   err=True)
+        _say(f"audit: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
         sys.exit(2)
     sys.exit(0)

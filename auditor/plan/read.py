@@ -50,7 +50,25 @@ def load(path: str | Path) -> dict[str, Any]:
                         "`terraform show -json plan.out`")
     if data.get("errored"):
         raise PlanError(f"{path}: the plan errored: Terraform could not plan, so there is nothing to judge")
+    _shape(data, path)
     return data
+
+
+def _shape(data: dict[str, Any], path: str | Path) -> None:
+    """The parts of the format this reader walks, each of the type Terraform writes: a hand-made or
+    damaged file is one line naming the part, never an error inside the overlay."""
+    if not isinstance(data.get("configuration") or {}, dict):
+        raise PlanError(f"{path}: configuration: not an object, as Terraform writes it")
+    for index, rc in enumerate(data.get("resource_changes") or []):
+        where = f"{path}: resource_changes[{index}]"
+        if not isinstance(rc, dict) or not isinstance(rc.get("address"), str) or not isinstance(rc.get("type"), str):
+            raise PlanError(f"{where}: not a resource change (an object with address and type)")
+        change = rc.get("change")
+        if not isinstance(change, dict) or not isinstance(change.get("actions", []), list):
+            raise PlanError(f"{where} ({rc['address']}): change: not an object with a list of actions")
+        for side in ("before", "after", "after_unknown"):
+            if not isinstance(change.get(side) or {}, dict):
+                raise PlanError(f"{where} ({rc['address']}): change.{side}: not an object")
 
 
 # --- reading one resource change ---------------------------------------------------------------
@@ -77,14 +95,23 @@ class Plan:
                         if rc.get("mode", "managed") == "managed" and rc.get("type") in TYPES]
         self.by_address = {rc["address"]: rc for rc in self.changes}
         self.expressions: dict[str, dict[str, Any]] = {}
-        self._index(data.get("configuration", {}).get("root_module", {}), "")
+        self._index((data.get("configuration") or {}).get("root_module"), "")
         self.identity: dict[str, str] = {}  # address -> the ARN or id it has after apply (or planned:ADDRESS)
 
-    def _index(self, module: dict[str, Any], prefix: str) -> None:
-        for resource in module.get("resources") or []:
-            self.expressions[prefix + resource["address"]] = resource.get("expressions") or {}
-        for name, call in (module.get("module_calls") or {}).items():
-            self._index(call.get("module") or {}, f"{prefix}module.{name}.")
+    def _index(self, module: Any, prefix: str) -> None:
+        """Each resource's expressions by address, through module calls; what is not of the shape
+        Terraform writes holds no expressions."""
+        if not isinstance(module, dict):
+            return
+        resources = module.get("resources")
+        for resource in resources if isinstance(resources, list) else []:
+            if isinstance(resource, dict) and isinstance(resource.get("address"), str):
+                expressions = resource.get("expressions")
+                self.expressions[prefix + resource["address"]] = expressions if isinstance(expressions, dict) else {}
+        calls = module.get("module_calls")
+        for name, call in calls.items() if isinstance(calls, dict) else []:
+            if isinstance(call, dict):
+                self._index(call.get("module"), f"{prefix}module.{name}.")
 
     def expression(self, address: str, path: tuple[Any, ...]) -> dict[str, Any] | None:
         node = fieldpath.dig(self.expressions.get(_base(address)), path)

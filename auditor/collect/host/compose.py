@@ -309,7 +309,10 @@ class _Reader:
         model = {k: _interpolate_tree(v, self.env, str(path), set()) for k, v in data.items()
                  if k not in ("services", "include")}
         model["services"] = services
-        for entry in data.get("include") or []:
+        includes = data.get("include") or []
+        if not isinstance(includes, list):
+            raise ComposeError(f"{path}: include: must be a list of files (or of entries with path:)")
+        for entry in includes:
             self._include(model, lines, unset, entry, path, stack + (path,))
         for name in list(services):
             services[name] = self._extended(services, name, path, stack + (path,), ())

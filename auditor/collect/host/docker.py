@@ -124,7 +124,7 @@ def _validator() -> Any:
     return jsonschema.Draft7Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
 
 
-def _validate(model: compose.Model) -> None:
+def _validate(model: compose.Model, first: Path) -> None:
     """The Compose Specification's own schema on the merged model (an override file alone need not be
     valid), so a malformed file gets a precise error, not a guess."""
     data = {"services": model.services, "networks": model.networks, "volumes": model.volumes}
@@ -135,7 +135,7 @@ def _validate(model: compose.Model) -> None:
         return
     location = list(error.absolute_path)
     service = str(location[1]) if len(location) > 1 and location[0] == "services" else None
-    file, line = model.lines.get(service or "", (model.project_dir, 0))
+    file, line = model.lines.get(service or "", (first, 0))  # a top-level key: the project's first file
     key = ".".join(str(p) for p in location) or "(top level)"
     raise DockerError(f"{file}{':' + str(line) if line else ''}: {key}: {error.message}")
 
@@ -147,7 +147,7 @@ def load_project(paths: list[Path], environment: dict[str, str] | None = None,
         model = compose.load([Path(p) for p in paths], environment, profiles)
     except compose.ComposeError as exc:
         raise DockerError(str(exc)) from None
-    _validate(model)
+    _validate(model, Path(paths[0]))
     return model
 
 
