@@ -128,3 +128,10 @@ def test_the_command_line_imports_neither_plan_nor_topology_nor_the_engine(modul
 
 def test_the_demo_runs_the_use_cases_the_commands_run():
     assert imports("auditor.demo") & {"auditor.engine.evaluate", "auditor.diff", "auditor.gate"} == set()
+
+
+def test_the_command_lines_fail_on_levels_are_the_outcomes():
+    from auditor import outcomes
+    from auditor.cli import options
+
+    assert options.FAIL_ON == outcomes.FAIL_ON
