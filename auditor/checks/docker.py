@@ -8,16 +8,9 @@ from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem
 from auditor.model.snapshot import Container
-from auditor.topology import ANY_ADDRESS, HostView, port_variable
+from auditor.topology import ANY_ADDRESS, port_variable
 
 DOCKER_SOCKET = ("/var/run/docker.sock", "/run/docker.sock")
-
-
-def _hosts(ctx: Context) -> Iterator[tuple[HostView, str]]:
-    """Hosts whose containers were read (the engine has already skipped the others)."""
-    for view in ctx.hosts:
-        if view.host.docker is not None:
-            yield view, f"host:{ctx.keys.host(view.host)}"
 
 
 def _named(container: Container) -> dict[str, object]:
@@ -31,7 +24,7 @@ def _at(container: Container) -> dict[str, object]:
 
 def slot_port_collision(ctx: Context) -> Iterator[Problem]:
     """D601: two slots publish the same host port: the second one cannot start while the first runs."""
-    for view, resource in _hosts(ctx):
+    for view, resource in ctx.hosts_with("docker"):
         owners: dict[int, list[str]] = defaultdict(list)
         for slot in sorted(view.slots):
             for port in view.published(slot):
@@ -45,7 +38,7 @@ def slot_port_collision(ctx: Context) -> Iterator[Problem]:
 
 def app_port_mismatch(ctx: Context) -> Iterator[Problem]:
     """D602: a port mapping targets a container port the app does not listen on (its PORT)."""
-    for view, resource in _hosts(ctx):
+    for view, resource in ctx.hosts_with("docker"):
         for container in view.containers:
             port = port_variable(container.environment)
             mapped = sorted({p.container_port for p in container.ports if p.host_port})
@@ -69,7 +62,7 @@ def app_port_mismatch(ctx: Context) -> Iterator[Problem]:
 
 def privileged_or_socket(ctx: Context) -> Iterator[Problem]:
     """D603: a privileged container or one with the Docker socket owns the host."""
-    for view, resource in _hosts(ctx):
+    for view, resource in ctx.hosts_with("docker"):
         for container in view.containers:
             socket = [v for v in container.volumes if v in DOCKER_SOCKET]
             if container.privileged or socket:
@@ -104,7 +97,7 @@ def _pin(image: str) -> str:
 def mutable_image_tag(ctx: Context) -> Iterator[Problem]:
     """D604: a pulled image with a tag that moves: what runs can change with no deploy, and differs between
     slots. Images built from a local `build:` are exempt."""
-    for view, resource in _hosts(ctx):
+    for view, resource in ctx.hosts_with("docker"):
         for container in view.containers:
             if not container.built and _mutable(container.image):
                 yield Problem(resource, f"Container {container.name} on host {view.name} runs {container.image}, "
@@ -125,7 +118,7 @@ def app_port_exposed_beside_proxy(ctx: Context) -> Iterator[Problem]:
     for view in ctx.hosts:
         if not view.fronted_by_nginx:
             continue
-        resource = f"host:{ctx.keys.host(view.host)}"
+        resource = ctx.host_resource(view)
         for slot in sorted(view.slots):
             for container in view.slot_containers(slot):
                 exposed = sorted({p.host_port for p in container.ports if p.host_port and p.host_ip in ANY_ADDRESS})

@@ -29,13 +29,6 @@ _URL_HOST = re.compile(r"^(?:[a-z]+://)?(\[[^\]]*\]|(?:\$\{?[A-Za-z_][A-Za-z0-9_
 FORWARDED = ("X-Forwarded-For", "X-Forwarded-Proto")
 
 
-def _nginx_hosts(ctx: Context) -> Iterator[tuple[HostView, str]]:
-    """Hosts whose nginx was read (the engine has already skipped those where it was not)."""
-    for view in ctx.hosts:
-        if view.host.nginx is not None:
-            yield view, f"host:{ctx.keys.host(view.host)}"
-
-
 def _locations(view: HostView) -> Iterator[tuple[NginxServer, Location]]:
     for server in view.host.nginx.servers:
         for location in server.locations:
@@ -48,7 +41,7 @@ def _line(location: Location, directive: str) -> int:
 
 def nginx_refuses_config(ctx: Context) -> Iterator[Problem]:
     """N500: nginx would refuse to load this config (`nginx -t` fails): every path through it is unknown."""
-    for view, resource in _nginx_hosts(ctx):
+    for view, resource in ctx.hosts_with("nginx"):
         for refusal in view.host.nginx.refusals:
             yield Problem(resource, f"nginx on host {view.name} refuses its config: {refusal.message} at "
                           f"{where(refusal.file, refusal.line)}; it does not start, and a reload keeps the old one.",
@@ -65,7 +58,7 @@ def nginx_refuses_config(ctx: Context) -> Iterator[Problem]:
 
 def proxy_variable_unset(ctx: Context) -> Iterator[Problem]:
     """N501: proxy_pass uses a variable that no set or map defines, so nginx sends the request nowhere."""
-    for view, resource in _nginx_hosts(ctx):
+    for view, resource in ctx.hosts_with("nginx"):
         defined = {v.name for v in view.host.nginx.variables} | set(view.host.nginx.maps)
         undefined: dict[str, list[dict[str, object]]] = {}
         for _, location in _locations(view):
@@ -86,7 +79,7 @@ def proxy_variable_unset(ctx: Context) -> Iterator[Problem]:
 
 def include_missing(ctx: Context) -> Iterator[Problem]:
     """N502: an include glob matches no file: nginx starts, and the part is silently gone."""
-    for view, resource in _nginx_hosts(ctx):
+    for view, resource in ctx.hosts_with("nginx"):
         for missing in view.host.nginx.missing_includes:
             yield Problem(resource, f"include {missing.pattern} at {where(missing.file, missing.line)} matches no file: "
                           "what it should pull in is silently missing.",
@@ -109,7 +102,7 @@ def forwarded_headers_missing(ctx: Context) -> Iterator[Problem]:
             if (id(sp.host), port) in asked:
                 continue
             asked.add((id(sp.host), port))
-            resource = f"host:{ctx.keys.host(sp.host.host)}"
+            resource = ctx.host_resource(sp.host)
             for server in sp.host.servers_on(port):
                 for location in server.locations:
                     if not location.proxy_pass:
@@ -126,7 +119,7 @@ def forwarded_headers_missing(ctx: Context) -> Iterator[Problem]:
 
 def server_tokens_on(ctx: Context) -> Iterator[Problem]:
     """N504: nginx names its version in every error page and Server header."""
-    for view, resource in _nginx_hosts(ctx):
+    for view, resource in ctx.hosts_with("nginx"):
         for server in view.host.nginx.servers:
             if (server.server_tokens or "on") == "off":
                 continue
@@ -141,7 +134,7 @@ def server_tokens_on(ctx: Context) -> Iterator[Problem]:
 def ssrf_proxy_pass(ctx: Context) -> Iterator[Problem]:
     """N505: the host nginx connects to comes from the request (a header, an argument, or a capture of the
     URI): anyone can make it reach internal services."""
-    for view, resource in _nginx_hosts(ctx):
+    for view, resource in ctx.hosts_with("nginx"):
         values = {v.name: v.value for v in view.host.nginx.variables}
         for _, location in _locations(view):
             target = location.proxy_pass or ""
@@ -161,7 +154,7 @@ def ssrf_proxy_pass(ctx: Context) -> Iterator[Problem]:
 
 def add_header_redefined(ctx: Context) -> Iterator[Problem]:
     """N506: an add_header in a location drops every add_header of the server and http levels."""
-    for view, resource in _nginx_hosts(ctx):
+    for view, resource in ctx.hosts_with("nginx"):
         for server, location in _locations(view):
             # A snapshot written before inherited_add_headers was recorded knows only the server's.
             above = server.add_headers if location.inherited_add_headers is None else location.inherited_add_headers
@@ -185,7 +178,7 @@ def add_header_redefined(ctx: Context) -> Iterator[Problem]:
 
 def alias_traversal(ctx: Context) -> Iterator[Problem]:
     """N507: `location /x { alias /y/; }` serves /x../ as /y/../: files outside the alias."""
-    for view, resource in _nginx_hosts(ctx):
+    for view, resource in ctx.hosts_with("nginx"):
         for _, location in _locations(view):
             if (location.alias and location.alias.endswith("/") and location.modifier in ("", "^~")
                     and not location.path.endswith("/")):
@@ -202,7 +195,7 @@ def _is_name(host: str) -> bool:
 
 def upstream_resolved_once(ctx: Context) -> Iterator[Problem]:
     """N508: proxy_pass to a host name without a variable: resolved once at start, stale after a redeploy."""
-    for view, resource in _nginx_hosts(ctx):
+    for view, resource in ctx.hosts_with("nginx"):
         upstreams = {u.name for u in view.host.nginx.upstreams}
         for _, location in _locations(view):
             target = location.proxy_pass or ""

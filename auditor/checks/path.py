@@ -231,7 +231,7 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
         nginx = view.host.nginx
         if nginx is None:
             continue
-        resource = f"host:{ctx.keys.host(view.host)}"
+        resource = ctx.host_resource(view)
         proxies = [(server, loc) for server in nginx.servers for loc in server.locations if loc.proxy_pass]
         if proxies and view.unknown:
             yield Skip(view.unknown, resource)

@@ -87,7 +87,7 @@ def switch_file_bind_mounted(ctx: Context) -> Iterator[Problem]:
         switches = {name for target in targets if view.follows_slot(target) for name in target.variables}
         for variable in nginx.variables:
             if variable.name in switches and variable.file in mounted:
-                yield Problem(f"host:{ctx.keys.host(view.host)}",
+                yield Problem(ctx.host_resource(view),
                               f"${variable.name}, which switches slots, is set in {variable.file}, bind-mounted alone "
                               f"into nginx's container (service {view.nginx_service}): a deploy that rewrites it as "
                               "a new file (sed -i, rename) is never seen there, and traffic stays on the old slot.",

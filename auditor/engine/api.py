@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,17 @@ class Context:
     topology: Topology
     options: dict[str, Any] = field(default_factory=dict)
     hosts: list[HostView] = field(default_factory=list)
+
+    def host_resource(self, view: HostView) -> str:
+        """How a finding names a host: `host:KEY`."""
+        return f"host:{self.keys.host(view.host)}"
+
+    def hosts_with(self, layer: str) -> Iterator[tuple[HostView, str]]:
+        """The hosts whose ``layer`` ("nginx" or "docker") was read, each with its resource name (the
+        engine has already skipped the hosts where it was not collected)."""
+        for view in self.hosts:
+            if getattr(view.host, layer) is not None:
+                yield view, self.host_resource(view)
 
 
 # One encoder for every finding: json.dumps builds a new one per call when given options.
