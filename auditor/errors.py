@@ -80,7 +80,8 @@ def parse_yaml(text: str, path: str | Path, error: type[Exception], loader: type
     import yaml
 
     try:
-        return yaml.load(text, Loader=unique_keys(loader or getattr(yaml, "CSafeLoader", yaml.SafeLoader)))  # noqa: S506
+        chosen = unique_keys(loader or getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml.load(text, Loader=chosen)  # noqa: S506 - a SafeLoader (sub)class
     except yaml.YAMLError as exc:
         raise error(invalid_yaml(path, exc)) from None
 

@@ -26,7 +26,7 @@ FORMATS = ("text", "json", "sarif", "junit", "markdown", "html")
 # outcomes.FAIL_ON, spelled here so that `audit --help` does not import msgspec (16 ms); a test holds
 # the two equal, and outcomes.at_or_above is the one place that judges them.
 FAIL_ON = ("critical", "high", "medium", "low", "info", "never")
-DEFAULTCONFIG = "audit.yaml"
+DEFAULT_CONFIG = "audit.yaml"
 
 
 class Options:
@@ -50,7 +50,7 @@ class Options:
         """audit.yaml: required when named with --config; optional for snapshot files."""
         from auditor import config as config_module
 
-        path = Path(self.config_path or DEFAULTCONFIG)
+        path = Path(self.config_path or DEFAULT_CONFIG)
         if self.config_path is None and not path.exists():
             return None
         return config_module.load(path)
@@ -78,7 +78,7 @@ class Options:
     def refuse_overwriting(self, *inputs: str | None, written: str | None = None) -> None:
         """Refuse to write (``-o``, or ``written``) over a file this command reads: a report written over
         the snapshot it came from would destroy the only copy. audit.yaml is always an input."""
-        config = self.config_path or DEFAULTCONFIG
+        config = self.config_path or DEFAULT_CONFIG
         for output, option in ((self.output, "-o"), (written, "--write-baseline")):
             if output is None:
                 continue
@@ -112,7 +112,7 @@ class Options:
         module = importlib.import_module(f"auditor.report.{self.format}")
         if self.format == "sarif":
             # AWS findings point at the audit.yaml that describes the environment (GitHub needs a file).
-            uri = Path(self.config_path or DEFAULTCONFIG).as_posix()
+            uri = Path(self.config_path or DEFAULT_CONFIG).as_posix()
             return SimpleNamespace(**{name: functools.partial(getattr(module, name), config_uri=uri)
                                       for name in ("render_check", "render_diff", "render_gate")})
         return module
@@ -129,7 +129,7 @@ class Options:
         from auditor import collect as collect_module
 
         if self.config is None:
-            raise ConfigError(f"{environment}: not a snapshot file, and there is no {DEFAULTCONFIG} to collect it "
+            raise ConfigError(f"{environment}: not a snapshot file, and there is no {DEFAULT_CONFIG} to collect it "
                               "from (give --config)")
         self.config.environment(environment)  # an unknown name is its own error
         console = Console(stderr=True, no_color=self.no_color)
@@ -166,13 +166,13 @@ def options_of(decorators: list[Callable[..., Any]]) -> Callable[..., Any]:
     return apply
 
 
-CONFIG = click.option("--config", "-c", metavar="PATH", help=f"audit.yaml to use (default ./{DEFAULTCONFIG}).")
+CONFIG = click.option("--config", "-c", metavar="PATH", help=f"audit.yaml to use (default ./{DEFAULT_CONFIG}).")
 OUTPUT = click.option("--output", "-o", metavar="PATH", help="Write the report to PATH instead of stdout.")
 QUIET = click.option("--quiet", is_flag=True, help="No progress or notes on stderr.")
 NO_COLOR = click.option("--no-color", is_flag=True, help="No colour (NO_COLOR is honoured too).")
 DEBUG = click.option("--debug", is_flag=True, help="Show a traceback on errors.")
-FAIL_ON_OPTION = click.option("--fail-on", type=click.Choice(FAIL_ON), help="Lowest severity that makes the exit code 1 "
-                        "(default high).")
+FAIL_ON_OPTION = click.option("--fail-on", type=click.Choice(FAIL_ON),
+                              help="Lowest severity that makes the exit code 1 (default high).")
 
 
 def format_option(formats: tuple[str, ...]) -> Callable[..., Any]:

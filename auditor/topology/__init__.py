@@ -1,8 +1,8 @@
 """The topology: facts joined into traffic paths, per slot. ``paths`` (the estate: listeners, target
-groups, their targets and hosts), ``host`` (one host: does a port reach a slot), ``names`` (what nginx
-resolves), ``ports`` (proved, ruled out, unknown), ``nginx`` (proxy targets, servers, locations),
-``estate`` (units, targets, slot paths), ``targets`` (proxy URLs), ``ways_in`` (security groups between the ALB and its targets), ``shapes``
-(paths as people read them)."""
+groups, their targets and hosts), ``estate`` (units, targets, slot paths), ``host`` (one host: does a
+port reach a slot), ``names`` (what nginx resolves), ``ports`` (proved, ruled out, unknown), ``nginx``
+(proxy targets, servers, locations), ``targets`` (proxy URLs), ``ways_in`` (security groups between
+the ALB and its targets), ``shapes`` (paths as people read them)."""
 
 from auditor.topology.host import HostView, Reach, where
 from auditor.topology.names import ANY_ADDRESS, LOOPBACK_NAMES, is_address, is_loopback
