@@ -239,11 +239,11 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
         by_cause: dict[str, Problem] = {}
         unproved: dict[str, list[str]] = {}  # one skip per unknown port, with every location that uses it
         for server, location in proxies:
-            target = view.resolve(location.proxy_pass or "")
-            if target.unresolved:
-                yield Skip(f"{target.unresolved} ({where(location.file, location.line)})", resource)
+            verdict = view.verdict(server, location)  # decided once, in the topology, for the paths too
+            target, gap = verdict.target, verdict.resolver_gap
+            if verdict.unresolved:
+                yield Skip(f"{verdict.unresolved} ({where(location.file, location.line)})", resource)
                 continue
-            gap = view.resolver_gap(server, target)
             if gap:
                 cause = f"{target.variables[0]}: {gap}"
                 if cause in by_cause:
@@ -259,9 +259,9 @@ def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
                               "locations": [{"file": location.file, "line": location.line}]},
                     identity=("cause", "unserved"), file=location.file, line=location.line)
                 continue
-            broken = view.proxy_broken(target)
+            broken = verdict.broken
             if not broken:
-                for endpoint in view.proxy_unproved(target):
+                for endpoint in verdict.unproved:
                     unproved.setdefault(view.unproved_reason(endpoint), []).append(where(location.file, location.line))
                 continue
             if target.variables:

@@ -9,7 +9,7 @@ from functools import cached_property
 
 from auditor.model.snapshot import Container, Host, Listen, NginxServer, Upstream
 from auditor.topology.names import Names, is_loopback
-from auditor.topology.nginx import Proxying
+from auditor.topology.nginx import Proxying, ProxyVerdict
 from auditor.topology.ports import Ports
 from auditor.topology.targets import ProxyTarget
 
@@ -49,6 +49,7 @@ class HostView(Names, Ports, Proxying):
             self.by_service[container.service or container.name].append(container)
         nginx = host.nginx
         self._resolved: dict[str, ProxyTarget] = {}
+        self._verdicts: dict[tuple[int, int], ProxyVerdict] = {}
         self._reached: dict[tuple[int, str | None], Reach] = {}
         self.servers_by_port: dict[int, list[tuple[NginxServer, Listen]]] = defaultdict(list)
         self.variables: dict[str, str] = {}
@@ -145,22 +146,23 @@ class HostView(Names, Ports, Proxying):
         broken = 0
         slot_related = False
         for server, location in proxies:
-            target = self.resolve(location.proxy_pass or "")
-            if target.unresolved:
-                unresolved.append(f"{target.unresolved} ({where(location.file, location.line)})")
+            verdict = self.verdict(server, location)
+            target = verdict.target
+            if verdict.unresolved:
+                unresolved.append(f"{verdict.unresolved} ({where(location.file, location.line)})")
                 continue
-            if self.resolver_gap(server, target):
+            if verdict.resolver_gap:
                 broken += 1  # every request through it gets 502 (P105)
                 slot_related = slot_related or self.follows_slot(target)
                 continue
             if self.proxy_reaches(target, slot):
                 how = "the switch" if self.follows_slot(target) else str(target.raw)
                 return Reach(True, "nginx", f"{listens} and proxies to slot {slot} through {how}", server=server)
-            unknown = self.proxy_unproved(target)
-            if unknown:
-                unresolved.append(self.unproved_reason(unknown[0]) + f" ({where(location.file, location.line)})")
+            if verdict.unproved:
+                unresolved.append(self.unproved_reason(verdict.unproved[0]) +
+                                  f" ({where(location.file, location.line)})")
                 continue
-            if target.endpoints and len(self.proxy_broken(target)) == len(target.endpoints):
+            if target.endpoints and len(verdict.broken) == len(target.endpoints):
                 broken += 1
             slot_related = slot_related or self.follows_slot(target) or any(
                 (self.slots_served(e) or set()) - {None} for e in target.endpoints)

@@ -4,7 +4,7 @@ and how the switch follows them, which server answers a port, and which location
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from auditor.model.snapshot import Container, Host, Listen, Location, NginxServer, Upstream
@@ -44,6 +44,20 @@ def match_location(locations: list[Location], path: str) -> Location | None:
     return longest
 
 
+@dataclass(frozen=True)
+class ProxyVerdict:
+    """What one location's proxy_pass reaches, decided once for the path rules and P105 alike: why it
+    cannot be followed (``unresolved``), a name held in a variable that nothing resolves per request
+    (``resolver_gap``: every request 502), the endpoints nothing serves (``broken``: ruled out), and
+    those nothing proves or rules out (``unproved``)."""
+
+    target: ProxyTarget
+    unresolved: str | None = None
+    resolver_gap: str | None = None
+    broken: list[Endpoint] = field(default_factory=list)
+    unproved: list[Endpoint] = field(default_factory=list)
+
+
 class Proxying:
     """nginx's part of a HostView (auditor.topology.host): its servers, proxy targets and locations."""
 
@@ -54,6 +68,19 @@ class Proxying:
     variables: dict[str, str]
     upstreams: dict[str, Upstream]
     _resolved: dict[str, ProxyTarget]
+    _verdicts: dict[tuple[int, int], ProxyVerdict]
+
+    def verdict(self, server: NginxServer, location: Location) -> ProxyVerdict:
+        """The verdict on ``location``'s proxy_pass, computed once per location."""
+        key = (id(server), id(location))
+        if key not in self._verdicts:
+            target = self.resolve(location.proxy_pass or "")
+            gap = None if target.unresolved else self.resolver_gap(server, target)
+            followed = not target.unresolved and not gap
+            self._verdicts[key] = ProxyVerdict(target, target.unresolved, gap,
+                                               self.proxy_broken(target) if followed else [],
+                                               self.proxy_unproved(target) if followed else [])
+        return self._verdicts[key]
 
     def resolve(self, proxy_pass: str) -> ProxyTarget:
         """Cached: every slot and rule asks about the same few proxy_pass values of a host."""
