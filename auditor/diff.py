@@ -17,7 +17,7 @@ from auditor.model import fieldpath
 from auditor.config import DiffConfig
 from auditor.model.keys import TRAILING_INDEX, Keys
 from auditor.outcomes import Drift, DriftItem
-from auditor.model.snapshot import COLLECTIONS, RESOURCE_TYPES, Snapshot
+from auditor.model.snapshot import AWS_NAMES, COLLECTIONS, RESOURCE_TYPES, Snapshot
 from auditor.topology import Topology
 
 # The drift collections: the snapshot's, and the path shapes of each environment.
@@ -25,9 +25,9 @@ SINGULAR = {**RESOURCE_TYPES, "paths": "path"}
 PLURAL = {v: k for k, v in SINGULAR.items()}
 
 # Fields that name a resource rather than describe it.
-IDENTITY_FIELDS = {
-    "arn", "id", "dns_name", "private_ip", "account", "region", "vpc_id", "subnet_id", "instance_id",
-    "file", "line", "files", "lines", "target_id", "name",
+IDENTITY_FIELDS = AWS_NAMES | {
+    "private_ip", "vpc_id", "subnet_id", "instance_id", "target_id", "name",
+    "file", "line", "files", "lines",  # provenance: where a fact was read
 }
 # Entries keyed by name inside a host (services, nginx servers, their locations, upstreams): one that
 # exists on one side only is one only_in item, not a changed line per field.

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from auditor.model.snapshot import (
+    AWS_NAMES,
     EcsService,
     Redactor,
     Resources,
@@ -67,7 +68,8 @@ _CONVERT = {"load_balancers": load_balancer, "listeners": listener, "listener_ru
 # The order changes are applied in: what a later collection refers to exists by then.
 _ORDER = ("load_balancers", "target_groups", "listeners", "listener_rules", "task_definitions", "ecs_services",
           "target_health", "security_groups", "security_group_rules")
-_IGNORED_FIELDS = {"arn", "id", "account", "region", "dns_name", "load_balancer_arns", "task_definition"}
+# A change describes configuration: names, and what the plan links by them, are not what changed.
+_IGNORED_FIELDS = AWS_NAMES | {"load_balancer_arns", "task_definition"}
 
 
 def _identity(collection: str, model: Any) -> str:
