@@ -25,7 +25,8 @@ REQUEST_PREFIXES = ("http_", "arg_", "cookie_", "sent_http_", "upstream_", "ssl_
 # Request data an attacker controls, when it picks the host nginx connects to.
 ATTACKER_CONTROLLED = re.compile(r"\$\{?(host|http_[a-z0-9_]+|arg_[a-z0-9_]+|cookie_[a-z0-9_]+)\b")
 # The host of a proxy URL: up to its port or path, variables included ($host:3000, backend$request_uri).
-_URL_HOST = re.compile(r"^(?:[a-z]+://)?(\[[^\]]*\]|(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|[^:/$])*)")
+# The host of a proxy_pass URL; its scheme may itself be a variable or a capture (`$p://$h/…`).
+_URL_HOST = re.compile(r"^(?:(?:[a-z]+|\$\{?\w+\}?)://)?(\[[^\]]*\]|(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\$\d|[^:/$])*)")
 FORWARDED = ("X-Forwarded-For", "X-Forwarded-Proto")
 
 
