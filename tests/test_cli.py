@@ -254,3 +254,12 @@ def test_usage_errors_are_one_line_too():
     assert_one_line_error(audit("check"), "Missing argument", "audit check --help")
     assert_one_line_error(audit("check", DEV, "--format", "pdf"), "'pdf' is not one of")
     assert_one_line_error(audit("frobnicate"), "No such command")
+
+
+def test_the_snapshot_note_counts_one_resource_in_the_singular(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text("services:\n  app:\n    image: app:1\n")
+    (tmp_path / "audit.yaml").write_text("version: 1\nenvironments:\n  dev:\n    hosts:\n      - name: web\n"
+                                         "        match: {tags: {Role: web}}\n"
+                                         "        docker: {compose: [docker-compose.yml]}\n")
+    proc = audit("snapshot", "dev", "--offline", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "dev: wrote .audit/dev.json (1 host; 0 API calls)\n", proc.stderr

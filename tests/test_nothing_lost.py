@@ -235,3 +235,4 @@ def test_init_in_an_empty_directory_writes_nothing(tmp_path):
     proc = audit("init", str(tmp_path))
     assert_one_line_error(proc, f"{tmp_path}: nothing to draft: no compose file below it; nothing was written")
     assert list(tmp_path.iterdir()) == []
+

@@ -121,15 +121,15 @@ def snapshot_command(environment: str, shard: str | None, **values: Any) -> None
 
     A failed or partial collection never replaces the previous file.
     """
-    from auditor.model.snapshot import COLLECTIONS
+    from auditor.model.snapshot import COLLECTIONS, RESOURCE_TYPES
 
     options = Options(**values)
     options.refuse_overwriting()
     snap = options.collect(environment, shard)
     path = app.save_snapshot(snap, options.output)
     calls = sum(n for s in snap.sources.values() for n in s.api_calls.values())
-    counts = ", ".join(f"{len(getattr(snap.resources, c))} {c.replace('_', ' ')}" for c in COLLECTIONS
-                       if getattr(snap.resources, c))
+    sizes = {c: len(getattr(snap.resources, c)) for c in COLLECTIONS if getattr(snap.resources, c)}
+    counts = ", ".join(f"{n} {(c if n != 1 else RESOURCE_TYPES[c]).replace('_', ' ')}" for c, n in sizes.items())
     options.note(f"{environment}: wrote {path} ({counts or 'no resources'}; {calls} API calls)")
 
 

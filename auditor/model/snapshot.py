@@ -495,11 +495,10 @@ RESOURCE_TYPES = {
     "instances": "instance", "ecs_services": "ecs_service", "hosts": "host",
 }
 
-# How each collection is sorted, and what identifies a resource when shards merge.
 # AWS's names for a resource and where it lives, never its configuration: drift and a plan's
 # description of a change leave them out (each adds the fields that only name things in its own view).
 AWS_NAMES = frozenset({"arn", "id", "dns_name", "account", "region"})
-# The fields that identify one resource of a collection, for sorting and merging shards.
+# How each collection is sorted, and what identifies a resource when shards merge.
 IDENTITY = {
     "load_balancers": ("arn",),
     "listeners": ("arn",),
