@@ -135,3 +135,21 @@ def test_the_command_lines_fail_on_levels_are_the_outcomes():
     from auditor.cli import options
 
     assert options.FAIL_ON == outcomes.FAIL_ON
+
+
+def test_every_rule_says_what_it_runs_on_and_its_check_takes_one_subject_of_it():
+    # The engine loops over subjects (engine/subjects.py); a check on a kind takes (ctx, subject), a check
+    # on the snapshot takes (ctx) alone.
+    import inspect
+
+    import yaml
+
+    from auditor.engine.catalog import builtin_catalog
+
+    catalog = builtin_catalog()
+    for path in sorted((Path(__file__).resolve().parent.parent / "rules").glob("*.yaml")):
+        declared = yaml.safe_load(path.read_text())
+        assert True in declared or "on" in declared, f"{path.name} does not say what it runs on"
+        rule = catalog[path.stem]
+        wanted = 1 if rule.meta.on == ["snapshot"] else 2
+        assert len(inspect.signature(rule.run).parameters) == wanted, path.name

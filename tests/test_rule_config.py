@@ -107,6 +107,34 @@ def test_team_rule_with_a_python_check_beside_it(tmp_path):
         "load_balancer:web-*-alb"]
 
 
+def test_a_team_rule_on_a_kind_judges_one_subject_and_the_engine_names_it(tmp_path):
+    # `on: target_group`: the check is called once per target group and leaves the naming to the engine;
+    # a Skip with no resource is about the subject too. The near miss (a group with a Team tag) stays quiet.
+    team_rules(tmp_path, ("X906.yaml", RULE.format(id="X906", name="tg-team-tag")
+                          + "check: tags.tg_tag\n    on: target_group\n"),
+               ("tags.py", """\
+        from auditor.engine.api import Problem, Skip
+
+        def tg_tag(ctx, tg):
+            if tg.port == 3000:
+                yield Skip("port 3000 is not judged here")
+            elif "Team" not in tg.tags:
+                yield Problem(message=f"{ctx.ref(tg).key} has no Team tag")
+        """))
+    pair = str(SNAPSHOTS / "switch-alb-weighted.json")  # web-blue-tg on 3000, web-green-tg on 4000
+    result = json.loads(audit("check", pair, "--format", "json", cwd=tmp_path).stdout)
+    assert [(f["resource"], f["message"]) for f in result["findings"] if f["rule_id"] == "X906"] == [
+        ("target_group:web-green-tg", "web-green-tg has no Team tag")]
+    assert [(s["resource"], s["reason"]) for s in result["skipped"] if s["rule_id"] == "X906"] == [
+        ("target_group:web-blue-tg", "port 3000 is not judged here")]
+
+
+def test_a_rule_on_a_kind_that_does_not_exist_is_one_line(tmp_path):
+    team_rules(tmp_path, ("X907.yaml", RULE.format(id="X907", name="x") + "check: a.b\n    on: lambda\n"))
+    assert_one_line_error(audit("check", DEV, cwd=tmp_path), "X907.yaml", "on[0]: expected 'snapshot', 'host',",
+                          "got 'lambda'")
+
+
 def test_team_rules_are_validated(tmp_path):
     team_rules(tmp_path, ("P999.yaml", RULE.format(id="P999", name="x") + "check: a.b\n"))
     assert_one_line_error(audit("check", DEV, cwd=tmp_path), "P999.yaml", "X900-X999")

@@ -7,7 +7,7 @@ import pytest
 
 from auditor.model import snapshot
 from auditor.model.keys import Keys, strip_tokens
-from auditor.model.snapshot import Location
+from auditor.model.snapshot import NginxLocation
 from auditor.topology import Endpoint, HostView, Topology, match_location, parse_url
 from tests.conftest import container, estate, host
 
@@ -22,11 +22,11 @@ def view(data, name="web") -> HostView:
 
 
 LOCATIONS = [
-    Location(path="/", line=1),
-    Location(path="/health", modifier="=", line=2),
-    Location(path="/static/", modifier="^~", line=3),
-    Location(path=r"\.(png|css)$", modifier="~*", line=4),
-    Location(path="/api/", line=5),
+    NginxLocation(path="/", line=1),
+    NginxLocation(path="/health", modifier="=", line=2),
+    NginxLocation(path="/static/", modifier="^~", line=3),
+    NginxLocation(path=r"\.(png|css)$", modifier="~*", line=4),
+    NginxLocation(path="/api/", line=5),
 ]
 
 
@@ -43,7 +43,7 @@ def test_location_matching_follows_nginx(path, line):
 
 
 def test_no_location_matches_without_a_catch_all():
-    assert match_location([Location(path="/api/")], "/health-check") is None
+    assert match_location([NginxLocation(path="/api/")], "/health-check") is None
 
 
 @pytest.mark.parametrize("url,expected", [

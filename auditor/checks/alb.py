@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor.engine.api import Context, Problem
-from auditor.model.snapshot import ListenerRule, LoadBalancer, attribute
+from auditor.model.refs import Ref
+from auditor.model.snapshot import Listener, ListenerRule, LoadBalancer, attribute
 
 # ELB security policies that still accept TLS 1.0 or 1.1 (AWS "Security policies for your ALB").
 WEAK_TLS_POLICIES = {
@@ -20,75 +21,63 @@ WEAK_TLS_POLICIES = {
 }
 
 
-def _lb_resource(ctx: Context, lb: LoadBalancer) -> str:
-    return f"load_balancer:{ctx.keys.load_balancer[lb.arn]}"
-
-
-def _attribute(ctx: Context, name: str, message: str, fires: Any,
+def _attribute(ctx: Context, lb: LoadBalancer, name: str, message: str, fires: Any,
                internet_facing_only: bool = False) -> Iterator[Problem]:
-    """One finding per load balancer whose attribute ``name`` makes ``fires`` true."""
-    for lb in ctx.snapshot.resources.load_balancers:
-        if internet_facing_only and lb.scheme != "internet-facing":
-            continue
-        # moto and AWS omit attributes that were never set: a missing key is AWS's default.
-        value = attribute(lb.attributes, name)
-        if fires(value):
-            yield Problem(_lb_resource(ctx, lb), message.format(lb=ctx.keys.load_balancer[lb.arn], value=value),
-                          evidence={"attribute": name, "value": value, "scheme": lb.scheme}, identity=("attribute",))
+    """A finding when the load balancer's attribute ``name`` makes ``fires`` true."""
+    if internet_facing_only and lb.scheme != "internet-facing":
+        return
+    # moto and AWS omit attributes that were never set: a missing key is AWS's default.
+    value = attribute(lb.attributes, name)
+    if fires(value):
+        yield Problem(message=message.format(lb=ctx.ref(lb).key, value=value),
+                      evidence={"attribute": name, "value": value, "scheme": lb.scheme}, identity=("attribute",))
 
 
-def http_not_redirected(ctx: Context) -> Iterator[Problem]:
+def http_not_redirected(ctx: Context, listener: Listener) -> Iterator[Problem]:
     """A201: an internet-facing ALB's HTTP listener serves content instead of redirecting to HTTPS."""
-    lbs = {lb.arn: lb for lb in ctx.snapshot.resources.load_balancers}
-    for listener in ctx.snapshot.resources.listeners:
-        lb = lbs.get(listener.load_balancer_arn)
-        if listener.protocol != "HTTP" or lb is None or lb.scheme != "internet-facing":
-            continue
-        actions = [a for a in listener.default_actions if a.type != "authenticate-oidc"]
-        if any(a.type == "redirect" and (a.redirect or {}).get("Protocol", "").upper() == "HTTPS" for a in actions):
-            continue
-        key = ctx.keys.listener[listener.arn]
-        yield Problem(f"listener:{key}",
-                      f"Listener {key} serves plain HTTP on an internet-facing load balancer instead of redirecting "
-                      "to HTTPS: credentials and cookies cross the internet in clear text.",
-                      evidence={"port": listener.port, "actions": [a.type for a in actions]}, identity=("port",))
+    lb = ctx.topology.load_balancers.get(listener.load_balancer_arn)
+    if listener.protocol != "HTTP" or lb is None or lb.scheme != "internet-facing":
+        return
+    actions = [a for a in listener.default_actions if a.type != "authenticate-oidc"]
+    if any(a.type == "redirect" and (a.redirect or {}).get("Protocol", "").upper() == "HTTPS" for a in actions):
+        return
+    yield Problem(message=f"Listener {ctx.ref(listener).key} serves plain HTTP on an internet-facing load balancer "
+                  "instead of redirecting to HTTPS: credentials and cookies cross the internet in clear text.",
+                  evidence={"port": listener.port, "actions": [a.type for a in actions]}, identity=("port",))
 
 
-def weak_tls_policy(ctx: Context) -> Iterator[Problem]:
+def weak_tls_policy(ctx: Context, listener: Listener) -> Iterator[Problem]:
     """A202: an HTTPS listener's security policy still accepts TLS 1.0 or 1.1."""
-    for listener in ctx.snapshot.resources.listeners:
-        if listener.protocol == "HTTPS" and listener.ssl_policy in WEAK_TLS_POLICIES:
-            key = ctx.keys.listener[listener.arn]
-            yield Problem(f"listener:{key}",
-                          f"Listener {key} uses {listener.ssl_policy}, which accepts TLS 1.0/1.1.",
-                          evidence={"ssl_policy": listener.ssl_policy}, identity=("ssl_policy",))
+    if listener.protocol == "HTTPS" and listener.ssl_policy in WEAK_TLS_POLICIES:
+        yield Problem(message=f"Listener {ctx.ref(listener).key} uses {listener.ssl_policy}, which accepts TLS 1.0/1.1.",
+                      evidence={"ssl_policy": listener.ssl_policy}, identity=("ssl_policy",))
 
 
 def _off(value: str) -> bool:
     return value.lower() != "true"
 
 
-def deletion_protection_off(ctx: Context) -> Iterator[Problem]:
+def deletion_protection_off(ctx: Context, lb: LoadBalancer) -> Iterator[Problem]:
     """A203: an internet-facing ALB can be deleted by one API call or a stray `terraform destroy`."""
-    yield from _attribute(ctx, "deletion_protection.enabled",
+    yield from _attribute(ctx, lb, "deletion_protection.enabled",
                           "Load balancer {lb} is internet-facing with deletion protection off.", _off,
                           internet_facing_only=True)
 
 
-def access_logs_off(ctx: Context) -> Iterator[Problem]:
+def access_logs_off(ctx: Context, lb: LoadBalancer) -> Iterator[Problem]:
     """A204: no access logs, so the 502/503/504 of an incident leave no trace."""
-    yield from _attribute(ctx, "access_logs.s3.enabled", "Load balancer {lb} keeps no access logs.", _off)
+    yield from _attribute(ctx, lb, "access_logs.s3.enabled", "Load balancer {lb} keeps no access logs.", _off)
 
 
-def invalid_headers_kept(ctx: Context) -> Iterator[Problem]:
+def invalid_headers_kept(ctx: Context, lb: LoadBalancer) -> Iterator[Problem]:
     """A205: headers with invalid names reach the targets (request smuggling material)."""
-    yield from _attribute(ctx, "routing.http.drop_invalid_header_fields.enabled",
+    yield from _attribute(ctx, lb, "routing.http.drop_invalid_header_fields.enabled",
                           "Load balancer {lb} forwards HTTP headers with invalid names to its targets.", _off)
 
 
-def desync_mitigation_monitor(ctx: Context) -> Iterator[Problem]:
+def desync_mitigation_monitor(ctx: Context, lb: LoadBalancer) -> Iterator[Problem]:
     """A206: desync mitigation only monitors, so ambiguous requests reach the targets."""
-    yield from _attribute(ctx, "routing.http.desync_mitigation_mode",
+    yield from _attribute(ctx, lb, "routing.http.desync_mitigation_mode",
                           "Load balancer {lb} has desync mitigation mode {value}: requests that may smuggle "
                           "another request reach the targets.", lambda v: v.lower() == "monitor")
 
@@ -130,7 +119,7 @@ def shadowed_listener_rule(ctx: Context) -> Iterator[Problem]:
             shadow = next((r for r in rules[:index] if _covers(r, rule)), None)
             if shadow is not None:
                 key = ctx.keys.listener_rule(rule)
-                yield Problem(f"listener_rule:{key}",
+                yield Problem(Ref("listener_rule", key),
                               f"Rule {key} never matches: rule priority {shadow.priority} matches every request "
                               "it would.", evidence={"priority": rule.priority, "shadowed_by": shadow.priority,
                                                      "conditions": rule.conditions}, identity=("shadowed_by",))

@@ -7,8 +7,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem
-from auditor.model.snapshot import Container
-from auditor.topology import ANY_ADDRESS, port_variable
+from auditor.model.snapshot import Container, EcsContainer, EcsService
+from auditor.topology import ANY_ADDRESS, HostView, port_variable
 
 DOCKER_SOCKET = ("/var/run/docker.sock", "/run/docker.sock")
 
@@ -22,55 +22,56 @@ def _at(container: Container) -> dict[str, object]:
     return {"file": container.file or None, "line": container.line or None}
 
 
-def slot_port_collision(ctx: Context) -> Iterator[Problem]:
+def _ecs_containers(service: EcsService) -> list[EcsContainer]:
+    return service.task_definition.containers if service.task_definition else []
+
+
+def slot_port_collision(ctx: Context, view: HostView) -> Iterator[Problem]:
     """D601: two slots publish the same host port: the second one cannot start while the first runs."""
-    for view, resource in ctx.hosts_with("docker"):
-        owners: dict[int, list[str]] = defaultdict(list)
-        for slot in sorted(view.slots):
-            for port in view.published(slot):
-                owners[port].append(slot)
-        for port, slots in sorted(owners.items()):
-            if len(slots) > 1:
-                yield Problem(resource, f"Slots {' and '.join(slots)} on host {view.name} both publish port {port}: "
-                              "the new colour cannot start beside the old one, so the switch has nothing to switch to.",
-                              evidence={"port": port, "slots": slots}, identity=("port",))
+    owners: dict[int, list[str]] = defaultdict(list)
+    for slot in sorted(view.slots):
+        for port in view.published(slot):
+            owners[port].append(slot)
+    for port, slots in sorted(owners.items()):
+        if len(slots) > 1:
+            yield Problem(message=f"Slots {' and '.join(slots)} on host {view.name} both publish port {port}: the "
+                          "new colour cannot start beside the old one, so the switch has nothing to switch to.",
+                          evidence={"port": port, "slots": slots}, identity=("port",))
 
 
-def app_port_mismatch(ctx: Context) -> Iterator[Problem]:
+def app_port_mismatch(ctx: Context, subject: HostView | EcsService) -> Iterator[Problem]:
     """D602: a port mapping targets a container port the app does not listen on (its PORT)."""
-    for view, resource in ctx.hosts_with("docker"):
-        for container in view.containers:
-            port = port_variable(container.environment)
-            mapped = sorted({p.container_port for p in container.ports if p.host_port})
-            if port is not None and mapped and port not in mapped:
-                yield Problem(resource, f"Container {container.name} on host {view.name} listens on PORT {port} but "
-                              f"publishes container port{'s' if len(mapped) > 1 else ''} "
-                              f"{', '.join(map(str, mapped))}: connections are refused.",
-                              evidence={**_named(container), "app_port": port, "mapped": mapped},
-                              identity=("container", "app_port"), **_at(container))
-    for service in ctx.snapshot.resources.ecs_services:
-        for container in service.task_definition.containers if service.task_definition else []:
+    if isinstance(subject, EcsService):
+        for container in _ecs_containers(subject):
             port = port_variable(container.environment)
             mapped = sorted(m.container_port for m in container.port_mappings)
             if port is not None and mapped and port not in mapped:
-                key = ctx.keys.ecs_service(service)
-                yield Problem(f"ecs_service:{key}", f"ECS container {container.name} of {key} listens on PORT {port} "
-                              f"but maps {', '.join(map(str, mapped))}.",
+                yield Problem(message=f"ECS container {container.name} of {ctx.ref(subject).key} listens on PORT "
+                              f"{port} but maps {', '.join(map(str, mapped))}.",
                               evidence={"container": container.name, "app_port": port, "mapped": mapped},
                               identity=("container", "app_port"))
+        return
+    for container in subject.containers:
+        port = port_variable(container.environment)
+        mapped = sorted({p.container_port for p in container.ports if p.host_port})
+        if port is not None and mapped and port not in mapped:
+            yield Problem(message=f"Container {container.name} on host {subject.name} listens on PORT {port} but "
+                          f"publishes container port{'s' if len(mapped) > 1 else ''} "
+                          f"{', '.join(map(str, mapped))}: connections are refused.",
+                          evidence={**_named(container), "app_port": port, "mapped": mapped},
+                          identity=("container", "app_port"), **_at(container))
 
 
-def privileged_or_socket(ctx: Context) -> Iterator[Problem]:
+def privileged_or_socket(ctx: Context, view: HostView) -> Iterator[Problem]:
     """D603: a privileged container or one with the Docker socket owns the host."""
-    for view, resource in ctx.hosts_with("docker"):
-        for container in view.containers:
-            socket = [v for v in container.volumes if v in DOCKER_SOCKET]
-            if container.privileged or socket:
-                what = "runs privileged" if container.privileged else f"mounts {socket[0]}"
-                yield Problem(resource, f"Container {container.name} on host {view.name} {what}: whoever controls "
-                              "it controls the host.", evidence={**_named(container), "privileged": container.privileged,
-                                                                 "docker_socket": bool(socket)},
-                              identity=("container",), **_at(container))
+    for container in view.containers:
+        socket = [v for v in container.volumes if v in DOCKER_SOCKET]
+        if container.privileged or socket:
+            what = "runs privileged" if container.privileged else f"mounts {socket[0]}"
+            yield Problem(message=f"Container {container.name} on host {view.name} {what}: whoever controls it "
+                          "controls the host.", evidence={**_named(container), "privileged": container.privileged,
+                                                          "docker_socket": bool(socket)},
+                          identity=("container",), **_at(container))
 
 
 # Tags that move: channels, and tags naming only a distro or a major version (alpine, 14-alpine).
@@ -94,37 +95,34 @@ def _pin(image: str) -> str:
     return f"Pin {repository} to a full version tag ({repository}:<major.minor.patch>) or a digest ({repository}@sha256:…)."
 
 
-def mutable_image_tag(ctx: Context) -> Iterator[Problem]:
+def mutable_image_tag(ctx: Context, subject: HostView | EcsService) -> Iterator[Problem]:
     """D604: a pulled image with a tag that moves: what runs can change with no deploy, and differs between
     slots. Images built from a local `build:` are exempt."""
-    for view, resource in ctx.hosts_with("docker"):
-        for container in view.containers:
-            if not container.built and _mutable(container.image):
-                yield Problem(resource, f"Container {container.name} on host {view.name} runs {container.image}, "
-                              "a tag that moves.", evidence={**_named(container), "image": container.image},
-                              identity=("container", "image"), remediation=_pin(container.image), **_at(container))
-    for service in ctx.snapshot.resources.ecs_services:
-        for container in service.task_definition.containers if service.task_definition else []:
+    if isinstance(subject, EcsService):
+        for container in _ecs_containers(subject):
             if _mutable(container.image):
-                key = ctx.keys.ecs_service(service)
-                yield Problem(f"ecs_service:{key}", f"ECS container {container.name} of {key} runs {container.image}, "
-                              "a tag that moves.", evidence={"container": container.name, "image": container.image},
+                yield Problem(message=f"ECS container {container.name} of {ctx.ref(subject).key} runs "
+                              f"{container.image}, a tag that moves.",
+                              evidence={"container": container.name, "image": container.image},
                               identity=("container", "image"))
+        return
+    for container in subject.containers:
+        if not container.built and _mutable(container.image):
+            yield Problem(message=f"Container {container.name} on host {subject.name} runs {container.image}, a tag "
+                          "that moves.", evidence={**_named(container), "image": container.image},
+                          identity=("container", "image"), remediation=_pin(container.image), **_at(container))
 
 
-def app_port_exposed_beside_proxy(ctx: Context) -> Iterator[Problem]:
+def app_port_exposed_beside_proxy(ctx: Context, view: HostView) -> Iterator[Problem]:
     """D605: nginx fronts the slots, yet a slot publishes on every interface, where Docker's iptables
     rules let it bypass the host firewall."""
-    for view in ctx.hosts:
-        if not view.fronted_by_nginx:
-            continue
-        resource = ctx.host_resource(view)
-        for slot in sorted(view.slots):
-            for container in view.slot_containers(slot):
-                exposed = sorted({p.host_port for p in container.ports if p.host_port and p.host_ip in ANY_ADDRESS})
-                if exposed:
-                    yield Problem(resource, f"Slot {slot} ({container.name}) publishes "
-                                  f"{', '.join(map(str, exposed))} on every interface of host {view.name} while nginx "
-                                  "fronts it: bind it to 127.0.0.1.",
-                                  evidence={**_named(container), "ports": exposed}, identity=("container",),
-                                  **_at(container))
+    if not view.fronted_by_nginx:
+        return
+    for slot in sorted(view.slots):
+        for container in view.slot_containers(slot):
+            exposed = sorted({p.host_port for p in container.ports if p.host_port and p.host_ip in ANY_ADDRESS})
+            if exposed:
+                yield Problem(message=f"Slot {slot} ({container.name}) publishes {', '.join(map(str, exposed))} on "
+                              f"every interface of host {view.name} while nginx fronts it: bind it to 127.0.0.1.",
+                              evidence={**_named(container), "ports": exposed}, identity=("container",),
+                              **_at(container))

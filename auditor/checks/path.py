@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections import defaultdict
 from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem, Skip
-from auditor.topology import SlotPath, health_check_port, where
+from auditor.model.refs import Location, Ref
+from auditor.model.snapshot import EcsService, NginxLocation
+from auditor.topology import HostView, ProxyVerdict, SlotPath, WayIn, health_check_port
 
 NACL_NOTE = "network ACLs are not evaluated"
 
@@ -74,43 +75,23 @@ def _unserved(ctx: Context, sp: SlotPath) -> Problem:
     )
 
 
-def _merge(problems: list[Problem]) -> Iterator[Problem]:
-    """One finding per resource, slot and cause, listing every instance it was seen on."""
-    merged: dict[tuple, Problem] = {}
-    for p in problems:
-        key = (p.resource, p.slot, tuple(str(p.evidence.get(k)) for k in p.identity))
-        if key in merged:
-            instances = merged[key].evidence.setdefault("instances", [])
-            instances.extend(i for i in p.evidence.get("instances", []) if i not in instances)
-        else:
-            merged[key] = p
-    yield from merged.values()
-
-
-def _unserved_paths(ctx: Context, live: bool) -> Iterator[Problem | Skip]:
-    problems = []
-    for sp in ctx.topology.slot_paths:
-        if sp.live != live:
-            continue
-        if sp.served:
-            continue
-        skipped = next((r.skipped for _, r in sp.traffic if r.skipped), None)
-        if skipped:
-            yield Skip(skipped, sp.unit.resource_for(sp.slot), sp.slot)
-        elif any(r.proxy_broken or r.loopback_only for _, r in sp.traffic):
-            continue  # P105 / P109 name the cause
-        else:
-            problems.append(_unserved(ctx, sp))
-    yield from _merge(problems)
+def _unserved_path(ctx: Context, sp: SlotPath, live: bool) -> Iterator[Problem | Skip]:
+    if sp.live != live or sp.served:
+        return
+    skipped = next((r.skipped for _, r in sp.traffic if r.skipped), None)
+    if skipped:
+        yield Skip(skipped)
+    elif not any(r.proxy_broken or r.loopback_only for _, r in sp.traffic):  # else P105 / P109 name the cause
+        yield _unserved(ctx, sp)
 
 
 def _unmatched_skips(ctx: Context) -> Iterator[Skip]:
     for item in ctx.topology.unmatched:
         if item.reason:
-            yield Skip(item.reason, f"target_group:{ctx.topology.tg_key(item.target.target_group)}")
+            yield Skip(item.reason, ctx.ref(item.target.target_group))
     for host, slot, name in ctx.topology.missing_declared():
         yield Skip(f"host {host} declares target group {name} for slot {slot} (switch: alb), "
-                   "but the snapshot has no such target group", f"target_group:{ctx.keys.strip(name)}", slot)
+                   "but the snapshot has no such target group", Ref("target_group", ctx.keys.strip(name)), slot)
 
 
 def _ecs_dynamic_ports(ctx: Context) -> Iterator[Skip]:
@@ -125,172 +106,138 @@ def _ecs_dynamic_ports(ctx: Context) -> Iterator[Skip]:
                             and not mapping.host_port:
                         yield Skip(f"ecs_service {ctx.keys.ecs_service(service)} uses bridge mode with dynamic host "
                                    "ports (hostPort 0): the port the target group uses is chosen per task",
-                                   f"ecs_service:{ctx.keys.ecs_service(service)}")
+                                   ctx.ref(service))
 
 
 def target_port_unserved(ctx: Context) -> Iterator[Problem | Skip]:
-    """P101: the live slot (or a host without slots) is not reached on the port the TG sends to."""
-    yield from _unserved_paths(ctx, live=True)
+    """P101: the live slot (or a host without slots) is not reached on the port the TG sends to; it
+    runs on the whole estate, as the targets that have no path to follow are its to skip."""
+    for sp in ctx.topology.slot_paths:
+        yield from _unserved_path(ctx, sp, live=True)
     yield from _unmatched_skips(ctx)
     yield from _ecs_dynamic_ports(ctx)
 
 
-def slot_port_divergence(ctx: Context) -> Iterator[Problem | Skip]:
+def slot_port_divergence(ctx: Context, sp: SlotPath) -> Iterator[Problem | Skip]:
     """P104: a slot that is not live now (or any, when the live slot is unknown) is not reached."""
-    yield from _unserved_paths(ctx, live=False)
+    yield from _unserved_path(ctx, sp, live=False)
 
 
-def _per_host_or_slot(problems: list[Problem], slots_of: dict[str, int]) -> Iterator[Problem]:
-    """A problem seen in every slot of a host is about the host, not a slot: report it once."""
-    groups: dict[tuple, list[Problem]] = defaultdict(list)
-    for p in problems:
-        groups[(p.resource, tuple(str(p.evidence.get(k)) for k in p.identity))].append(p)
-    for group in groups.values():
-        slots = {p.slot for p in group}
-        if len(slots) > 1 and len(slots) >= slots_of.get(group[0].evidence.get("host", ""), 0):
-            group[0].slot = None
-            group = [group[0]]
-        yield from _merge(group)
-
-
-def health_check_port_unserved(ctx: Context) -> Iterator[Problem | Skip]:
+def health_check_port_unserved(ctx: Context, sp: SlotPath) -> Iterator[Problem | Skip]:
     """P102: an explicit health-check port, different from the traffic port, is served by nothing."""
-    problems, slots_of = [], {}
-    for sp in ctx.topology.slot_paths:
-        slots_of[sp.host.name] = max(1, len(sp.host.slots))
-        for target, port, reach in sp.health:
-            if reach.skipped:
-                yield Skip(reach.skipped, sp.unit.resource_for(sp.slot), sp.slot)
-            elif not reach.served and not reach.proxy_broken and not reach.loopback_only:
-                tg = ctx.topology.tg_key(target.target_group)
-                problems.append(Problem(
-                    resource=f"target_group:{tg}",
-                    slot=sp.slot,
-                    message=(f"Target group {tg} health-checks port {port} on host {sp.host.name}, but "
-                             f"{reach.detail}; traffic goes to {target.port}: targets never become healthy."),
-                    evidence={"host": sp.host.name, "instances": [sp.instance_id], "health_check_port": port,
-                              "traffic_port": target.port, "detail": reach.detail},
-                    identity=("host", "health_check_port"),
-                ))
-    yield from _per_host_or_slot(problems, slots_of)
+    for target, port, reach in sp.health:
+        if reach.skipped:
+            yield Skip(reach.skipped)
+        elif not reach.served and not reach.proxy_broken and not reach.loopback_only:
+            tg = ctx.ref(target.target_group)
+            yield Problem(
+                resource=tg,
+                slot=sp.slot,
+                message=(f"Target group {tg.key} health-checks port {port} on host {sp.host.name}, but "
+                         f"{reach.detail}; traffic goes to {target.port}: targets never become healthy."),
+                evidence={"host": sp.host.name, "instances": [sp.instance_id], "health_check_port": port,
+                          "traffic_port": target.port, "detail": reach.detail},
+                identity=("host", "health_check_port"),
+            )
 
 
-def health_check_path_unrouted(ctx: Context) -> Iterator[Problem | Skip]:
+def health_check_path_unrouted(ctx: Context, sp: SlotPath) -> Iterator[Problem]:
     """P103: the health-check port is served, but not the health-check path."""
-    problems = []
-    for sp in ctx.topology.slot_paths:
-        view = sp.host
-        declared = view.host.app.health_path if view.host.app else None
-        for target, reach in sp.traffic:
-            hc = target.target_group.health_check
-            if not hc.enabled or hc.protocol.upper() not in ("HTTP", "HTTPS"):
+    view = sp.host
+    declared = view.host.app.health_path if view.host.app else None
+    for target, reach in sp.traffic:
+        hc = target.target_group.health_check
+        if not hc.enabled or hc.protocol.upper() not in ("HTTP", "HTTPS"):
+            continue
+        port = health_check_port(target.target_group, target.port)
+        if port != target.port:
+            reach = next((r for t, p, r in sp.health if t is target and p == port), reach)
+        if not reach.served:
+            continue  # an unserved port is P101/P102/P104, not P103
+        tg = ctx.ref(target.target_group)
+        evidence = {"host": view.host.name, "instances": [sp.instance_id], "health_check_path": hc.path,
+                    "health_check_port": port, "app_health_path": declared}
+        if reach.via == "nginx":
+            server = view.default_server(view.nginx_port_for(port) or port)
+            route = view.route(server, hc.path) if server else None
+            if route is None or route.location is None:
+                at = Location(server.file, server.line) if server else None
+                evidence["server"] = at.as_evidence() if at else None
+                yield Problem(tg, f"Target group {tg.key} health-checks {hc.path} on port {port}, but the nginx server "
+                              f"that answers it ({at or 'none'}) has no location matching {hc.path}: nginx answers "
+                              "404 and the target goes unhealthy.",
+                              evidence=evidence, identity=("host", "health_check_port", "health_check_path"))
                 continue
-            port = health_check_port(target.target_group, target.port)
-            if port != target.port:
-                reach = next((r for t, p, r in sp.health if t is target and p == port), reach)
-            if not reach.served:
-                continue  # an unserved port is P101/P102/P104, not P103
-            tg = ctx.topology.tg_key(target.target_group)
-            evidence = {"host": view.host.name, "instances": [sp.instance_id], "health_check_path": hc.path,
-                        "health_check_port": port, "app_health_path": declared}
-            if reach.via == "nginx":
-                nginx_port = view.nginx_port_for(port) or port
-                server = view.default_server(nginx_port)
-                route = view.route(server, hc.path) if server else None
-                if route is None or route.location is None:
-                    evidence["server"] = {"file": server.file, "line": server.line} if server else None
-                    problems.append(Problem(
-                        f"target_group:{tg}",
-                        f"Target group {tg} health-checks {hc.path} on port {port}, but the nginx server that "
-                        f"answers it ({where(server.file, server.line) if server else 'none'}) has no location matching {hc.path}: "
-                        "nginx answers 404 and the target goes unhealthy.",
-                        evidence=evidence, identity=("host", "health_check_port", "health_check_path"),
-                    ))
-                    continue
-                app_path = route.app_path
-                evidence["location"] = {"file": route.location.file, "line": route.location.line}
-            else:
-                app_path = hc.path
-            if app_path is not None and declared and app_path.split("?")[0] != declared:
-                evidence["app_receives"] = app_path
-                problems.append(Problem(
-                    f"target_group:{tg}",
-                    f"Target group {tg} health-checks {hc.path} on port {port}; the app on host {view.host.name} "
-                    f"receives {app_path} but serves its health check at {declared}: the target goes unhealthy.",
-                    evidence=evidence, identity=("host", "health_check_port", "health_check_path"),
-                ))
-    yield from _merge(problems)
+            app_path = route.app_path
+            evidence["location"] = Location(route.location.file, route.location.line).as_evidence()
+        else:
+            app_path = hc.path
+        if app_path is not None and declared and app_path.split("?")[0] != declared:
+            evidence["app_receives"] = app_path
+            yield Problem(tg, f"Target group {tg.key} health-checks {hc.path} on port {port}; the app on host "
+                          f"{view.host.name} receives {app_path} but serves its health check at {declared}: the "
+                          "target goes unhealthy.",
+                          evidence=evidence, identity=("host", "health_check_port", "health_check_path"))
 
 
-def proxy_upstream_unserved(ctx: Context) -> Iterator[Problem | Skip]:
+def proxy_upstream_unserved(ctx: Context, view: HostView) -> Iterator[Problem | Skip]:
     """P105: an nginx proxy_pass or upstream server points at a port no container serves.
 
-    Locations that share a cause (one `set` variable, one upstream) are one finding.
+    Locations that share a cause (one `set` variable, one upstream) are one finding: the engine joins
+    their locations.
     """
-    for view in ctx.hosts:
-        nginx = view.host.nginx
-        if nginx is None:
-            continue
-        resource = ctx.host_resource(view)
-        proxies = [(server, loc) for server in nginx.servers for loc in server.locations if loc.proxy_pass]
-        if proxies and view.unknown:
-            yield Skip(view.unknown, resource)
-            continue
-        by_cause: dict[str, Problem] = {}
-        unproved: dict[str, list[str]] = {}  # one skip per unknown port, with every location that uses it
-        for server, location in proxies:
-            verdict = view.verdict(server, location)  # decided once, in the topology, for the paths too
-            target, gap = verdict.target, verdict.resolver_gap
-            if verdict.unresolved:
-                yield Skip(f"{verdict.unresolved} ({where(location.file, location.line)})", resource)
-                continue
-            if gap:
-                cause = f"{target.variables[0]}: {gap}"
-                if cause in by_cause:
-                    by_cause[cause].evidence["locations"].append({"file": location.file, "line": location.line})
-                    continue
-                by_cause[cause] = Problem(
-                    resource=resource,
-                    message=(f"nginx on host {view.name} proxies {location.path} to {location.proxy_pass} at "
-                             f"{where(location.file, location.line)}, a host name in a variable that nginx resolves "
-                             f"per request, but {gap}: every request there gets 502."),
-                    evidence={"location": location.path, "proxy_pass": location.proxy_pass, "cause": gap,
-                              "unserved": [target.per_request], "host_name": target.per_request,
-                              "locations": [{"file": location.file, "line": location.line}]},
-                    identity=("cause", "unserved"), file=location.file, line=location.line)
-                continue
-            broken = verdict.broken
-            if not broken:
-                for endpoint in verdict.unproved:
-                    unproved.setdefault(view.unproved_reason(endpoint), []).append(where(location.file, location.line))
-                continue
-            if target.variables:
-                name = target.variables[0]
-                cause = f"${name} = {view.variables[name]}"
-            elif target.upstream:
-                cause = f"upstream {target.upstream.name} ({where(target.upstream.file, target.upstream.line)})"
-            else:
-                cause = location.proxy_pass or ""
-            if cause in by_cause:
-                by_cause[cause].evidence["locations"].append({"file": location.file, "line": location.line})
-                continue
-            slots = {s: view.published(s) for s in sorted(view.slots)}
-            serving = "; ".join(f"{s} publishes {_ports(p)}" for s, p in slots.items())
-            by_cause[cause] = Problem(
-                resource=resource,
-                message=(f"nginx on host {view.name} proxies {location.path} to {location.proxy_pass}"
-                         + (f" ({cause})" if cause != location.proxy_pass else "")
-                         + f" at {where(location.file, location.line)}, but no container serves "
-                         + ", ".join(str(e) for e in broken) + (f" ({serving})" if serving else "")
-                         + ": requests get 502."),
-                evidence={"location": location.path, "proxy_pass": location.proxy_pass, "cause": cause,
-                          "unserved": [str(e) for e in broken],
-                          "locations": [{"file": location.file, "line": location.line}], "slot_publishes": slots},
-                identity=("cause", "unserved"), file=location.file, line=location.line,
-            )
-        yield from by_cause.values()
-        for reason, places in unproved.items():
-            yield Skip(f"{reason} ({', '.join(places)})", resource)
+    proxies = [(server, loc) for server in view.host.nginx.servers for loc in server.locations if loc.proxy_pass]
+    if proxies and view.unknown:
+        yield Skip(view.unknown)
+        return
+    unproved: dict[str, list[str]] = {}  # one skip per unknown port, with every location that uses it
+    for server, location in proxies:
+        verdict = view.verdict(server, location)  # decided once, in the topology, for the paths too
+        at = Location(location.file, location.line)
+        if verdict.unresolved:
+            yield Skip(f"{verdict.unresolved} ({at})")
+        elif verdict.resolver_gap:
+            yield _per_request_unserved(view, location, verdict)
+        elif verdict.broken:
+            yield _proxy_unserved(view, location, verdict)
+        else:
+            for endpoint in verdict.unproved:
+                unproved.setdefault(view.unproved_reason(endpoint), []).append(str(at))
+    for reason, places in unproved.items():
+        yield Skip(f"{reason} ({', '.join(places)})")
+
+
+def _per_request_unserved(view: HostView, location: NginxLocation, verdict: ProxyVerdict) -> Problem:
+    target, gap = verdict.target, verdict.resolver_gap
+    at = Location(location.file, location.line)
+    return Problem(
+        message=(f"nginx on host {view.name} proxies {location.path} to {location.proxy_pass} at {at}, a host name in "
+                 f"a variable that nginx resolves per request, but {gap}: every request there gets 502."),
+        evidence={"location": location.path, "proxy_pass": location.proxy_pass, "cause": gap,
+                  "unserved": [target.per_request], "host_name": target.per_request, "locations": [at.as_evidence()]},
+        identity=("cause", "unserved"), file=location.file, line=location.line)
+
+
+def _proxy_unserved(view: HostView, location: NginxLocation, verdict: ProxyVerdict) -> Problem:
+    target, broken = verdict.target, verdict.broken
+    if target.variables:
+        cause = f"${target.variables[0]} = {view.variables[target.variables[0]]}"
+    elif target.upstream:
+        cause = f"upstream {target.upstream.name} ({Location(target.upstream.file, target.upstream.line)})"
+    else:
+        cause = location.proxy_pass or ""
+    at = Location(location.file, location.line)
+    slots = {s: view.published(s) for s in sorted(view.slots)}
+    serving = "; ".join(f"{s} publishes {_ports(p)}" for s, p in slots.items())
+    return Problem(
+        message=(f"nginx on host {view.name} proxies {location.path} to {location.proxy_pass}"
+                 + (f" ({cause})" if cause != location.proxy_pass else "")
+                 + f" at {at}, but no container serves " + ", ".join(str(e) for e in broken)
+                 + (f" ({serving})" if serving else "") + ": requests get 502."),
+        evidence={"location": location.path, "proxy_pass": location.proxy_pass, "cause": cause,
+                  "unserved": [str(e) for e in broken], "locations": [at.as_evidence()], "slot_publishes": slots},
+        identity=("cause", "unserved"), file=location.file, line=location.line,
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -343,70 +290,61 @@ def _blocked(ctx: Context, sg_ids: list[str], port: int, alb_groups: list[str], 
     return not all(_covered(c, cidrs) for c in alb_cidrs)
 
 
-def _sg_paths(ctx: Context, health: bool) -> Iterator[Problem | Skip]:
+def _sg_path(ctx: Context, way: WayIn, health: bool) -> Iterator[Problem | Skip]:
     """P106/P107: the targets' groups must admit the ALB on the traffic port, and on an explicit
     health-check port that differs from it."""
     keys = ctx.keys.security_group
-    for way in ctx.topology.ways_in:
-        resource, sg_ids = way.resource, way.security_groups
-        port = health_check_port(way.target_group, way.port) if health else way.port
-        if health and port == way.port:
-            continue
-        alb_groups, alb_cidrs = ctx.topology.alb_security_groups(way.target_group)
-        missing = [g for g in sg_ids if g not in ctx.topology.security_groups]
-        if missing or not sg_ids:
-            yield Skip(f"security group {missing[0]} of the targets of {resource} is not in the snapshot"
-                       if missing else f"the targets of {resource} have no security groups in the snapshot",
-                       resource, way.slot)
-            continue
-        if not alb_groups and not alb_cidrs:
-            yield Skip(f"the load balancer in front of {resource} has no security groups in the snapshot",
-                       resource, way.slot)
-            continue
-        if _blocked(ctx, sg_ids, port, alb_groups, alb_cidrs):
-            target_keys = [keys.get(g, g) for g in sg_ids]
-            what = f"health checks on port {port}" if health else f"port {port}"
-            yield Problem(
-                resource=resource,
-                slot=way.slot,
-                message=(f"Security groups {', '.join(target_keys)} of the targets of {resource} admit nothing from "
-                         f"the load balancer's groups ({', '.join(keys.get(g, g) for g in alb_groups) or 'none'}) on "
-                         f"{what}: the ALB cannot connect and every target is unhealthy ({NACL_NOTE})."),
-                evidence={"port": port, "target_security_groups": target_keys,
-                          "alb_security_groups": [keys.get(g, g) for g in alb_groups], "alb_subnets": alb_cidrs,
-                          "instances": way.instances, "note": NACL_NOTE},
-                identity=("port", "target_security_groups"),
-            )
+    resource, sg_ids = way.resource, way.security_groups
+    port = health_check_port(way.target_group, way.port) if health else way.port
+    if health and port == way.port:
+        return
+    alb_groups, alb_cidrs = ctx.topology.alb_security_groups(way.target_group)
+    missing = [g for g in sg_ids if g not in ctx.topology.security_groups]
+    if missing or not sg_ids:
+        yield Skip(f"security group {missing[0]} of the targets of {resource} is not in the snapshot"
+                   if missing else f"the targets of {resource} have no security groups in the snapshot")
+    elif not alb_groups and not alb_cidrs:
+        yield Skip(f"the load balancer in front of {resource} has no security groups in the snapshot")
+    elif _blocked(ctx, sg_ids, port, alb_groups, alb_cidrs):
+        target_keys = [keys.get(g, g) for g in sg_ids]
+        what = f"health checks on port {port}" if health else f"port {port}"
+        yield Problem(
+            message=(f"Security groups {', '.join(target_keys)} of the targets of {resource} admit nothing from "
+                     f"the load balancer's groups ({', '.join(keys.get(g, g) for g in alb_groups) or 'none'}) on "
+                     f"{what}: the ALB cannot connect and every target is unhealthy ({NACL_NOTE})."),
+            evidence={"port": port, "target_security_groups": target_keys,
+                      "alb_security_groups": [keys.get(g, g) for g in alb_groups], "alb_subnets": alb_cidrs,
+                      "instances": way.instances, "note": NACL_NOTE},
+            identity=("port", "target_security_groups"),
+        )
 
 
-def sg_blocks_alb_to_target(ctx: Context) -> Iterator[Problem | Skip]:
+def sg_blocks_alb_to_target(ctx: Context, way: WayIn) -> Iterator[Problem | Skip]:
     """P106: the target's security groups admit nothing from the ALB on the port the TG uses."""
-    yield from _sg_paths(ctx, health=False)
+    yield from _sg_path(ctx, way, health=False)
 
 
-def sg_blocks_health_check(ctx: Context) -> Iterator[Problem | Skip]:
+def sg_blocks_health_check(ctx: Context, way: WayIn) -> Iterator[Problem | Skip]:
     """P107: the same for an explicit health-check port that differs from the traffic port."""
-    yield from _sg_paths(ctx, health=True)
+    yield from _sg_path(ctx, way, health=True)
 
 
-def alb_egress_blocks_target(ctx: Context) -> Iterator[Problem | Skip]:
+def alb_egress_blocks_target(ctx: Context, way: WayIn) -> Iterator[Problem | Skip]:
     """P108: the ALB's own groups let no traffic out to the targets on the TG (or health-check) port."""
     keys = ctx.keys.security_group
-    for way in ctx.topology.ways_in:
-        tg = way.target_group
-        alb_groups, _ = ctx.topology.alb_security_groups(tg)
-        if not alb_groups or any(g not in ctx.topology.security_groups for g in alb_groups):
-            continue  # P106 reports what is missing
-        addresses = [t.instance.private_ip for t in ctx.topology.targets.get(tg.arn, [])
-                     if t.instance and t.instance.private_ip]
-        for port in sorted({way.port, health_check_port(tg, way.port)}):
-            if not _egress_allows(ctx, alb_groups, port, set(way.security_groups), addresses):
-                names = [keys.get(g, g) for g in alb_groups]
-                yield Problem(way.resource, f"The load balancer's security groups ({', '.join(names)}) allow no "
-                              f"egress to the targets of {way.resource} on port {port}: every connection and health "
-                              f"check times out ({NACL_NOTE}).", slot=way.slot,
-                              evidence={"port": port, "alb_security_groups": names, "note": NACL_NOTE},
-                              identity=("port",))
+    tg = way.target_group
+    alb_groups, _ = ctx.topology.alb_security_groups(tg)
+    if not alb_groups or any(g not in ctx.topology.security_groups for g in alb_groups):
+        return  # P106 reports what is missing
+    addresses = [t.instance.private_ip for t in ctx.topology.targets.get(tg.arn, [])
+                 if t.instance and t.instance.private_ip]
+    for port in sorted({way.port, health_check_port(tg, way.port)}):
+        if not _egress_allows(ctx, alb_groups, port, set(way.security_groups), addresses):
+            names = [keys.get(g, g) for g in alb_groups]
+            yield Problem(message=f"The load balancer's security groups ({', '.join(names)}) allow no egress to the "
+                          f"targets of {way.resource} on port {port}: every connection and health check times out "
+                          f"({NACL_NOTE}).", evidence={"port": port, "alb_security_groups": names, "note": NACL_NOTE},
+                          identity=("port",))
 
 
 def _egress_allows(ctx: Context, groups: list[str], port: int, targets: set[str], addresses: list[str]) -> bool:
@@ -422,55 +360,43 @@ def _egress_allows(ctx: Context, groups: list[str], port: int, targets: set[str]
     return False
 
 
-def loopback_published_port_targeted(ctx: Context) -> Iterator[Problem]:
+def loopback_published_port_targeted(ctx: Context, sp: SlotPath) -> Iterator[Problem]:
     """P109: the TG targets a port the slot's container publishes only on 127.0.0.1."""
-    problems = []
-    for sp in ctx.topology.slot_paths:
-        if sp.served:
-            continue
-        for target, reach in sp.traffic:
-            if reach.loopback_only and reach.container:
-                tg = ctx.topology.tg_key(target.target_group)
-                problems.append(Problem(
-                    resource=sp.unit.resource_for(sp.slot),
-                    slot=sp.slot,
-                    message=(f"Target group {tg} sends traffic to port {target.port} on host {sp.host.name}, but "
-                             f"{reach.detail}: the ALB's connections are refused."),
-                    evidence={"host": sp.host.name, "instances": [sp.instance_id], "port": target.port,
-                              "container": reach.container.name},
-                    identity=("host", "port", "container"), file=reach.container.file or None,
-                    line=reach.container.line or None,
-                ))
-    yield from _merge(problems)
+    if sp.served:
+        return
+    for target, reach in sp.traffic:
+        if reach.loopback_only and reach.container:
+            yield Problem(message=(f"Target group {ctx.ref(target.target_group).key} sends traffic to port "
+                                   f"{target.port} on host {sp.host.name}, but {reach.detail}: the ALB's connections "
+                                   "are refused."),
+                          evidence={"host": sp.host.name, "instances": [sp.instance_id], "port": target.port,
+                                    "container": reach.container.name},
+                          identity=("host", "port", "container"), file=reach.container.file or None,
+                          line=reach.container.line or None)
 
 
-def ecs_container_port_mismatch(ctx: Context) -> Iterator[Problem | Skip]:
+def ecs_container_port_mismatch(ctx: Context, service: EcsService) -> Iterator[Problem | Skip]:
     """P110: an ECS service's load balancer containerPort is not mapped by its task definition."""
-    for service in ctx.snapshot.resources.ecs_services:
-        key = ctx.keys.ecs_service(service)
-        if not service.load_balancers:
+    key = ctx.ref(service).key
+    td = service.task_definition
+    if service.load_balancers and td is None:
+        yield Skip(f"ecs_service {key} has no task definition in the snapshot")
+        return
+    for lb in service.load_balancers:
+        container = next((c for c in td.containers if c.name == lb.container_name), None)
+        mapped = sorted(m.container_port for m in container.port_mappings) if container else []
+        if container is not None and lb.container_port in mapped:
             continue
-        td = service.task_definition
-        if td is None:
-            yield Skip(f"ecs_service {key} has no task definition in the snapshot", f"ecs_service:{key}")
-            continue
-        for lb in service.load_balancers:
-            container = next((c for c in td.containers if c.name == lb.container_name), None)
-            mapped = sorted(m.container_port for m in container.port_mappings) if container else []
-            if container is not None and lb.container_port in mapped:
-                continue
-            tg = ctx.keys.target_group.get(lb.target_group_arn, lb.target_group_arn)
-            why = (f"container {lb.container_name} maps ports {_ports(mapped)}" if container
-                   else f"task definition {td.family}:{td.revision} has no container {lb.container_name}")
-            yield Problem(
-                resource=f"ecs_service:{key}",
-                message=(f"ECS service {key} registers {lb.container_name}:{lb.container_port} in target group {tg}, "
-                         f"but {why}: no task ever passes the health check."),
-                evidence={"container": lb.container_name, "container_port": lb.container_port,
-                          "port_mappings": mapped, "target_group": tg,
-                          "task_definition": f"{td.family}:{td.revision}"},
-                identity=("container", "container_port"),
-            )
+        tg = ctx.keys.target_group.get(lb.target_group_arn, lb.target_group_arn)
+        why = (f"container {lb.container_name} maps ports {_ports(mapped)}" if container
+               else f"task definition {td.family}:{td.revision} has no container {lb.container_name}")
+        yield Problem(
+            message=(f"ECS service {key} registers {lb.container_name}:{lb.container_port} in target group {tg}, "
+                     f"but {why}: no task ever passes the health check."),
+            evidence={"container": lb.container_name, "container_port": lb.container_port,
+                      "port_mappings": mapped, "target_group": tg, "task_definition": f"{td.family}:{td.revision}"},
+            identity=("container", "container_port"),
+        )
 
 
 def host_undescribed(ctx: Context) -> Iterator[Problem]:
@@ -483,7 +409,7 @@ def host_undescribed(ctx: Context) -> Iterator[Problem]:
         role = ctx.keys.instance.get(instance.id, instance.id)
         tg = ctx.topology.tg_key(item.target.target_group)
         problem = by_role.setdefault(role, Problem(
-            resource=f"instance:{role}",
+            resource=Ref("instance", role),
             message=(f"Instance role {role} receives traffic from the load balancer but matches no host in "
                      "audit.yaml, so its nginx and containers are unknown and the path rules cannot run."),
             evidence={"instances": [], "target_groups": [], "tags": instance.tags},

@@ -23,21 +23,16 @@ def _ports(rule: SgRule) -> str:
     return f"{rule.protocol}/{rule.from_port}" + (f"-{rule.to_port}" if rule.to_port != rule.from_port else "")
 
 
-def admin_port_open_to_world(ctx: Context) -> Iterator[Problem]:
+def admin_port_open_to_world(ctx: Context, sg: SecurityGroup) -> Iterator[Problem]:
     """S401: an admin or database port (rules.options.S401.ports) open to 0.0.0.0/0 or ::/0."""
     ports = ctx.options["ports"]  # declared in rules/S401.yaml
-    for sg in ctx.snapshot.resources.security_groups:
-        key = ctx.keys.security_group[sg.id]
-        for rule, source in _open_to_world(sg):
-            if rule.protocol == "-1":
-                continue  # S403 says it, once
-            exposed = [p for p in ports if rule.covers_port(p)]
-            if exposed:
-                yield Problem(f"security_group:{key}",
-                              f"Security group {key} opens {_ports(rule)} to {source}, which includes admin port"
-                              f"{'s' if len(exposed) > 1 else ''} {', '.join(map(str, exposed))}.",
-                              evidence={"rule": _ports(rule), "source": source, "admin_ports": exposed},
-                              identity=("rule", "source"))
+    for rule, source in _open_to_world(sg):
+        exposed = [p for p in ports if rule.covers_port(p)]
+        if exposed and rule.protocol != "-1":  # all traffic is S403's to say, once
+            yield Problem(message=f"Security group {ctx.ref(sg).key} opens {_ports(rule)} to {source}, which "
+                          f"includes admin port{'s' if len(exposed) > 1 else ''} {', '.join(map(str, exposed))}.",
+                          evidence={"rule": _ports(rule), "source": source, "admin_ports": exposed},
+                          identity=("rule", "source"))
 
 
 def target_port_open_to_world(ctx: Context) -> Iterator[Problem]:
@@ -52,9 +47,9 @@ def target_port_open_to_world(ctx: Context) -> Iterator[Problem]:
                     continue
                 for rule, source in _open_to_world(sg):
                     if rule.protocol != "-1" and rule.covers_port(target.port):
-                        key = ctx.keys.security_group[sg_id]
-                        yield Problem(f"security_group:{key}",
-                                      f"Security group {key} of the targets opens port {target.port} to {source}: "
+                        ref = ctx.ref(sg)
+                        yield Problem(ref,
+                                      f"Security group {ref.key} of the targets opens port {target.port} to {source}: "
                                       "the app is reachable around the load balancer, its TLS and its rules.",
                                       evidence={"port": target.port, "source": source, "rule": _ports(rule),
                                                 "target_group": ctx.topology.tg_key(target.target_group)},
@@ -62,11 +57,9 @@ def target_port_open_to_world(ctx: Context) -> Iterator[Problem]:
                         break
 
 
-def all_traffic_open_to_world(ctx: Context) -> Iterator[Problem]:
+def all_traffic_open_to_world(ctx: Context, sg: SecurityGroup) -> Iterator[Problem]:
     """S403: every protocol and port open to the internet."""
-    for sg in ctx.snapshot.resources.security_groups:
-        for rule, source in _open_to_world(sg):
-            if rule.protocol == "-1":
-                key = ctx.keys.security_group[sg.id]
-                yield Problem(f"security_group:{key}", f"Security group {key} admits all traffic from {source}.",
-                              evidence={"source": source}, identity=("source",))
+    for rule, source in _open_to_world(sg):
+        if rule.protocol == "-1":
+            yield Problem(message=f"Security group {ctx.ref(sg).key} admits all traffic from {source}.",
+                          evidence={"source": source}, identity=("source",))

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem
+from auditor.model.refs import Ref
 
 UNHEALTHY = {"unhealthy", "unavailable"}
 
@@ -18,8 +19,8 @@ def forward_to_empty_target_group(ctx: Context) -> Iterator[Problem]:
     candidates |= {tg.arn: tg for unit in topology.units for tg in unit.target_groups}
     for arn, tg in sorted(candidates.items()):
         if not topology.targets.get(arn) and arn not in topology.ecs_by_tg:
-            key = topology.tg_key(tg)
-            yield Problem(f"target_group:{key}", f"Target group {key} has no registered targets: the load balancer "
+            ref = ctx.ref(tg)
+            yield Problem(ref, f"Target group {ref.key} has no registered targets: the load balancer "
                           "answers 503 for everything routed to it.", evidence={"port": tg.port})
 
 
@@ -34,7 +35,7 @@ def target_unhealthy(ctx: Context) -> Iterator[Problem]:
     for arn, targets in sorted(by_tg.items()):
         key = ctx.keys.target_group.get(arn, arn)
         reasons = sorted({str(t["reason"]) for t in targets if t["reason"]})
-        yield Problem(f"target_group:{key}", f"{len(targets)} target{'s' if len(targets) > 1 else ''} of {key} "
+        yield Problem(Ref("target_group", key), f"{len(targets)} target{'s' if len(targets) > 1 else ''} of {key} "
                       f"{'are' if len(targets) > 1 else 'is'} {targets[0]['state']}"
                       + (f" ({', '.join(reasons)})" if reasons else "") + ".",
                       evidence={"targets": targets, "reasons": reasons}, identity=("reasons",))

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem
-from auditor.model.snapshot import AWS_DEFAULTS, TargetGroup, attribute
+from auditor.model.snapshot import AWS_DEFAULTS, EcsService, TargetGroup, attribute
+from auditor.topology import SlotPath
 
 ALB_IDLE_DEFAULT = AWS_DEFAULTS["idle_timeout.timeout_seconds"]
 NGINX_KEEPALIVE_DEFAULT = 75  # nginx keepalive_timeout
@@ -22,26 +23,23 @@ def _idle(ctx: Context, tg: TargetGroup) -> tuple[float, list[str]]:
     return max(values, default=ALB_IDLE_DEFAULT), [ctx.keys.load_balancer[lb.arn] for lb in lbs]
 
 
-def keepalive_shorter_than_idle(ctx: Context) -> Iterator[Problem]:
+def keepalive_shorter_than_idle(ctx: Context, sp: SlotPath) -> Iterator[Problem]:
     """P114: the first hop behind the ALB closes idle connections no later than the ALB does."""
-    for sp in ctx.topology.slot_paths:
-        for target, reach in sp.traffic:
-            if not reach.served:
-                continue
-            idle, lbs = _idle(ctx, target.target_group)
-            if reach.via == "nginx" and reach.server is not None:
-                keepalive = reach.server.keepalive_timeout
-                keepalive = NGINX_KEEPALIVE_DEFAULT if keepalive is None else keepalive
-                hop, file = "nginx keepalive_timeout", reach.server.files.get("keepalive_timeout", reach.server.file)
-                line = reach.server.lines.get("keepalive_timeout", reach.server.line)
-            elif reach.via == "container" and sp.host.host.app and sp.host.host.app.keepalive_timeout is not None:
-                keepalive, hop, file, line = sp.host.host.app.keepalive_timeout, "the app's keep-alive", "", 0
-            else:
-                continue
-            if keepalive > idle:
-                continue
-            tg = ctx.topology.tg_key(target.target_group)
-            yield Problem(f"target_group:{tg}",
+    for target, reach in sp.traffic:
+        if not reach.served:
+            continue
+        idle, lbs = _idle(ctx, target.target_group)
+        if reach.via == "nginx" and reach.server is not None:
+            keepalive = reach.server.keepalive_timeout
+            keepalive = NGINX_KEEPALIVE_DEFAULT if keepalive is None else keepalive
+            hop, file = "nginx keepalive_timeout", reach.server.files.get("keepalive_timeout", reach.server.file)
+            line = reach.server.lines.get("keepalive_timeout", reach.server.line)
+        elif reach.via == "container" and sp.host.host.app and sp.host.host.app.keepalive_timeout is not None:
+            keepalive, hop, file, line = sp.host.host.app.keepalive_timeout, "the app's keep-alive", "", 0
+        else:
+            continue
+        if keepalive <= idle:
+            yield Problem(ctx.ref(target.target_group),
                           f"On host {sp.host.name}, {hop} is {keepalive:g} s, not longer than the load balancer's "
                           f"idle timeout of {idle:g} s: the ALB reuses connections the target already closed, and "
                           "clients get random 502s.",
@@ -50,22 +48,17 @@ def keepalive_shorter_than_idle(ctx: Context) -> Iterator[Problem]:
                           identity=("host", "hop"), file=file or None, line=line or None)
 
 
-def idle_timeout_raise_defeated(ctx: Context) -> Iterator[Problem]:
+def idle_timeout_raise_defeated(ctx: Context, sp: SlotPath) -> Iterator[Problem]:
     """P118: the ALB idle timeout was raised above nginx's proxy_read_timeout: slow requests still get
     504 from nginx at its limit."""
-    for sp in ctx.topology.slot_paths:
-        for target, reach in sp.traffic:
-            if reach.via != "nginx" or reach.server is None:
-                continue
-            idle, lbs = _idle(ctx, target.target_group)
-            for location in reach.server.locations:
-                if not location.proxy_pass:
-                    continue
-                read = NGINX_READ_DEFAULT if location.proxy_read_timeout is None else location.proxy_read_timeout
-                if idle <= read:
-                    continue
-                tg = ctx.topology.tg_key(target.target_group)
-                yield Problem(f"target_group:{tg}",
+    for target, reach in sp.traffic:
+        if reach.via != "nginx" or reach.server is None:
+            continue
+        idle, lbs = _idle(ctx, target.target_group)
+        for location in reach.server.locations:
+            read = NGINX_READ_DEFAULT if location.proxy_read_timeout is None else location.proxy_read_timeout
+            if location.proxy_pass and idle > read:
+                yield Problem(ctx.ref(target.target_group),
                               f"The load balancer waits {idle:g} s for a response, but nginx on host {sp.host.name} "
                               f"gives up after {read:g} s (proxy_read_timeout, location {location.path}): slow "
                               "requests get 504 from nginx and the raised idle timeout does nothing.",
@@ -74,24 +67,20 @@ def idle_timeout_raise_defeated(ctx: Context) -> Iterator[Problem]:
                               identity=("host", "file", "line"), file=location.file, line=location.line)
 
 
-def stop_before_drain(ctx: Context) -> Iterator[Problem]:
+def stop_before_drain(ctx: Context, service: EcsService) -> Iterator[Problem]:
     """P117: an ECS container stops sooner than the TG drains it: in-flight requests are cut on every deploy."""
-    for service in ctx.snapshot.resources.ecs_services:
-        td = service.task_definition
-        if td is None:
+    td = service.task_definition
+    for lb in service.load_balancers if td is not None else []:
+        tg = ctx.topology.target_groups.get(lb.target_group_arn)
+        container = next((c for c in td.containers if c.name == lb.container_name), None)
+        if tg is None or container is None:
             continue
-        key = ctx.keys.ecs_service(service)
-        for lb in service.load_balancers:
-            tg = ctx.topology.target_groups.get(lb.target_group_arn)
-            container = next((c for c in td.containers if c.name == lb.container_name), None)
-            if tg is None or container is None:
-                continue
-            delay = float(tg.deregistration_delay)
-            stop = float(container.stop_timeout if container.stop_timeout is not None else ECS_STOP_DEFAULT)
-            if stop < delay:
-                yield Problem(f"ecs_service:{key}",
-                              f"Container {container.name} of {key} is killed {stop:g} s after SIGTERM, but "
-                              f"{ctx.topology.tg_key(tg)} keeps sending it requests for up to {delay:g} s while it "
-                              "drains.", evidence={"container": container.name, "stop_timeout": stop,
-                                                   "deregistration_delay": delay, "target_group": ctx.topology.tg_key(tg)},
-                              identity=("container",))
+        delay = float(tg.deregistration_delay)
+        stop = float(container.stop_timeout if container.stop_timeout is not None else ECS_STOP_DEFAULT)
+        if stop < delay:
+            name = ctx.ref(tg).key
+            yield Problem(message=f"Container {container.name} of {ctx.ref(service).key} is killed {stop:g} s after "
+                          f"SIGTERM, but {name} keeps sending it requests for up to {delay:g} s while it drains.",
+                          evidence={"container": container.name, "stop_timeout": stop,
+                                    "deregistration_delay": delay, "target_group": name},
+                          identity=("container",))

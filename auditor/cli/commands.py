@@ -201,7 +201,7 @@ def rules(**values: Any) -> None:
     if options.format == "json":
         from auditor.model.typed import plain
 
-        shown = [{k: v for k, v in plain(r.meta).items() if k not in ("check", "condition", "needs")}
+        shown = [{k: v for k, v in plain(r.meta).items() if k not in ("check", "condition", "needs", "on", "merge")}
                  for r in catalog.values()]
         options.emit(json.dumps(shown, indent=2) + "\n")
         return

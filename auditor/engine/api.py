@@ -1,29 +1,36 @@
 """All a check imports from the engine: what it yields (Problem, Skip) and what it reads (Context).
 
-A check is a plain function ``check(ctx) -> Iterable[Problem | Skip]`` in auditor/checks that says
-only what is wrong; auditor/engine/evaluate.py runs it and owns the rest.
+A check is a plain function in auditor/checks that says only what is wrong. Its rule's YAML says
+what it runs on (`on:`): ``check(ctx)`` once for the whole snapshot, or ``check(ctx, subject)`` once
+per subject of a kind (a host, a slot path, a target group, …; engine/subjects.py). The engine
+(engine/evaluate.py) runs it and owns the rest: the loop, naming the subject, merging repeats.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.model.keys import Keys
-from auditor.model.snapshot import Snapshot
-from auditor.topology import HostView, Topology
+from auditor.model.refs import Ref
+from auditor.model.snapshot import (EcsService, Listener, ListenerRule, LoadBalancer, SecurityGroup, Snapshot,
+                                    TargetGroup)
+from auditor.topology import HostView, SlotPath, Topology, WayIn
 
 
 @dataclass
 class Problem:
     """What a check yields when it finds something; ``identity`` names the evidence fields (or
-    ``file``/``line``) that identify the problem, so rewording a message never breaks a baseline."""
+    ``file``/``line``) that identify the problem, so rewording a message never breaks a baseline.
 
-    resource: str
-    message: str
+    A check that runs on a subject leaves ``resource`` out: the finding names the subject (and a slot
+    path's slot). Problems with one fingerprint are one finding; their evidence lists in
+    ``MERGED_EVIDENCE`` (the instances, the locations it was seen at) are joined."""
+
+    resource: Ref | str | None = None
+    message: str = ""
     slot: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     identity: tuple[str, ...] = ()
@@ -38,10 +45,11 @@ class Problem:
 
 @dataclass
 class Skip:
-    """A check could not decide for lack of data; ``reason`` names the data."""
+    """A check could not decide for lack of data; ``reason`` names the data. Left out, ``resource``
+    is the subject the check runs on (and a slot path's slot)."""
 
     reason: str
-    resource: str | None = None
+    resource: Ref | str | None = None
     slot: str | None = None
 
 
@@ -56,22 +64,42 @@ class Context:
     options: dict[str, Any] = field(default_factory=dict)
     hosts: list[HostView] = field(default_factory=list)
 
-    def host_resource(self, view: HostView) -> str:
-        """How a finding names a host: `host:KEY`."""
-        return f"host:{self.keys.host(view.host)}"
+    def ref(self, item: Any) -> Ref:
+        """How findings name a resource, a host, a slot path (its target group) or a way in."""
+        return ref_of(item, self.keys)
 
-    def hosts_with(self, layer: str) -> Iterator[tuple[HostView, str]]:
-        """The hosts whose ``layer`` ("nginx" or "docker") was read, each with its resource name (the
-        engine has already skipped the hosts where it was not collected)."""
-        for view in self.hosts:
-            if getattr(view.host, layer) is not None:
-                yield view, self.host_resource(view)
+
+# Evidence lists that grow when one problem is seen again (on another instance, at another place).
+MERGED_EVIDENCE = ("instances", "locations")
+
+
+def ref_of(item: Any, keys: Keys) -> Ref:
+    """The Ref of a resource of the snapshot or a subject of the topology."""
+    if isinstance(item, HostView):
+        return Ref("host", keys.host(item.host))
+    if isinstance(item, SlotPath):
+        return item.unit.resource_for(item.slot)
+    if isinstance(item, WayIn):
+        return item.resource
+    if isinstance(item, TargetGroup):
+        return Ref("target_group", keys.target_group[item.arn])
+    if isinstance(item, SecurityGroup):
+        return Ref("security_group", keys.security_group[item.id])
+    if isinstance(item, LoadBalancer):
+        return Ref("load_balancer", keys.load_balancer[item.arn])
+    if isinstance(item, Listener):
+        return Ref("listener", keys.listener[item.arn])
+    if isinstance(item, ListenerRule):
+        return Ref("listener_rule", keys.listener_rule(item))
+    if isinstance(item, EcsService):
+        return Ref("ecs_service", keys.ecs_service(item))
+    raise TypeError(f"no reference for {type(item).__name__}")
 
 
 # One encoder for every finding: json.dumps builds a new one per call when given options.
-_IDENTITY_JSON = json.JSONEncoder(sort_keys=True, default=str)
+IDENTITY_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
-def fingerprint(rule_id: str, resource: str, slot: str | None, identity: dict[str, Any]) -> str:
-    blob = _IDENTITY_JSON.encode([rule_id, resource, slot, identity])
+def fingerprint(rule_id: str, resource: Ref | str, slot: str | None, identity: dict[str, Any]) -> str:
+    blob = IDENTITY_JSON.encode([rule_id, str(resource), slot, identity])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

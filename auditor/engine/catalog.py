@@ -24,6 +24,7 @@ from auditor.errors import CONFIG_LIMIT, ConfigError, parse_yaml, read_text
 from auditor.outcomes import RuleInfo
 from auditor.model.typed import Strict, key_path, problem, typed
 from auditor.model.snapshot import RESOURCE_TYPES
+from auditor.engine.subjects import Kind
 
 if TYPE_CHECKING:
     from auditor.config import Config
@@ -82,6 +83,10 @@ class RuleFile(RuleInfo, Strict, kw_only=True):
     # was not collected, so a rule never passes on data nobody read.
     needs: list[str] = msgspec.field(default_factory=list)
     options: dict[str, OptionSpec] = msgspec.field(default_factory=dict)
+    # What the check runs on (engine/subjects.py): `check(ctx)` once, or `check(ctx, subject)` per subject.
+    on: list[Kind] = msgspec.field(default_factory=lambda: ["snapshot"])
+    # `slots`: a problem found in every slot of a host is one finding about the host, with no slot.
+    merge: Literal["slots"] | None = None
 
     def __post_init__(self) -> None:
         for need in self.needs:
@@ -109,7 +114,7 @@ class RuleFile(RuleInfo, Strict, kw_only=True):
         return RuleInfo(**{**shared, "severity": severity or self.severity})
 
 
-CheckFunction = Callable[["Context"], Iterable["Problem | Skip"]]
+CheckFunction = Callable[..., Iterable["Problem | Skip"]]  # (ctx) or (ctx, subject), as `on:` says
 
 
 @dataclass
@@ -198,6 +203,10 @@ def load_rule(path: Path, team: bool = False, text: str | None = None) -> Rule:
     if text is None:
         text = read_text(path, "rule file", ConfigError, limit=CONFIG_LIMIT)
     data = parse_yaml(text, path, ConfigError)
+    if isinstance(data, dict) and True in data:
+        data["on"] = data.pop(True)  # YAML 1.1 reads the key `on` as true (as in GitHub's workflow files)
+    if isinstance(data, dict) and isinstance(data.get("on"), str):
+        data["on"] = [data["on"]]  # `on: host` is short for `on: [host]`
     try:
         meta = typed(data, RuleFile)
     except msgspec.ValidationError as exc:

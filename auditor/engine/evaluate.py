@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from auditor.config import Config, RulesConfig, Suppression
-from auditor.engine.api import Context, Problem, Skip, fingerprint
+from auditor.engine.api import IDENTITY_JSON, MERGED_EVIDENCE, Context, Problem, Skip, fingerprint
+from auditor.engine.subjects import subjects
 from auditor.engine.catalog import Rule, configured_catalog, options_for
 from auditor.engine.coverage import Coverage
 from auditor.outcomes import Finding, Result, SkipCause, Skipped, Traffic, severity_rank
 from auditor.model.keys import Keys
+from auditor.model.refs import Ref
 from auditor.model.snapshot import Snapshot
 from auditor.topology import Topology
 
@@ -60,27 +63,26 @@ class _Run:
 
     def rule(self, rule: Rule, ctx: Context, severity: str) -> None:
         """Run one check; a check that raises is that rule skipped, never the whole run lost."""
-        fingerprints: set[str] = set()
-        found: list[Finding] = []
+        problems: dict[str, Problem] = {}
         try:
-            for item in rule.run(ctx):
+            for item, subject in _yields(rule, ctx):
+                if item.resource is None and subject is not None:  # the subject names what it is about
+                    item.resource, item.slot = ctx.ref(subject), getattr(subject, "slot", None)
                 if isinstance(item, Skip):
-                    self.skip(rule.id, item.reason, "missing_data", item.resource, item.slot)
-                    continue
-                key = fingerprint(rule.id, item.resource, item.slot, item.identity_values())
-                if key in fingerprints:
-                    continue  # one cause, one finding
-                fingerprints.add(key)
-                found.append(self._finding(rule, item, severity, key))
+                    self.skip(rule.id, item.reason, "missing_data", _text(item.resource), item.slot)
+                else:
+                    _merge_into(problems, rule.id, item)
         except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others' results
             self.skip(rule.id, f"internal error in {rule.id}: {type(exc).__name__}: {exc}", "internal_error")
             return
-        self.findings.extend(found)
+        if rule.meta.merge == "slots":
+            problems = _merge_slots(rule.id, problems, ctx)
+        self.findings.extend(self._finding(rule, item, severity, key) for key, item in problems.items())
 
     def _finding(self, rule: Rule, item: Problem, severity: str, key: str) -> Finding:
         finding = Finding(
             rule_id=rule.id, rule=rule.meta.name, severity=severity, environment=self.snapshot.environment,
-            resource=item.resource, slot=item.slot, message=item.message, evidence=item.evidence,
+            resource=str(item.resource), slot=item.slot, message=item.message, evidence=item.evidence,
             remediation=(item.remediation or rule.meta.remediation).strip(), fingerprint=key, file=item.file or None,
             line=item.line or None,
         )
@@ -90,6 +92,50 @@ class _Run:
             finding.suppressed = True
             finding.suppression_reason = suppression.reason if suppression else f"audit:ignore {inline}".strip()
         return finding
+
+
+def _yields(rule: Rule, ctx: Context) -> Iterator[tuple[Problem | Skip, Any]]:
+    """What the check yields, each with the subject it ran on (None for the whole snapshot)."""
+    check = rule.run
+    for kind in rule.meta.on:
+        if kind == "snapshot":
+            for item in check(ctx):
+                yield item, None
+            continue
+        for subject in subjects(kind, ctx, rule.meta.host_needs):
+            for item in check(ctx, subject):
+                yield item, subject
+
+
+def _text(resource: Ref | str | None) -> str | None:
+    return None if resource is None else str(resource)
+
+
+def _merge_into(problems: dict[str, Problem], rule_id: str, item: Problem) -> None:
+    """One cause, one finding: a problem seen again (another instance, another place) joins the first."""
+    key = fingerprint(rule_id, item.resource, item.slot, item.identity_values())
+    first = problems.setdefault(key, item)
+    if first is not item:
+        for name in MERGED_EVIDENCE:
+            if isinstance(first.evidence.get(name), list):
+                first.evidence[name].extend(v for v in item.evidence.get(name, []) if v not in first.evidence[name])
+
+
+def _merge_slots(rule_id: str, problems: dict[str, Problem], ctx: Context) -> dict[str, Problem]:
+    """`merge: slots`: a problem found in every slot of its host (evidence `host`) is about the host:
+    one finding with no slot."""
+    slots_of = {sp.host.name: max(1, len(sp.host.slots)) for sp in ctx.topology.slot_paths}
+    groups: dict[tuple[str, str], list[Problem]] = defaultdict(list)
+    for item in problems.values():
+        groups[(str(item.resource), IDENTITY_JSON.encode(item.identity_values()))].append(item)
+    merged: dict[str, Problem] = {}
+    for group in groups.values():
+        slots = {item.slot for item in group}
+        if len(slots) > 1 and len(slots) >= slots_of.get(group[0].evidence.get("host", ""), 0):
+            group[0].slot = None
+            group = group[:1]
+        merged |= {fingerprint(rule_id, item.resource, item.slot, item.identity_values()): item for item in group}
+    return merged
 
 
 def run(
@@ -132,7 +178,7 @@ def run(
             if host_gap is None:
                 hosts.append(view)
             else:
-                state.skip(rule_id, host_gap.reason, host_gap.cause, f"host:{keys.host(view.host)}")
+                state.skip(rule_id, host_gap.reason, host_gap.cause, str(Ref("host", keys.host(view.host))))
         options = options_for(rule, rules_config.options.get(rule_id, {}))
         state.rule(rule, Context(snapshot, keys, topology, options, hosts), severity)
     findings = sorted(state.findings, key=lambda f: (severity_rank(f.severity), f.rule_id, f.resource, f.slot or ""))

@@ -266,7 +266,7 @@ class IfHeaders(Model, kw_only=True):
     add_headers: list[str] = msgspec.field(default_factory=list)
 
 
-class Location(Model, kw_only=True):
+class NginxLocation(Model, kw_only=True):
     path: str
     modifier: str = ""  # "" | "=" | "^~" | "~" | "~*" | "@"
     file: str = ""
@@ -298,7 +298,7 @@ class NginxServer(Model, kw_only=True):
     line: int = 0
     listen: list[Listen] = msgspec.field(default_factory=list)
     server_names: list[str] = msgspec.field(default_factory=list)
-    locations: list[Location] = msgspec.field(default_factory=list)
+    locations: list[NginxLocation] = msgspec.field(default_factory=list)
     return_code: int | None = None  # a server-level `return`, which answers before any location
     return_text: str | None = None
     # Settings in force for the server (its own, else http's); None: nginx's default.
@@ -309,7 +309,7 @@ class NginxServer(Model, kw_only=True):
     add_headers: list[str] = msgspec.field(default_factory=list)  # names in force at server level
     lines: dict[str, int] = msgspec.field(default_factory=dict)  # where each setting in force was set
     files: dict[str, str] = msgspec.field(default_factory=dict)  # and in which file, when not the server's
-    directives: dict[str, list[str]] = msgspec.field(default_factory=dict)  # the server's own, as for Location
+    directives: dict[str, list[str]] = msgspec.field(default_factory=dict)  # the server's own, as for NginxLocation
 
 
 class NginxIgnore(Model, kw_only=True):

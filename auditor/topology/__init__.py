@@ -4,7 +4,7 @@ port reach a slot), ``names`` (what nginx resolves), ``ports`` (proved, ruled ou
 (proxy targets, servers, locations), ``targets`` (proxy URLs), ``ways_in`` (security groups between
 the ALB and its targets), ``shapes`` (paths as people read them)."""
 
-from auditor.topology.host import HostView, Reach, where
+from auditor.topology.host import HostView, Reach
 from auditor.topology.names import ANY_ADDRESS, LOOPBACK_NAMES, is_address, is_loopback
 from auditor.topology.nginx import ProxyVerdict, Route, match_location
 from auditor.topology.estate import SlotPath, Unit
@@ -15,4 +15,4 @@ from auditor.topology.ways_in import WayIn
 
 __all__ = ["ANY_ADDRESS", "LOOPBACK_NAMES", "NGINX_VARIABLE", "Endpoint", "HostView", "ProxyTarget", "ProxyVerdict",
            "Reach", "Route", "SlotPath", "Topology", "Unit", "WayIn", "health_check_port", "healthcheck_port",
-           "is_address", "is_loopback", "match_location", "parse_url", "port_variable", "unproved_reason", "where"]
+           "is_address", "is_loopback", "match_location", "parse_url", "port_variable", "unproved_reason"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from auditor.model.refs import Ref
 from auditor.model.snapshot import Action, Instance, TargetGroup
 from auditor.topology.host import HostView, Reach
 
@@ -15,12 +16,12 @@ class Unit:
     """Target groups that together must reach every slot: one TG, or the TGs of one weighted
     forward action (the ALB is the switch), or the TGs a host declares per slot."""
 
-    resource: str  # RESOURCE_TYPE:KEY the findings name
+    resource: Ref | str  # what the findings name; a declared pair names both: "target_group:a,target_group:b"
     target_groups: list[TargetGroup]
     per_slot: dict[str, TargetGroup] | None = None  # declared alb switch: the TG of each slot
-    slot_resources: dict[str, str] = field(default_factory=dict)  # declared: each slot's TG resource
+    slot_resources: dict[str, Ref] = field(default_factory=dict)  # declared: each slot's TG
 
-    def resource_for(self, slot: str | None) -> str:
+    def resource_for(self, slot: str | None) -> Ref | str:
         return self.slot_resources.get(slot or "", self.resource)
 
     def for_slot(self, slot: str | None) -> list[TargetGroup]:
@@ -60,7 +61,7 @@ class SlotPath:
 
 @dataclass(frozen=True)
 class Forward:
-    owner: str  # the listener or listener rule, as RESOURCE_TYPE:KEY
+    owner: Ref  # the listener or listener rule
     listener_arn: str
     load_balancer_arn: str
     action: Action

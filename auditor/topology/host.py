@@ -7,15 +7,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
 
+from auditor.model.refs import Location
 from auditor.model.snapshot import Container, Host, Listen, NginxServer, Upstream
 from auditor.topology.names import Names, is_loopback
 from auditor.topology.nginx import Proxying, ProxyVerdict
 from auditor.topology.ports import Ports
 from auditor.topology.targets import ProxyTarget
-
-def where(file: str, line: int) -> str:
-    return f"{file}:{line}" if file else ""
-
 
 @dataclass(frozen=True)
 class Reach:
@@ -84,14 +81,14 @@ class HostView(Names, Ports, Proxying):
             return f"host {self.name}: {layer} not collected ({why})"
         if self.host.nginx is not None and self.host.nginx.unreadable:
             first = self.host.nginx.unreadable[0]
-            return f"host {self.name}: nginx {first.message} ({where(first.file, first.line) or first.file})"
+            return f"host {self.name}: nginx {first.message} ({str(Location(first.file, first.line)) or first.file})"
         if self.host.nginx is not None and self.host.nginx.refusals:
             first = self.host.nginx.refusals[0]
-            return f"host {self.name}: nginx refuses its config ({first.message} at {where(first.file, first.line)})"
+            return f"host {self.name}: nginx refuses its config ({first.message} at {Location(first.file, first.line)})"
         if self.unresolvable:
             address, file, line = self.unresolvable[0]
             return f'host {self.name}: nginx refuses its config (host not found in upstream "{address}" at ' \
-                   f"{where(file, line)})"
+                   f"{Location(file, line)})"
         if self.host.docker is None:
             return f"host {self.name} has no docker description in audit.yaml, so the container layer is unknown"
         return None
@@ -139,7 +136,7 @@ class HostView(Names, Ports, Proxying):
         servers = self.servers_on(nginx_port)
         proxies = [(s, loc) for s in servers for loc in s.locations if loc.proxy_pass]
         first = servers[0]
-        listens = f"nginx listens on {nginx_port} ({where(first.file, first.line)})"
+        listens = f"nginx listens on {nginx_port} ({Location(first.file, first.line)})"
         if not proxies:
             return Reach(True, "nginx", f"{listens} and answers itself", server=first)
         unresolved: list[str] = []
@@ -149,7 +146,7 @@ class HostView(Names, Ports, Proxying):
             verdict = self.verdict(server, location)
             target = verdict.target
             if verdict.unresolved:
-                unresolved.append(f"{verdict.unresolved} ({where(location.file, location.line)})")
+                unresolved.append(f"{verdict.unresolved} ({Location(location.file, location.line)})")
                 continue
             if verdict.resolver_gap:
                 broken += 1  # every request through it gets 502 (P105)
@@ -160,7 +157,7 @@ class HostView(Names, Ports, Proxying):
                 return Reach(True, "nginx", f"{listens} and proxies to slot {slot} through {how}", server=server)
             if verdict.unproved:
                 unresolved.append(self.unproved_reason(verdict.unproved[0]) +
-                                  f" ({where(location.file, location.line)})")
+                                  f" ({Location(location.file, location.line)})")
                 continue
             if target.endpoints and len(verdict.broken) == len(target.endpoints):
                 broken += 1
@@ -170,7 +167,7 @@ class HostView(Names, Ports, Proxying):
             return Reach(False, "nginx", listens, skipped=unresolved[0], server=first)
         server, location = proxies[0]
         targets = ", ".join(sorted({loc.proxy_pass or "" for _, loc in proxies}))
-        detail = f"{listens} and proxies to {targets} ({where(location.file, location.line)})"
+        detail = f"{listens} and proxies to {targets} ({Location(location.file, location.line)})"
         if not slot_related and broken < len(proxies):
             # This server fronts services outside the slots (or other hosts): no slot depends on it.
             return Reach(True, "nginx", detail, server=server)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from auditor.model.snapshot import Container, Host, Listen, Location, NginxServer, Upstream
+from auditor.model.snapshot import Container, Host, Listen, NginxLocation, NginxServer, Upstream
 from auditor.topology.names import is_address, is_loopback
 from auditor.topology.ports import unproved_reason
 from auditor.topology.targets import NGINX_VARIABLE, Endpoint, ProxyTarget, parse_url
@@ -16,14 +16,14 @@ from auditor.topology.targets import NGINX_VARIABLE, Endpoint, ProxyTarget, pars
 class Route:
     """Which nginx location answers a path on a server, and what the app then sees."""
 
-    location: Location | None
+    location: NginxLocation | None
     app_path: str | None  # the path the request reaches the app with; None: it does not reach the app
 
 
-def match_location(locations: list[Location], path: str) -> Location | None:
+def match_location(locations: list[NginxLocation], path: str) -> NginxLocation | None:
     """nginx's location choice: exact `=`, then the longest prefix (stop if `^~`), then the first
     matching regex in file order, else that longest prefix."""
-    longest: Location | None = None
+    longest: NginxLocation | None = None
     for location in locations:
         if location.modifier == "=":
             if location.path == path:
@@ -70,7 +70,7 @@ class Proxying:
     _resolved: dict[str, ProxyTarget]
     _verdicts: dict[tuple[int, int], ProxyVerdict]
 
-    def verdict(self, server: NginxServer, location: Location) -> ProxyVerdict:
+    def verdict(self, server: NginxServer, location: NginxLocation) -> ProxyVerdict:
         """The verdict on ``location``'s proxy_pass, computed once per location."""
         key = (id(server), id(location))
         if key not in self._verdicts:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from functools import cached_property
 
 from auditor.model.keys import Keys
+from auditor.model.refs import Ref
 from auditor.model.snapshot import EcsService, Host, Instance, SecurityGroup, Snapshot, TargetGroup, tags_match
 from auditor.topology.estate import Forward, SlotPath, Target, Unit, Unmatched
 from auditor.topology.host import HostView
@@ -68,14 +69,21 @@ class Topology(WaysIn, Shapes):
         """Every forward action of every listener and listener rule, with who owns it."""
         out = []
         for listener in self.snapshot.resources.listeners:
-            owner = f"listener:{self.keys.listener[listener.arn]}"
+            owner = Ref("listener", self.keys.listener[listener.arn])
             out += [Forward(owner, listener.arn, listener.load_balancer_arn, a) for a in listener.default_actions]
         for rule in self.snapshot.resources.listener_rules:
             listener = self.listeners.get(rule.listener_arn)
             lb = listener.load_balancer_arn if listener else ""
-            owner = f"listener_rule:{self.keys.listener_rule(rule)}"
+            owner = Ref("listener_rule", self.keys.listener_rule(rule))
             out += [Forward(owner, rule.listener_arn, lb, a) for a in rule.actions]
         return [f for f in out if f.action.type == "forward"]
+
+    @cached_property
+    def tls_at_alb(self) -> set[str]:
+        """The TGs an HTTPS listener (or its rules) forwards to: TLS ends at the ALB for them."""
+        protocol = {lst.arn: lst.protocol for lst in self.snapshot.resources.listeners}
+        return {t.arn for f in self.forward_actions if protocol.get(f.listener_arn) == "HTTPS"
+                for t in f.action.target_groups}
 
     def tg_key(self, tg: TargetGroup) -> str:
         return self.keys.target_group[tg.arn]
@@ -136,8 +144,8 @@ class Topology(WaysIn, Shapes):
             per_slot = {slot: self.tg_by_name[name] for slot, name in mapping if name in self.tg_by_name}
             tgs = sorted(per_slot.values(), key=self.tg_key)
             grouped |= {tg.arn for tg in tgs}
-            resources = {slot: f"target_group:{self.tg_key(tg)}" for slot, tg in per_slot.items()}
-            units.append(Unit(",".join(sorted(resources.values())), tgs, per_slot, resources))
+            resources = {slot: Ref("target_group", self.tg_key(tg)) for slot, tg in per_slot.items()}
+            units.append(Unit(",".join(sorted(map(str, resources.values()))), tgs, per_slot, resources))
         for forward in self.forward_actions:
             arns = [t.arn for t in forward.action.target_groups if t.arn in self.target_groups and t.arn not in grouped]
             if len(arns) > 1:
@@ -145,7 +153,7 @@ class Topology(WaysIn, Shapes):
                 grouped |= set(arns)
         for tg in self.forwarded:
             if tg.arn not in grouped and tg.arn not in self.ecs_by_tg:
-                units.append(Unit(f"target_group:{self.tg_key(tg)}", [tg]))
+                units.append(Unit(Ref("target_group", self.tg_key(tg)), [tg]))
         return units
 
     def missing_declared(self) -> list[tuple[str, str, str]]:

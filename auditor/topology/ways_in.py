@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from auditor.model.keys import Keys
+from auditor.model.refs import Ref
 from auditor.model.snapshot import LoadBalancer, Snapshot, TargetGroup
 from auditor.topology.estate import Target, Unit
 
@@ -18,7 +19,7 @@ from auditor.topology.estate import Target, Unit
 class WayIn:
     """Targets of one TG that share security groups and a port: what the ALB must be let into."""
 
-    resource: str  # RESOURCE_TYPE:KEY the findings name
+    resource: Ref  # what the findings name
     slot: str | None
     security_groups: list[str]
     port: int
@@ -65,7 +66,7 @@ class WaysIn:
                         groups[(tuple(sorted(target.instance.security_groups)), target.port)].append(
                             target.instance.id)
                 for (sgs, port), instances in sorted(groups.items()):
-                    out.append(WayIn(f"target_group:{self.tg_key(tg)}", slot_of.get(tg.arn), list(sgs), port,
+                    out.append(WayIn(Ref("target_group", self.tg_key(tg)), slot_of.get(tg.arn), list(sgs), port,
                                      instances, tg))
         for service in self.snapshot.resources.ecs_services:
             td = service.task_definition
@@ -74,6 +75,6 @@ class WaysIn:
             for lb in service.load_balancers:
                 tg = self.target_groups.get(lb.target_group_arn)
                 if tg is not None:
-                    out.append(WayIn(f"ecs_service:{self.keys.ecs_service(service)}", None,
+                    out.append(WayIn(Ref("ecs_service", self.keys.ecs_service(service)), None,
                                      sorted(service.security_groups), lb.container_port, [], tg))
         return out

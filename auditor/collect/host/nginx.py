@@ -29,7 +29,7 @@ from auditor.errors import HOST_FILE_LIMIT, AuditError, too_large
 from auditor.model.snapshot import (
     IfHeaders,
     Listen,
-    Location,
+    NginxLocation,
     MissingInclude,
     NginxConfig,
     NginxIgnore,
@@ -417,7 +417,7 @@ class _Walker:
             modifier = "@"
         placed = self.expand(directive["block"], file)
         level = _Level(parent, placed)
-        location = Location(path=path, modifier=modifier, file=file, line=directive["line"],
+        location = NginxLocation(path=path, modifier=modifier, file=file, line=directive["line"],
                             captures=captures(path) if modifier in ("~", "~*") else [],
                             headers={k: self.redactor.named(k, v) for k, v in level.headers.items()},
                             add_headers=level.own_add_headers if level.add_header_inherit == "on" else [],
