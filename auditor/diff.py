@@ -17,7 +17,7 @@ from auditor.model import fieldpath
 from auditor.config import DiffConfig
 from auditor.model.keys import TRAILING_INDEX, Keys
 from auditor.outcomes import Drift, DriftItem
-from auditor.model.snapshot import AWS_NAMES, COLLECTIONS, RESOURCE_TYPES, Snapshot
+from auditor.model.snapshot import AWS_NAMES, COLLECTIONS, RESOURCE_TYPES, SgRule, Snapshot
 from auditor.topology import Topology
 
 # The drift collections: the snapshot's, and the path shapes of each environment.
@@ -91,17 +91,17 @@ class _Normalizer:
             data["tags"]["Name"] = TRAILING_INDEX.sub("", data["tags"]["Name"])
         if name == "security_groups":
             for direction in ("ingress", "egress"):
-                data[direction] = sorted({self._rule(r) for r in data[direction]})
+                data[direction] = sorted({self._rule(direction, r) for r in data[direction]})
         if name == "hosts":
             data["docker"] = _docker(data["docker"])
             data["nginx"] = _nginx(data["nginx"])
         return self.value(data)
 
-    def _rule(self, rule: dict[str, Any]) -> str:
-        """A security-group rule as one comparable line: `tcp:3000-3000 from web-*-alb-sg`."""
-        ports = "all" if rule["protocol"] == "-1" else f"{rule['protocol']}:{rule['from_port']}-{rule['to_port']}"
-        source = rule["source_group"] or rule["cidr"] or rule["ipv6_cidr"] or rule["prefix_list"] or "?"
-        return f"{ports} {self.references.get(source, source)}"
+    def _rule(self, direction: str, rule: dict[str, Any]) -> str:
+        """A security-group rule as one comparable line, its group named by role key: `tcp 3000 from
+        web-*-alb-sg` (its description changes nothing)."""
+        typed = SgRule(**rule)
+        return typed.text(direction, self.references.get(typed.peer))
 
 
 def _port(p: dict[str, Any]) -> str:

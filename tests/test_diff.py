@@ -129,7 +129,7 @@ def test_security_group_rules_compare_as_sets_of_normalized_lines():
         {"protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "0.0.0.0/0"})
     (item,) = compare(staging, prod).items
     assert (item.resource_type, item.key, item.path) == ("security_group", "web-*-app-sg", "ingress")
-    assert item.a == ["tcp:22-22 0.0.0.0/0", "tcp:80-80 web-*-alb-sg"] and item.b == ["tcp:80-80 web-*-alb-sg"]
+    assert item.a == ["tcp 22 from 0.0.0.0/0", "tcp 80 from web-*-alb-sg"] and item.b == ["tcp 80 from web-*-alb-sg"]
 
 
 def test_containers_compare_by_service_and_port_mapping():

@@ -177,6 +177,19 @@ class SgRule(Model, kw_only=True):
     prefix_list: str | None = None
     description: str | None = None
 
+    @property
+    def peer(self) -> str:
+        """The one source (ingress) or destination (egress) the rule names."""
+        return self.cidr or self.ipv6_cidr or self.prefix_list or self.source_group or "?"
+
+    def text(self, direction: str, peer: str | None = None) -> str:
+        """The rule as people read it, `tcp 3000 from web-*-alb-sg`, `all traffic to 0.0.0.0/0`; ``peer``
+        names the peer another way (a group's role key) when given."""
+        ports = "all ports" if self.from_port is None else (
+            str(self.from_port) if self.from_port == self.to_port else f"{self.from_port}-{self.to_port}")
+        what = "all traffic" if self.protocol == "-1" else f"{self.protocol} {ports}"
+        return f"{what} {'from' if direction == 'ingress' else 'to'} {peer or self.peer}"
+
     def covers_port(self, port: int) -> bool:
         if self.protocol == "-1":
             return True

@@ -257,12 +257,8 @@ class _Overlay:
         self.changes.append(Change(address, action, "security_groups", "; ".join(parts), {sg.id}))
 
     def rule_text(self, direction: str, rule: SgRule) -> str:
-        ports = "all ports" if rule.from_port is None else (
-            str(rule.from_port) if rule.from_port == rule.to_port else f"{rule.from_port}-{rule.to_port}")
-        protocol = "all traffic" if rule.protocol == "-1" else f"{rule.protocol} {ports}"
-        peer = rule.cidr or rule.ipv6_cidr or rule.prefix_list or rule.source_group or "?"
         name = next((g.name for g in self.res.security_groups if g.id == rule.source_group), None)
-        return f"{protocol} {'from' if direction == 'ingress' else 'to'} {peer}" + (f" ({name})" if name else "")
+        return rule.text(direction) + (f" ({name})" if name else "")
 
     # --- which created resources are this environment's --------------------------------------------
 

@@ -94,7 +94,7 @@ def test_diff_draws_the_shapes_side_by_side_and_values_readable(tmp_path):
     table = html[html.index('<table id="drift">'):]
     assert "<th>Expected</th>" not in table  # nothing is expected here: the column is dropped
     assert "{&quot;" not in table and "[&quot;" not in table  # no JSON dumps
-    assert "- tcp:80-80 web-*-alb-sg" in table and "<em>exists</em>" in table
+    assert "- tcp 80 from web-*-alb-sg" in table and "<em>exists</em>" in table
 
 
 @pytest.mark.parametrize("width", [800, 1400])
