@@ -57,16 +57,9 @@ def _aws_gap(snapshot: Snapshot) -> Gap | None:
 
 
 def _host_gaps(view: HostView) -> dict[str, Gap]:
-    host = view.host
-    gaps = {layer: Gap(f"host {view.name}: {layer} not collected ({why})", "not_requested")
-            for layer, why in host.not_requested.items()}
-    gaps.update({layer: Gap(f"host {view.name}: {layer} was not collected ({why})", "not_collected")
-                 for layer, why in host.uncollected.items()})
-    nginx = host.nginx
+    gaps = {layer: Gap(reason, cause) for layer, (reason, cause) in view.layer_gaps.items()}
+    nginx = view.host.nginx
     if nginx is not None and not nginx.files and nginx.unreadable and "nginx" not in gaps:
         gaps["nginx"] = Gap(f"host {view.name}: what nginx loads is unknown ({nginx.unreadable[0].message})",
                             "missing_data")
-    # No nginx is a fact (the ALB or the proxy reaches containers directly); no docker is not.
-    if host.docker is None and "docker" not in gaps:
-        gaps["docker"] = Gap(f"host {view.name} has no docker description", "not_requested")
     return gaps

@@ -71,14 +71,24 @@ class HostView(Names, Ports, Proxying):
         return self.host.name
 
     @cached_property
+    def layer_gaps(self) -> dict[str, tuple[str, str]]:
+        """Each host layer ("nginx", "docker") not read here: why, and whether it was not asked for
+        ("not_requested") or failed ("not_collected"). No nginx is a fact (the ALB or the proxy reaches
+        the containers directly); no docker description is not."""
+        gaps = {layer: (f"host {self.name}: {layer} not collected ({why})", "not_requested")
+                for layer, why in self.host.not_requested.items()}
+        gaps |= {layer: (f"host {self.name}: {layer} was not collected ({why})", "not_collected")
+                 for layer, why in self.host.uncollected.items()}
+        if self.host.docker is None and "docker" not in gaps:
+            gaps["docker"] = (f"host {self.name} has no docker description in audit.yaml, so the container layer is "
+                              "unknown", "not_requested")
+        return gaps
+
+    @cached_property
     def unknown(self) -> str | None:
         """Why the paths through this host cannot be followed, or None when they can."""
-        if self.host.uncollected:
-            layer, why = sorted(self.host.uncollected.items())[0]
-            return f"host {self.name}: {layer} was not collected ({why})"
-        if self.host.not_requested:
-            layer, why = sorted(self.host.not_requested.items())[0]
-            return f"host {self.name}: {layer} not collected ({why})"
+        for layer in [*sorted(self.host.uncollected), *sorted(self.host.not_requested)]:
+            return self.layer_gaps[layer][0]
         if self.host.nginx is not None and self.host.nginx.unreadable:
             first = self.host.nginx.unreadable[0]
             return f"host {self.name}: nginx {first.message} ({str(Location(first.file, first.line)) or first.file})"
@@ -89,9 +99,7 @@ class HostView(Names, Ports, Proxying):
             address, file, line = self.unresolvable[0]
             return f'host {self.name}: nginx refuses its config (host not found in upstream "{address}" at ' \
                    f"{Location(file, line)})"
-        if self.host.docker is None:
-            return f"host {self.name} has no docker description in audit.yaml, so the container layer is unknown"
-        return None
+        return self.layer_gaps["docker"][0] if "docker" in self.layer_gaps else None
 
     def slot_of(self, container: Container) -> str | None:
         return self.slot_of_service.get(container.service or container.name)
