@@ -52,10 +52,12 @@ def app_port_mismatch(ctx: Context, subject: HostView | EcsService) -> Iterator[
                               identity=("container", "app_port"))
         return
     for container in subject.containers:
-        port = port_variable(container.environment)
+        port = subject.listen_port(container)  # declared in audit.yaml, else its PORT: as the paths read it
         mapped = sorted({p.container_port for p in container.ports if p.host_port})
         if port is not None and mapped and port not in mapped:
-            yield Problem(message=f"Container {container.name} on host {subject.name} listens on PORT {port} but "
+            said = f"PORT {port}" if port == port_variable(container.environment) else \
+                f"{port} (docker.services.{container.service}.port)"
+            yield Problem(message=f"Container {container.name} on host {subject.name} listens on {said} but "
                           f"publishes container port{'s' if len(mapped) > 1 else ''} "
                           f"{', '.join(map(str, mapped))}: connections are refused.",
                           evidence={**_named(container), "app_port": port, "mapped": mapped},

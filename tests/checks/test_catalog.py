@@ -174,6 +174,11 @@ CASES: list[tuple[str, str, Callable[[Data], None], Callable[[Data], None]]] = [
     ("P119", "compose-names", compose_nginx(["nginx/service-url.inc"]), compose_nginx(["nginx/default.conf"])),
     ("D601", DEV, lambda d: container(d, "app-green")["ports"][0].update(host_port=3000), nothing),
     ("D602", DEV, lambda d: container(d, "app-green")["ports"][0].update(container_port=4000), nothing),
+    # The port audit.yaml declares (docker.services.NAME.port) is the app's, as the paths read it; with no
+    # PORT variable, D602 reads it too. The near miss declares the port it publishes.
+    ("D602", DEV, lambda d: (container(d, "app-blue")["environment"].pop("PORT"),
+                             host(d)["docker"].update(listen_ports={"app-blue": 8080})),
+     lambda d: (container(d, "app-blue")["environment"].pop("PORT"), host(d)["docker"].update(listen_ports={"app-blue": 3000}))),
     ("D603", DEV, lambda d: container(d, "app-blue").update(privileged=True),
      lambda d: container(d, "app-blue").update(volumes=["/srv/data"])),
     ("D603", DEV, lambda d: container(d, "app-blue").update(volumes=["/var/run/docker.sock"]), nothing),
