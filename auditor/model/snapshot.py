@@ -761,6 +761,9 @@ def merge(shards: list[Snapshot]) -> Snapshot:
 
 
 # --- redaction ------------------------------------------------------------------------------------
+# The one policy for secrets, used by every collector: values of names outside SAFE_NAMES are replaced
+# (Redactor.named, .mapping, .text); a rendered config keeps what it needs and loses the values of
+# secret-named variables (Redactor.rendered).
 
 # The only names whose values may reach a snapshot or report as they are: the rules need them.
 # Everything else that carries free text (env values, header values, stderr) is replaced.
@@ -775,6 +778,9 @@ SAFE_NAMES = frozenset(
 )
 
 REDACTED = "<redacted>"
+# A rendered file (envsubst) needs the values of the variables it names (a backend's address), so it
+# cannot be scrubbed by SAFE_NAMES; the values of variables named like secrets are redacted from it.
+SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|SALT|DSN|DATABASE_URL|COOKIE", re.IGNORECASE)
 
 
 class Redactor:
@@ -800,6 +806,14 @@ class Redactor:
 
     _ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s*=\s*)(?P<value>\"[^\"]*\"|'[^']*'|\S+)")
     _AWS_KEY = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
+
+    def rendered(self, text: str, env: dict[str, str]) -> str:
+        """``text`` (JSON of what a rendering wrote) with the value of every secret-named variable of
+        ``env`` redacted wherever it landed, longest first."""
+        for name, value in sorted(env.items(), key=lambda item: len(item[1]), reverse=True):
+            if SECRET_NAME.search(name) and len(value) >= 4:
+                text = text.replace(json.dumps(value)[1:-1], self.value(value))
+        return text
 
     def text(self, text: str, known: list[str] = ()) -> str:
         """Scrub free text (errors, stderr): NAME=value pairs outside the allowlist, AWS key ids,

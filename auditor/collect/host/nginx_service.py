@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import glob
-import json
 import os
 import posixpath
 import re
@@ -466,18 +465,10 @@ def read(model: Model, found: Found, main_file: Path | None, env: dict[str, str]
     return _scrubbed(config, env, redactor) if written else config
 
 
-# Variables whose values a rendering may carry into the config but the snapshot must never hold.
-_SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|SALT|DSN|DATABASE_URL|COOKIE", re.IGNORECASE)
-
-
 def _scrubbed(config: NginxConfig, env: dict[str, str], redactor: Redactor) -> NginxConfig:
     """A rendered config with the values of secret-named variables redacted wherever they landed (a
     `set`, a `return` text); addresses and ports, which paths need, come from other variables."""
-    text = msgspec.json.encode(config).decode()
-    for name, value in sorted(env.items(), key=lambda item: len(item[1]), reverse=True):
-        if _SECRET_NAME.search(name) and len(value) >= 4:
-            text = text.replace(json.dumps(value)[1:-1], redactor.value(value))
-    return msgspec.json.decode(text, type=NginxConfig)
+    return msgspec.json.decode(redactor.rendered(msgspec.json.encode(config).decode(), env), type=NginxConfig)
 
 
 def _container_path(files: ContainerFiles, host: Path) -> str | None:
