@@ -15,10 +15,10 @@ import msgspec
 
 from auditor.model import fieldpath
 from auditor.config import DiffConfig
-from auditor.model.keys import TRAILING_INDEX, Keys
+from auditor.model.keys import TRAILING_INDEX
 from auditor.outcomes import Drift, DriftItem
 from auditor.model.snapshot import AWS_NAMES, COLLECTIONS, RESOURCE_TYPES, SgRule, Snapshot
-from auditor.topology import Topology
+from auditor.topology import joined
 
 # The drift collections: the snapshot's, and the path shapes of each environment.
 SINGULAR = {**RESOURCE_TYPES, "paths": "path"}
@@ -40,8 +40,8 @@ _EMPTY = (None, {}, [])  # absent and empty compare equal: `environment: {}` is 
 
 class _Normalizer:
     def __init__(self, snapshot: Snapshot, tokens: list[str]) -> None:
-        self.keys = Keys(snapshot, tokens)
-        self.topology = Topology(snapshot, self.keys)
+        self.topology = joined(snapshot, tokens)
+        self.keys = self.topology.keys
         self.references = {
             **self.keys.load_balancer,
             **self.keys.target_group,

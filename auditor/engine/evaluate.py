@@ -28,7 +28,7 @@ from auditor.outcomes import Finding, Result, SkipCause, Skipped, Traffic, sever
 from auditor.model.keys import Keys
 from auditor.model.refs import Ref
 from auditor.model.snapshot import Snapshot
-from auditor.topology import Topology
+from auditor.topology import Topology, joined
 
 
 def _suppression_for(finding: Finding, suppressions: Iterable[Suppression], today: dt.date) -> Suppression | None:
@@ -149,8 +149,8 @@ def run(
     """Run every enabled rule on one snapshot. Pure: ``today`` is passed in for suppressions."""
     rules_config = rules_config or RulesConfig()
     today = today or dt.date.min
-    keys = Keys(snapshot, tokens)
-    topology = Topology(snapshot, keys)
+    topology = joined(snapshot, list(tokens))
+    keys = topology.keys
     coverage = Coverage(snapshot, topology)
     state = _Run(snapshot, list(suppressions), today)
     notes = [

@@ -13,6 +13,7 @@ from auditor.model.snapshot import (
 )
 from auditor.outcomes import Change, Finding, Result, Review
 from auditor.plan.overlay import Planned
+from auditor.topology import joined
 
 
 def _strings(node: Any) -> Iterator[str]:
@@ -56,7 +57,7 @@ def review(planned: Planned, before: Result, after: Result, snapshot: Snapshot, 
     leaves it (``after``)."""
     was = {f.fingerprint for f in before.findings}
     now = {f.fingerprint for f in after.findings}
-    sides = [(Keys(side, tokens), side) for side in (snapshot, planned.snapshot)]
+    sides = [(joined(side, tokens).keys, side) for side in (snapshot, planned.snapshot)]
     touched = [(c, _touched_keys(c, sides)) for c in planned.changes]
     behind = {}
     for finding in after.findings:
