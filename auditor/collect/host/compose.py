@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from auditor.collect.host import variables
 from auditor.errors import HOST_FILE_LIMIT, parse_yaml, read_text
 
 
@@ -68,37 +69,9 @@ class ComposeError(Exception):
 
 # --- interpolation -------------------------------------------------------------------------------------
 
-_VARIABLE = re.compile(r"\$(?:\$|\{(?P<braced>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
-_EXPRESSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>.*))?$", re.S)
-
-
 def interpolate(text: str, env: dict[str, str], where: str, unset: set[str] | None = None) -> str:
-    """`${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `${VAR:+alt}`,
-    `$VAR`, `$$`. Variables that were unset and left a value empty are added to ``unset``."""
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        expression = match["braced"] if match["braced"] is not None else match["plain"]
-        found = _EXPRESSION.match(expression)
-        if not found:
-            raise ComposeError(f"{where}: invalid interpolation ${{{expression}}}")
-        name, op, arg = found["name"], found["op"], found["arg"] or ""
-        value = env.get(name)
-        missing = value is None or (op is not None and op.startswith(":") and value == "")
-        if op in ("-", ":-"):
-            return interpolate(arg, env, where, unset) if missing else value or ""
-        if op in ("?", ":?"):
-            if missing:
-                raise ComposeError(f"{where}: required variable {name} is not set: {arg or 'no message'}")
-            return value or ""
-        if op in ("+", ":+"):
-            return "" if missing else interpolate(arg, env, where, unset)
-        if value is None and unset is not None:
-            unset.add(name)
-        return value or ""
-
-    return _VARIABLE.sub(substitute, text)
+    """Compose's interpolation (collect/host/variables.py), its errors as ComposeError."""
+    return variables.interpolate(text, env, where, unset, ComposeError)
 
 
 def _interpolate_tree(node: Any, env: dict[str, str], where: str, unset: set[str]) -> Any:

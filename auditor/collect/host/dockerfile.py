@@ -9,12 +9,12 @@ defaults and compose's `build.args`; a value audit cannot know stays as written.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auditor.collect.host import variables
 from auditor.errors import AuditError
 
 
@@ -53,9 +53,6 @@ class Image:
     runs: list[tuple[int, str]] = field(default_factory=list)
     cmd: str | None = None
     entrypoint: str | None = None
-
-
-_ARG = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -99,13 +96,7 @@ def parse(text: str, args: dict[str, str] | None = None) -> list[Stage]:
     stages: list[Stage] = []
 
     def substitute(value: str) -> str:
-        def one(match: re.Match[str]) -> str:
-            name = match.group(1) or match.group(3)
-            known = args.get(name, defaults.get(name))
-            if known is not None:
-                return known
-            return match.group(2) if match.group(2) is not None else match.group(0)
-        return _ARG.sub(one, value)
+        return variables.build_args(value, lambda name: args.get(name, defaults.get(name)))
 
     for line, instruction in _logical_lines(text):
         keyword, _, rest = instruction.partition(" ")

@@ -23,7 +23,8 @@ from typing import Any
 
 import msgspec
 
-from auditor.collect.host import dockerfile, nginx
+from auditor.collect.host import dockerfile, nginx, variables
+from auditor.collect.host.variables import envsubst
 from auditor.collect.host.compose import Model, command_line
 from auditor.model.snapshot import NginxConfig, Redactor, Refusal
 
@@ -250,7 +251,6 @@ _ENVSUBST = re.compile(r"envsubst\s*(?:'(?P<single>[^']*)'|\"(?P<double>[^\"]*)\
 _WRITES = re.compile(r"\bsed\b|\btee\b|>\s*\S*(?:/etc/nginx|conf\.d|\.conf)|\b(?:cp|mv|ln)\b.*(?:/etc/nginx|conf\.d|\.conf)"
                      r"|\beval\b")
 _SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
-_SUBST = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
 @dataclass
@@ -279,7 +279,7 @@ def _shell_text(text: str, where: str, start: Start, files: ContainerFiles, dept
         place = f"{where}:{number}" if "\n" in text else where
         for match in _ENVSUBST.finditer(stripped):
             allow = match["single"] if match["single"] is not None else match["double"]
-            names = set(_SUBST.findall(allow)) if allow is not None else None
+            names = set(variables.ENVSUBST_NAME.findall(allow)) if allow is not None else None
             start.renders.append((_unquote(match["src"]), _unquote(match["dest"]),
                                   {a or b for a, b in names} if names is not None else None, place))
         rest = _ENVSUBST.sub("", stripped)
@@ -346,17 +346,6 @@ def _command_line(text: str, start: Start, files: ContainerFiles) -> None:
 # --- rendering ----------------------------------------------------------------------------------------------
 
 
-def envsubst(text: str, env: dict[str, str], allow: set[str] | None) -> str:
-    """What `envsubst [ALLOW]` writes: with an allow-list only those variables are replaced (by their
-    value, or nothing when unset); without one every `$NAME` and `${NAME}` is, unset ones by nothing."""
-
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        if allow is not None and name not in allow:
-            return match.group(0)
-        return env.get(name, "")
-
-    return _SUBST.sub(one, text)
 
 
 # --- the whole reading ------------------------------------------------------------------------------------------
