@@ -151,19 +151,24 @@ class Drift:
         return [i for i in self.items if not i.expected]
 
 
+def drift_value(value: Any) -> str:
+    """One side of a drift item on one line, the same in every format: text as it is, anything else
+    as JSON (true, 3000, ["a"]), nothing as (none)."""
+    if value is None:
+        return "(none)"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
 def describe(item: DriftItem, a: str, b: str) -> str:
-    """One drift item in words, naming the two sides: what JUnit and SARIF say."""
+    """One drift item in words, naming the two sides: what JUnit and SARIF say, and the text report
+    for items that are not a change of value."""
     if item.kind == "only_in_a":
         return f"only in {a}"
     if item.kind == "only_in_b":
         return f"only in {b}"
     if item.kind == "ambiguous":
         return f"ambiguous key ({item.a} in {a}, {item.b} in {b}), not compared"
-
-    def shown(value: Any) -> str:
-        return "(none)" if value is None else json.dumps(value, sort_keys=True)
-
-    return f"{shown(item.a)} in {a}, {shown(item.b)} in {b}"
+    return f"{drift_value(item.a)} in {a}, {drift_value(item.b)} in {b}"
 
 
 # --- a plan's effect, and the gate's answer ---------------------------------------------------------------

@@ -59,7 +59,7 @@ def test_diff_names_the_environments_in_text_junit_and_sarif():
     assert "null in" not in junit
     failures = [f.text for f in ET.fromstring(junit).iter("failure")]
     assert "only in prod" in failures and "3000 in dev, 80 in prod" in failures
-    assert "(none) in dev, \"nginx:80\" in prod" in failures
+    assert "(none) in dev, nginx:80 in prod" in failures
     sarif = json.loads(audit("diff", DEV, PROD, "--format", "sarif").stdout)
     messages = [r["message"]["text"] for r in sarif["runs"][0]["results"]]
     assert "target_health:web-*-tg/web:80: only in prod" in messages and not any("null in" in m for m in messages)

@@ -11,7 +11,7 @@ from html import escape
 from itertools import zip_longest
 
 from auditor import __version__
-from auditor.outcomes import Drift, Finding, Result, Verdict, summary
+from auditor.outcomes import Drift, Finding, Result, Verdict, drift_value, summary
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1f2328;background:#fff}
@@ -242,7 +242,7 @@ def _value(value: object) -> str:
             return (f'<details><summary><pre class="value">{escape(first)}</pre></summary>'
                     f'<pre class="value">{escape(text)}</pre></details>')
         return f'<pre class="value">{escape(text)}</pre>'
-    return f"<code>{escape(str(value))}</code>"
+    return f"<code>{escape(drift_value(value))}</code>"
 
 
 def render_diff(drifts: list[Drift]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from itertools import zip_longest
 
-from auditor.outcomes import Drift, DriftItem, Finding, Result, Verdict, at_or_above, summary
+from auditor.outcomes import Drift, DriftItem, Finding, Result, Verdict, at_or_above, drift_value, summary
 
 
 def _cell(text: object) -> str:
@@ -73,8 +73,8 @@ def _drift_rows(items: list[DriftItem], a: str, b: str) -> list[str]:
     for i in items:
         kind = {"changed": "changed", "only_in_a": f"only in {a}", "only_in_b": f"only in {b}",
                 "ambiguous": "ambiguous"}[i.kind]
-        value_a = json.dumps(i.a, sort_keys=True) if i.kind == "changed" else (i.a if i.kind == "ambiguous" else "")
-        value_b = json.dumps(i.b, sort_keys=True) if i.kind == "changed" else (i.b if i.kind == "ambiguous" else "")
+        value_a = drift_value(i.a) if i.kind == "changed" else (i.a if i.kind == "ambiguous" else "")
+        value_b = drift_value(i.b) if i.kind == "changed" else (i.b if i.kind == "ambiguous" else "")
         lines.append(f"| {kind} | {_code(f'{i.resource_type}:{i.key}')} | {_code(i.path)} | {_code(value_a)} "
                      f"| {_code(value_b)} |")
     return lines

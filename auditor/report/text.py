@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 
 import click
 
-from auditor.outcomes import Drift, DriftItem, Finding, Result, Skipped, Verdict, summary
+from auditor.outcomes import Drift, DriftItem, Finding, Result, Skipped, Verdict, describe, drift_value, summary
 
 _COLOURS = {"critical": "magenta", "high": "red", "medium": "yellow", "low": "cyan", "info": "white"}
 
@@ -98,9 +97,7 @@ class Text:
     @staticmethod
     def _value(value: object, width: int = 160) -> str:
         """A drift value on one line; long ones are cut (the JSON output has them whole)."""
-        if value is None:
-            return "(none)"
-        text = json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else str(value)
+        text = drift_value(value)
         return text if len(text) <= width else text[:width - 1] + "…"
 
     def drift_item(self, item: DriftItem, a: str = "a", b: str = "b") -> str:
@@ -108,10 +105,8 @@ class Text:
         where = f"{item.key}.{item.path}" if item.path else item.key
         if item.kind == "changed":
             return f"  ~ {where}: {self._value(item.a)} → {self._value(item.b)}{mark}"
-        if item.kind == "ambiguous":
-            return f"  ? {where}: ambiguous key ({item.a} in {a}, {item.b} in {b}), not compared{mark}"
-        sign = "-" if item.kind == "only_in_a" else "+"
-        return f"  {sign} {where}: only in {a if sign == '-' else b}{mark}"
+        sign = {"ambiguous": "?", "only_in_a": "-", "only_in_b": "+"}[item.kind]
+        return f"  {sign} {where}: {describe(item, a, b)}{mark}"
 
     def render_diff(self, drifts: list[Drift]) -> str:
         lines = []
