@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from auditor.engine.api import Context, Problem, Skip
 from auditor.model.refs import Location, Ref
-from auditor.model.snapshot import EcsService, NginxLocation
+from auditor.model.snapshot import EcsService, Listener, NginxLocation
 from auditor.topology import HostView, ProxyVerdict, SlotPath, WayIn, health_check_port
 
 NACL_NOTE = "network ACLs are not evaluated"
@@ -420,3 +420,25 @@ def host_undescribed(ctx: Context) -> Iterator[Problem]:
             if value not in problem.evidence[field_name]:
                 problem.evidence[field_name].append(value)
     yield from by_role.values()
+
+
+def listener_port_closed(ctx: Context, listener: Listener) -> Iterator[Problem | Skip]:
+    """P120: no ingress rule of the load balancer's own groups admits anyone on the listener's port."""
+    lb = ctx.topology.load_balancers.get(listener.load_balancer_arn)
+    if lb is None or not lb.security_groups:
+        return  # a network load balancer without groups admits what its targets' groups admit
+    missing = [g for g in lb.security_groups if g not in ctx.topology.security_groups]
+    if missing:
+        yield Skip(f"security group {missing[0]} of load balancer {ctx.ref(lb).key} is not in the snapshot")
+        return
+    groups = [ctx.topology.security_groups[g] for g in lb.security_groups]
+    if any(rule.covers_port(listener.port) for group in groups for rule in group.ingress):
+        return
+    names = [ctx.ref(group).key for group in groups]
+    yield Problem(message=(f"Listener {ctx.ref(listener).key} takes traffic on port {listener.port}, but the load "
+                           f"balancer's security groups ({', '.join(names)}) admit nothing on {listener.port}: every "
+                           "connection to it times out and all its traffic is lost."),
+                  evidence={"port": listener.port, "protocol": listener.protocol, "load_balancer": ctx.ref(lb).key,
+                            "security_groups": names,
+                            "ingress": sorted({r.text("ingress") for group in groups for r in group.ingress})},
+                  identity=("port",))

@@ -53,7 +53,10 @@ def sg_rules(permission: dict[str, Any]) -> list[SgRule]:
     rules = [SgRule(**base, cidr=r["CidrIp"], description=r.get("Description")) for r in permission.get("IpRanges", [])]
     rules += [SgRule(**base, ipv6_cidr=r["CidrIpv6"], description=r.get("Description"))
               for r in permission.get("Ipv6Ranges", [])]
-    rules += [SgRule(**base, source_group=p.get("GroupId"), description=p.get("Description"))
+    # A plan names a peer group `ACCOUNT/sg-…` when the provider runs without knowing its account (or
+    # across accounts); AWS's answer gives the account apart. A group id never holds a `/`.
+    rules += [SgRule(**base, source_group=str(p.get("GroupId") or "").rpartition("/")[2] or None,
+                     description=p.get("Description"))
               for p in permission.get("UserIdGroupPairs", [])]
     rules += [SgRule(**base, prefix_list=p.get("PrefixListId"), description=p.get("Description"))
               for p in permission.get("PrefixListIds", [])]

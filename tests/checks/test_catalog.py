@@ -29,6 +29,8 @@ def location(d: Data, index: int = 0) -> Data:
 
 def https_listener(d: Data, policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06") -> None:
     lb, tg = res(d, "load_balancers"), res(d, "target_groups")
+    sg_rule(d, next(sg["name"] for sg in d["resources"]["security_groups"] if sg["id"] == lb["security_groups"][0]),
+            from_port=443, to_port=443, cidr="0.0.0.0/0")
     d["resources"]["listeners"].append({"arn": "l-443", "load_balancer_arn": lb["arn"], "port": 443,
                                         "protocol": "HTTPS", "ssl_policy": policy, "default_actions": [
                                             {"type": "forward", "target_groups": [{"arn": tg["arn"]}]}]})
@@ -85,6 +87,14 @@ CASES: list[tuple[str, str, Callable[[Data], None], Callable[[Data], None]]] = [
      lambda d: res(d, "security_groups").__setitem__("egress", [
          {"protocol": "tcp", "from_port": 80, "to_port": 80, "cidr": "10.20.0.0/23"}])),
     ("P111", PROD, lambda d: d["resources"]["target_health"].clear(), nothing),
+    # P120: the listener moved to 8080, the ALB's group still opens 80; the near miss opens 8080 to a range.
+    ("P120", DEV, lambda d: res(d, "listeners").update(port=8080),
+     lambda d: (res(d, "listeners").update(port=8080),
+                sg_rule(d, "web-dev-alb-sg", from_port=8080, to_port=8080, cidr="10.0.0.0/8"))),
+    # A narrowed rule: the group's only rule now opens 443; any source on 80 (a prefix list) is enough.
+    ("P120", DEV, lambda d: res(d, "security_groups")["ingress"][0].update(from_port=443, to_port=443),
+     lambda d: (res(d, "security_groups")["ingress"][0].update(from_port=443, to_port=443),
+                sg_rule(d, "web-dev-alb-sg", from_port=80, to_port=80, prefix_list="pl-0clients"))),
     ("P112", PROD, lambda d: res(d, "target_health").update(state="unhealthy", reason="Target.Timeout"),
      lambda d: res(d, "target_health").update(state="initial")),
     ("P114", DEV, nothing, lambda d: host(d)["app"].update(keepalive_timeout=65)),
@@ -218,7 +228,7 @@ def test_every_catalog_rule_has_a_case_here_or_in_the_path_tests():
 
 def test_every_rule_file_carries_its_metadata():
     catalog = builtin_catalog()
-    assert len(catalog) == 50
+    assert len(catalog) == 51
     for rule in catalog.values():
         meta = rule.meta
         assert meta.title and len(meta.rationale) > 80 and len(meta.remediation) > 30

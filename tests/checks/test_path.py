@@ -386,3 +386,26 @@ def test_many_instances_with_one_problem_are_one_finding():
     p101 = [f for f in result.findings if f.rule_id == "P101"]
     assert len(p101) == 1
     assert p101[0].evidence["instances"] == ["i-0prod00000000001", "i-0prod00000000002"]
+
+
+# --- P120: the load balancer's own groups --------------------------------------------------------------
+
+
+def test_a_listener_no_ingress_rule_admits_is_p120_naming_the_listener_and_its_groups():
+    data = estate("incident-dev")
+    data["resources"]["listeners"][0]["port"] = 8080  # the group still opens 80 only
+    assert fired(data, "P120") == [("P120", "listener:web-*-alb:8080", None)]
+    (finding,) = [f for f in run(data).findings if f.rule_id == "P120"]
+    assert finding.severity == "critical"
+    assert finding.evidence["security_groups"] == ["web-*-alb-sg"]
+    assert finding.evidence["ingress"] == ["tcp 80 from 0.0.0.0/0"]
+
+
+def test_p120_is_skipped_when_the_load_balancers_group_is_not_in_the_snapshot():
+    data = estate("incident-dev")
+    data["resources"]["security_groups"] = [sg for sg in data["resources"]["security_groups"]
+                                            if sg["name"] != "web-dev-alb-sg"]
+    result = run(data)
+    assert [f for f in result.findings if f.rule_id == "P120"] == []
+    assert [(s.rule_id, s.resource) for s in result.skipped if s.rule_id == "P120"] == [
+        ("P120", "listener:web-*-alb:80")]

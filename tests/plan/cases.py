@@ -27,6 +27,11 @@ CASE = {
     "alb-rule-removed": Case({"alb_to_app": "false"}, 1, [("P106", "ecs_service:*/worker", None),
                                                           ("P106", "target_group:web-*-tg", None)],
                              "aws_security_group_rule.alb_to_app[0]", ["aws_security_group_rule.alb_to_app[0]"]),
+    # The web listener moves to 9000 while the ALB's own group admits only 80 and 8080-8089: nobody
+    # reaches it (P120). The near miss moves it to 8085, which the group admits.
+    "listener-port-closed": Case({"http_port": "9000"}, 1, [("P120", "listener:web-*-alb:9000", None)],
+                                 "aws_lb_listener.http", ["aws_lb_listener.http"]),
+    "listener-port-admitted": Case({"http_port": "8085"}, 0, changes=["aws_lb_listener.http"]),
     # Near miss: tags only.
     "tags-only": Case({"extra_tags": '{"Team":"web"}'}, 0, changes=["aws_lb_target_group.web"]),
     # A new target group and listener rule that nginx and the app serve.

@@ -77,6 +77,21 @@ def test_rules_read_back_with_new_ids_change_nothing_and_a_removed_one_is_named(
     assert not any(r.source_group == ALB_SG.id for r in app.ingress)
 
 
+def test_a_peer_group_named_with_its_account_is_the_group_the_snapshot_holds():
+    # A provider that does not know its account (or a peer in another account) writes `ACCOUNT/sg-…`;
+    # AWS's answer in the snapshot says `sg-…`. The removal must still remove that rule, and the
+    # near miss (the same rule written without the account) reads the same.
+    for peer in (f"123456789012/{ALB_SG.id}", ALB_SG.id):
+        gone = change("aws_security_group_rule.alb_to_app", ["delete"], {
+            "type": "ingress", "security_group_id": APP_SG.id, "protocol": "tcp", "from_port": 0, "to_port": 65535,
+            "source_security_group_id": peer}, None)
+        planned = plan.apply(BASE, {"format_version": "1.2", "resource_changes": [gone]}, {"Environment": "prod"})
+        assert [str(c) for c in planned.changes] == [
+            f"aws_security_group_rule.alb_to_app: removes ingress tcp 0-65535 from {ALB_SG.id} (web-prod-alb)"]
+        app = next(g for g in planned.snapshot.resources.security_groups if g.id == APP_SG.id)
+        assert not any(r.source_group == ALB_SG.id for r in app.ingress), peer
+
+
 def test_a_file_that_is_not_a_plan_is_one_line_naming_it(tmp_path):
     bad = tmp_path / "plan.json"
     bad.write_text("{not json")

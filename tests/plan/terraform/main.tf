@@ -38,6 +38,11 @@ variable "api_group" {
   type        = bool
   default     = false
 }
+variable "http_port" {
+  description = "the port of the web listener (the ALB's group admits 80 and 8080-8089)"
+  type        = number
+  default     = 80
+}
 variable "worker_port" {
   description = "the port the ECS worker's container maps"
   type        = number
@@ -94,6 +99,15 @@ resource "aws_security_group_rule" "alb_http_in" {
   from_port         = 80
   to_port           = 80
   cidr_blocks       = ["0.0.0.0/0"]
+}
+
+resource "aws_security_group_rule" "alb_worker_in" {
+  type              = "ingress"
+  security_group_id = aws_security_group.alb.id
+  protocol          = "tcp"
+  from_port         = 8080
+  to_port           = 8089
+  cidr_blocks       = ["10.0.0.0/8"]
 }
 
 resource "aws_security_group_rule" "alb_out" {
@@ -170,7 +184,7 @@ resource "aws_lb_target_group_attachment" "web" {
 
 resource "aws_lb_listener" "http" {
   load_balancer_arn = aws_lb.web.arn
-  port              = 80
+  port              = var.http_port
   protocol          = "HTTP"
   default_action {
     type             = "forward"
