@@ -215,6 +215,8 @@ def _apply_plan(inputs: Inputs, plan_path: str, snap: Snapshot, result: Result,
     data = plan_module.load(plan_path)
     try:
         planned = plan_module.apply(snap, data, scope, Redactor.from_environment())
+    except plan_module.PlanError as exc:
+        raise plan_module.PlanError(f"{plan_path}: {exc}") from None
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         # A value of a type Terraform never writes there (a hand-made or damaged plan): one line, exit 2.
         raise plan_module.PlanError(f"{plan_path}: a value this reader does not understand "

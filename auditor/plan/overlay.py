@@ -49,7 +49,7 @@ from auditor.plan.convert import (
     target_group,
     task_definition,
 )
-from auditor.plan.read import PLANNED, TYPES, Plan, Values
+from auditor.plan.read import PLANNED, TYPES, Plan, PlanError, Values
 
 
 NOTE_REPLACED_TG = "traffic waits for the new group's health checks"
@@ -348,6 +348,17 @@ def _renamed(node: Any, names: dict[str, str]) -> Any:
     return names.get(node, node) if isinstance(node, str) else node
 
 
+def _apply_one(overlay: _Overlay, rc: dict[str, Any], collection: str, action: str) -> None:
+    if collection == "task_definitions":
+        overlay.task_definition(rc, action)
+    elif collection == "target_health":
+        overlay.attachment(rc, action)
+    elif collection == "security_group_rules":
+        overlay.sg_rule(rc, action)
+    else:
+        overlay.resource(rc, collection, action)
+
+
 def apply(snapshot: Snapshot, data: dict[str, Any], scope: dict[str, str] | None = None,
           redactor: Redactor | None = None) -> Planned:
     """The snapshot with the plan's changes to this environment applied."""
@@ -365,14 +376,12 @@ def apply(snapshot: Snapshot, data: dict[str, Any], scope: dict[str, str] | None
             action = _action_of(rc)
             if TYPES[rc["type"]] != collection or not action:
                 continue
-            if collection == "task_definitions":
-                overlay.task_definition(rc, action)
-            elif collection == "target_health":
-                overlay.attachment(rc, action)
-            elif collection == "security_group_rules":
-                overlay.sg_rule(rc, action)
-            else:
-                overlay.resource(rc, collection, action)
+            try:
+                _apply_one(overlay, rc, collection, action)
+            except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+                # A shape this reader does not follow is one line naming the resource, never an internal error.
+                raise PlanError(f"{rc['address']}: a value this reader does not understand "
+                                f"({type(exc).__name__}: {exc})") from None
     overlay.settle()
     overlay.rename()
     used = {c.address for c in overlay.changes}

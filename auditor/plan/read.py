@@ -121,13 +121,46 @@ class Plan:
 
     def referenced(self, address: str, path: tuple[Any, ...]) -> str | None:
         """The planned resource the configuration's expression at ``path`` refers to, if exactly one."""
+        found, _ = self.references(address, path)
+        return found[0] if len(found) == 1 else None
+
+    def references(self, address: str, path: tuple[Any, ...]) -> tuple[list[str], bool]:
+        """The planned resources the expression at ``path`` refers to, in order, and whether every
+        reference was followed (a `var.`, `local.` or `data.` one is not)."""
         expression = self.expression(address, path) or {}
-        found = set()
+        found: list[str] = []
+        unfollowed = []
         for reference in expression.get("references") or []:
             target = _resolve_reference(_module_prefix(address) + reference, address, self.by_address)
-            if target:
-                found.add(target)
-        return found.pop() if len(found) == 1 else None
+            if target is None:
+                unfollowed.append(_module_prefix(address) + reference)
+            elif target not in found:
+                found.append(target)
+        return found, all(_names_part_of(reference, found) for reference in unfollowed)
+
+    def block_written(self, address: str, name: str) -> bool:
+        """Whether the configuration writes block ``name`` literally; one made by a `dynamic` block (as
+        terraform-aws-modules writes every listener action) has no expressions in the JSON plan."""
+        return name in (self.expressions.get(_base(address)) or {})
+
+    def sole_planned(self, resource_types: tuple[str, ...]) -> str | None:
+        """The one resource of these types the plan creates (or replaces) with an identity unknown until
+        apply, when there is exactly one: the only thing a reference nobody wrote down can name."""
+        planned = [a for a, i in self.identity.items() if i == PLANNED + a and self.by_address[a]["type"] in resource_types]
+        return planned[0] if len(planned) == 1 else None
+
+
+# An ARN attribute inside a block, and the resource types that can hold it.
+_HOLDERS = {"target_group_arn": ("aws_lb_target_group", "aws_alb_target_group")}
+
+
+def _names_part_of(reference: str, found: list[str]) -> bool:
+    """Terraform lists `aws_lb.web.arn`, `aws_lb.web` and `slot[each.key].arn` beside `slot`: a reference
+    to a resource already followed, by its index or without one, adds nothing."""
+    def bare(address: str) -> str:
+        return re.sub(r"\[[^\]]*\]", "", address)
+
+    return any(bare(reference) == bare(t) or bare(reference).startswith(bare(t) + ".") for t in found)
 
 
 def _resolve_reference(reference: str, referrer: str, addresses: dict[str, Any]) -> str | None:
@@ -160,16 +193,26 @@ class Values:
 
     def get(self, *path: Any, default: Any = None) -> Any:
         if fieldpath.dig(self.unknown_tree, path) is True:
-            expression = self.plan.expression(self.address, path)
-            if expression is None:
-                return default  # not set in the configuration: the provider's default is AWS's
-            target = self.plan.referenced(self.address, path)
-            if target is not None:
-                return self.plan.identity.get(target, PLANNED + target)
-            self.unknown.append(Unknown(self.address, fieldpath.join(path)))
-            return KNOWN_AFTER_APPLY if isinstance(default, str) else default
+            return self._unknown(path, default)
         value = fieldpath.dig(self.data, path)
         return default if value is None else value
+
+    def _unknown(self, path: tuple[Any, ...], default: Any) -> Any:
+        """A value known only after apply: followed through the configuration's references, element by
+        element for a list; the provider's default when the configuration does not set it; else named."""
+        expression = self.plan.expression(self.address, path)
+        if expression is None and (len(path) == 1 or self.plan.block_written(self.address, path[0])):
+            return default  # not set in the configuration: the provider's default is AWS's
+        if expression is None:  # inside a block a `dynamic` wrote: only an ARN one planned group can hold
+            target = self.plan.sole_planned(_HOLDERS.get(path[-1], ()))
+            targets, whole = ([target], True) if target else ([], False)
+        else:
+            targets, whole = self.plan.references(self.address, path)
+        if targets and whole and (isinstance(default, list) or len(targets) == 1):
+            identities = [self.plan.identity.get(t, PLANNED + t) for t in targets]
+            return identities if isinstance(default, list) else identities[0]
+        self.unknown.append(Unknown(self.address, fieldpath.join(path)))
+        return KNOWN_AFTER_APPLY if isinstance(default, str) else default
 
     def blocks(self, *path: Any) -> Iterator[tuple[Any, ...]]:
         """The paths of each block of a nested block list (``default_action``, ``ingress``)."""

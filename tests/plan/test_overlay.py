@@ -139,3 +139,62 @@ def test_for_each_instances_refer_to_their_own_key_and_an_unknown_arn_is_matched
     assert forwards["42"] == ['planned:aws_lb_target_group.slot["green"]']
     web = next(t for t in planned.snapshot.resources.target_groups if t.name == "web-prod-tg")
     assert web.port == 8080 and "aws_lb_target_group.web: port 80 → 8080" in [str(c) for c in planned.changes]
+
+
+def _dynamic_listener(*groups: str) -> dict[str, Any]:
+    """terraform-aws-modules/alb's shape: the listener's forward comes from a `dynamic "default_action"`
+    block, so the configuration has no expression for it, and its target group is created in the plan."""
+    before = {"arn": LISTENER.arn, "load_balancer_arn": LISTENER.load_balancer_arn, "port": 80, "protocol": "HTTP",
+              "default_action": [{"type": "forward", "target_group_arn": LISTENER.default_actions[0].target_groups[0].arn}]}
+    after = {**before, "default_action": [{"type": "forward"}]}
+    changes = [change(f"module.alb.aws_lb_target_group.this[\"{g}\"]", ["create"], None, tg(f"web-prod-{g}", {}),
+                      {"arn": True}) for g in groups]
+    changes.append(change("module.alb.aws_lb_listener.this[\"http\"]", ["update"], before, after,
+                          {"default_action": [{"target_group_arn": True}]}))
+    return {"format_version": "1.2", "resource_changes": changes, "configuration": {"root_module": {"module_calls": {
+        "alb": {"module": {"resources": [{"address": "aws_lb_listener.this", "expressions": {
+            "load_balancer_arn": {"references": ["aws_lb.this[0].arn"]}, "port": {"references": ["each.value.port"]}}}]}}}}}}
+
+
+def test_a_forward_a_dynamic_block_writes_goes_to_the_one_group_the_plan_creates():
+    planned = plan.apply(BASE, _dynamic_listener("app"), {"Environment": "prod"})
+    listener = next(l for l in planned.snapshot.resources.listeners if l.arn == LISTENER.arn)
+    assert [t.arn for t in listener.default_actions[0].target_groups] == [
+        'planned:module.alb.aws_lb_target_group.this["app"]']
+    assert planned.unknown == []
+
+
+def test_a_forward_a_dynamic_block_writes_with_two_new_groups_is_unknown_never_the_default():
+    planned = plan.apply(BASE, _dynamic_listener("app", "api"), {"Environment": "prod"})
+    assert [str(u) for u in planned.unknown] == [
+        'module.alb.aws_lb_listener.this["http"].default_action[0].target_group_arn']
+
+
+def test_a_list_of_references_is_resolved_element_by_element_and_a_variable_in_it_is_unknown():
+    lb = BASE.resources.load_balancers[0]
+    before = {"arn": lb.arn, "name": lb.name, "internal": False, "load_balancer_type": "application",
+              "security_groups": list(lb.security_groups), "subnets": [s.id for s in lb.subnets]}
+    new_group = {"name": "web-prod-alb-2", "vpc_id": lb.vpc_id, "ingress": [], "egress": [], "tags": {}}
+    for references, unknown in ((["aws_security_group.this[0].id", "aws_security_group.this[0]",
+                                  "aws_security_group.this"], []),
+                                (["aws_security_group.this[0].id", "aws_security_group.this[0]",
+                                  "aws_security_group.this", "var.security_groups"], ["aws_lb.web.security_groups"])):
+        data = {"format_version": "1.2", "resource_changes": [
+            change("aws_security_group.this[0]", ["create"], None, new_group, {"id": True}),
+            change("aws_lb.web", ["update"], before, {**before, "security_groups": None}, {"security_groups": True}),
+        ], "configuration": {"root_module": {"resources": [{"address": "aws_lb.web", "expressions": {
+            "security_groups": {"references": references}}}]}}}
+        planned = plan.apply(BASE, data, {"Environment": "prod"})  # was a ValidationError at $.security_groups
+        assert [str(u) for u in planned.unknown] == unknown
+        if not unknown:
+            (web,) = [b for b in planned.snapshot.resources.load_balancers if b.arn == lb.arn]
+            assert web.security_groups == ["planned:aws_security_group.this[0]"]
+
+
+def test_a_value_of_a_shape_terraform_never_writes_is_one_line_naming_the_resource(tmp_path):
+    bad = tmp_path / "plan.json"
+    bad.write_text(json.dumps({"format_version": "1.2", "resource_changes": [
+        change("aws_lb_target_group.bad", ["create"], None, {**tg("web-prod-bad", {}), "tags": ["x"]}, {"arn": True})]}))
+    args = ("gate", "prod", "--snapshot", str(PLANS / "snapshot.json"), "-c", str(PLANS.parent / "estate" / "audit.yaml"))
+    assert_one_line_error(audit(*args, "--plan", str(bad)), f"{bad}: aws_lb_target_group.bad: a value this reader "
+                          "does not understand")
