@@ -150,6 +150,9 @@ class Plan:
         return planned[0] if len(planned) == 1 else None
 
 
+# Attributes only hygiene rules read (protocol_version: T307), which the module writes as
+# `try(…, null)`, unknown until apply: they must not make the gate's answer unknown.
+_UNJUDGED = frozenset({"protocol_version"})
 # An ARN attribute inside a block, and the resource types that can hold it.
 _HOLDERS = {"target_group_arn": ("aws_lb_target_group", "aws_alb_target_group")}
 
@@ -200,6 +203,10 @@ class Values:
     def _unknown(self, path: tuple[Any, ...], default: Any) -> Any:
         """A value known only after apply: followed through the configuration's references, element by
         element for a list; the provider's default when the configuration does not set it; else named."""
+        if path == ("name",) and self.data.get("name_prefix"):
+            return self.data["name_prefix"]  # AWS appends a random suffix: the prefix is what names it
+        if path[-1] in _UNJUDGED:
+            return default  # no gating rule reads it: an unknown one never decides the gate
         expression = self.plan.expression(self.address, path)
         if expression is None and (len(path) == 1 or self.plan.block_written(self.address, path[0])):
             return default  # not set in the configuration: the provider's default is AWS's
