@@ -95,6 +95,7 @@ class Plan:
                         if rc.get("mode", "managed") == "managed" and rc.get("type") in TYPES]
         self.by_address = {rc["address"]: rc for rc in self.changes}
         self.expressions: dict[str, dict[str, Any]] = {}
+        self.outputs: dict[str, list[str]] = {}  # `module.alb.target_groups` -> what its expression refers to
         self._index((data.get("configuration") or {}).get("root_module"), "")
         self.identity: dict[str, str] = {}  # address -> the ARN or id it has after apply (or planned:ADDRESS)
 
@@ -108,6 +109,10 @@ class Plan:
             if isinstance(resource, dict) and isinstance(resource.get("address"), str):
                 expressions = resource.get("expressions")
                 self.expressions[prefix + resource["address"]] = expressions if isinstance(expressions, dict) else {}
+        outputs = module.get("outputs")
+        for name, output in outputs.items() if isinstance(outputs, dict) and prefix else []:
+            references = ((output or {}).get("expression") or {}).get("references") if isinstance(output, dict) else None
+            self.outputs[prefix + name] = [prefix + r for r in references or [] if isinstance(r, str)]
         calls = module.get("module_calls")
         for name, call in calls.items() if isinstance(calls, dict) else []:
             if isinstance(call, dict):
@@ -131,12 +136,36 @@ class Plan:
         found: list[str] = []
         unfollowed = []
         for reference in expression.get("references") or []:
-            target = _resolve_reference(_module_prefix(address) + reference, address, self.by_address)
+            target = self._resolve(_module_prefix(address) + reference, address)
             if target is None:
                 unfollowed.append(_module_prefix(address) + reference)
             elif target not in found:
                 found.append(target)
-        return found, all(_names_part_of(reference, found) for reference in unfollowed)
+        return found, all(self._part_of(reference, found) for reference in unfollowed)
+
+    def _part_of(self, reference: str, found: list[str]) -> bool:
+        """Whether an unfollowed reference only repeats one followed: the same resource, its module, or
+        the module output (`module.alb.target_groups`) that holds it."""
+        output = _OUTPUT.match(reference)
+        inner = self.outputs.get(output["output"], []) if output else []
+        return _names_part_of(reference, found) or any(_names_part_of(i, found) for i in inner)
+
+    def _resolve(self, reference: str, referrer: str) -> str | None:
+        """The planned resource a reference names, through a module's output: `module.alb.target_groups
+        ["app"].arn` is what the output `target_groups` refers to, `module.alb.aws_lb_target_group.this`,
+        at key "app"."""
+        found = _resolve_reference(reference, referrer, self.by_address)
+        output = _OUTPUT.match(reference)
+        if found is not None or output is None or output["output"] not in self.outputs:
+            return found
+        for inner in self.outputs[output["output"]]:
+            keyed = f"{_base(inner)}{output['key'] or ''}"
+            if keyed in self.by_address:
+                return keyed
+            found = _resolve_reference(inner, referrer, self.by_address)
+            if found is not None:
+                return found
+        return None
 
     def block_written(self, address: str, name: str) -> bool:
         """Whether the configuration writes block ``name`` literally; one made by a `dynamic` block (as
@@ -150,20 +179,25 @@ class Plan:
         return planned[0] if len(planned) == 1 else None
 
 
-# Attributes only hygiene rules read (protocol_version: T307), which the module writes as
-# `try(…, null)`, unknown until apply: they must not make the gate's answer unknown.
-_UNJUDGED = frozenset({"protocol_version"})
+# Attributes no gating rule reads, which terraform-aws-modules writes as `try(…, null)` and so plans as
+# unknown until apply: a target group's protocol_version (T307 only), a health check's timeout, an
+# action's order (forwards are found by their type). They must not make the gate's answer unknown.
+_UNJUDGED = frozenset({"protocol_version", "timeout", "order"})
+# `module.NAME.OUTPUT["key"]…`: a module output, and the key taken from it.
+_OUTPUT = re.compile(r'^(?P<output>(?:module\.[^.\[]+\.)+[^.\[]+)(?P<key>\[[^\]]*\])?')
 # An ARN attribute inside a block, and the resource types that can hold it.
 _HOLDERS = {"target_group_arn": ("aws_lb_target_group", "aws_alb_target_group")}
 
 
 def _names_part_of(reference: str, found: list[str]) -> bool:
-    """Terraform lists `aws_lb.web.arn`, `aws_lb.web` and `slot[each.key].arn` beside `slot`: a reference
-    to a resource already followed, by its index or without one, adds nothing."""
+    """Terraform lists `aws_lb.web.arn`, `aws_lb.web` and `slot[each.key].arn` beside `slot`, and the module
+    (`module.alb`) beside its output: a reference to a resource already followed, by its index or without
+    one, or to the module that holds it, adds nothing."""
     def bare(address: str) -> str:
         return re.sub(r"\[[^\]]*\]", "", address)
 
-    return any(bare(reference) == bare(t) or bare(reference).startswith(bare(t) + ".") for t in found)
+    return any(bare(reference) == bare(t) or bare(reference).startswith(bare(t) + ".")
+               or (reference.startswith("module.") and bare(t).startswith(bare(reference) + ".")) for t in found)
 
 
 def _resolve_reference(reference: str, referrer: str, addresses: dict[str, Any]) -> str | None:

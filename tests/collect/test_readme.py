@@ -1,7 +1,8 @@
 """README's examples are real runs: each block marked `<!-- example: PLACE -->` is run here, command by
 command, and must print what README shows (to a line `...` or `…`, which elides the rest), with the exit
 code an `$ echo $?` line shows. PLACE is where it runs: `demo` the incident built live on moto (as
-`audit demo --keep` leaves it), `repo` the checkout, `plan` the plan-gate estate of tests/plan."""
+`audit demo --keep` leaves it), `repo` the checkout, `plan` the plan-gate estate of tests/plan, `module`
+its terraform-aws-modules estate (tests/plan/modules)."""
 
 from __future__ import annotations
 
@@ -46,15 +47,17 @@ def place(name: str, tmp_path: Path, endpoint: str | None) -> Path:
     if name == "demo":
         estates.build_incident(tmp_path, endpoint)
         return tmp_path
-    shutil.copytree(ROOT / "tests" / "plan" / "estate", tmp_path, dirs_exist_ok=True)
+    estate, plan = {"plan": ("", "port-unserved"), "module": ("modules", "group-port-unserved")}[name]
+    root = ROOT / "tests" / "plan" / estate
+    shutil.copytree(root / "estate", tmp_path, dirs_exist_ok=True)
     (tmp_path / ".audit").mkdir()
-    shutil.copy(ROOT / "tests" / "plan" / "plans" / "snapshot.json", tmp_path / ".audit" / "prod.json")
-    shutil.copy(ROOT / "tests" / "plan" / "plans" / "port-unserved.json", tmp_path / "plan.json")
+    shutil.copy(root / "plans" / "snapshot.json", tmp_path / ".audit" / "prod.json")
+    shutil.copy(root / "plans" / f"{plan}.json", tmp_path / "plan.json")
     return tmp_path
 
 
 def test_readme_has_examples():
-    assert {name for name, _, _ in examples()} == {"demo", "repo", "plan"}
+    assert {name for name, _, _ in examples()} == {"demo", "repo", "plan", "module"}
 
 
 @pytest.mark.parametrize("name,block,line", examples(), ids=lambda v: str(v) if isinstance(v, int) else None)

@@ -48,3 +48,36 @@ CASE = {
     # Nothing the rules read changes (moto reads the ECS service back with a perpetual diff).
     "no-change": Case({}, 0),
 }
+
+APP = 'module.alb.aws_lb_target_group.this["app"]'
+API = 'module.alb.aws_lb_target_group.this["api"]'
+LISTENER = 'module.alb.aws_lb_listener.this["http"]'
+ATTACHED = ["aws_lb_target_group_attachment.web[0]", "aws_lb_target_group_attachment.web[1]"]
+API_ATTACHED = ["aws_lb_target_group_attachment.api[0]", "aws_lb_target_group_attachment.api[1]"]
+# The estate in modules/, built with terraform-aws-modules/alb v9.17.0: every action a `dynamic` block,
+# target groups named by name_prefix (a live one is `app-` and 26 digits: written `app-…` here), root
+# attachments through the module's output. Each was a false PASS, an internal error or an unknown
+# before issue #27.
+MODULE_CASE = {
+    # The listener moves to 8080; the module's group admits 80 only: nobody reaches it.
+    "listener-port-closed": Case({"listener_port": "8080"}, 1, [("P120", "listener:web-*-alb:8080", None)],
+                                 LISTENER, [LISTENER]),
+    # The instances' rule from the ALB's group narrowed from 3000 to 4000.
+    "instance-rule-narrowed": Case({"instance_port": "4000"}, 1, [("P106", "target_group:app-…", None)],
+                                   "aws_vpc_security_group_ingress_rule.alb_to_app",
+                                   ["aws_vpc_security_group_ingress_rule.alb_to_app"]),
+    # The group's port 3000 -> 8080 (a replacement, name and protocol_version unknown until apply; the
+    # attachments follow the module's output): nothing serves 8080 and the instances' group admits 3000.
+    "group-port-unserved": Case({"app_port": "8080"}, 1, [("P101", "target_group:app-", None),
+                                                         ("P106", "target_group:app-", None)], APP, [APP, *ATTACHED]),
+    "health-path-unrouted": Case({"health_path": "/healthz"}, 1, [("P103", "target_group:app-…", None)], APP, [APP]),
+    "tags-only": Case({"extra_tags": '{"Team":"web"}'}, 0, changes=[APP]),
+    # A new group and a /api/* rule through the module, attached through its output, served on 3000.
+    "new-group-served": Case({"api_group": "true"}, 0,
+                             changes=[API, 'module.alb.aws_lb_listener_rule.this["http/api"]', *API_ATTACHED]),
+    # The listener's forward moved to that new group, on 8080, which nothing serves.
+    "forward-moved-unserved": Case({"api_group": "true", "forward_to": "api", "api_port": "8080"}, 1,
+                                   [("P101", "target_group:api-", None), ("P106", "target_group:api-", None)], API,
+                                   [API, LISTENER, 'module.alb.aws_lb_listener_rule.this["http/api"]', *API_ATTACHED]),
+    "no-change": Case({}, 0),
+}

@@ -21,11 +21,33 @@ from pathlib import Path
 
 import pytest
 
-from tests.plan.cases import CASE
+from dataclasses import dataclass
+
+from tests.plan.cases import CASE, MODULE_CASE, Case
 
 HERE = Path(__file__).resolve().parent
 ESTATE = HERE / "estate"
 PLANS = HERE / "plans"
+MODULES = HERE.parent.parent.parent / "shared" / "terraform" / "modules"  # terraform-aws-modules, used from there
+
+
+@dataclass(frozen=True)
+class Source:
+    """One estate the plan tests apply: its Terraform, the audit.yaml that describes its hosts, its cases
+    and where their committed plans live."""
+
+    name: str
+    terraform: Path
+    config: Path
+    cases: dict[str, Case]
+    plans: Path
+
+
+RESOURCES = Source("resources", HERE / "terraform", ESTATE / "audit.yaml", CASE, PLANS)
+# terraform-aws-modules/alb v9.17.0: dynamic blocks, module outputs, name_prefix (issue #27).
+MODULE = Source("modules", HERE / "modules", HERE / "modules" / "estate" / "audit.yaml", MODULE_CASE,
+                HERE / "modules" / "plans")
+SOURCES = (RESOURCES, MODULE)
 MIRROR_CANDIDATES = ("/opt/tf-plugins", "/usr/share/terraform/plugins", "~/.terraform.d/plugins",
                      "~/.local/share/terraform/plugins")
 PROVIDER = "registry.terraform.io/hashicorp/aws"
@@ -45,14 +67,17 @@ def missing_terraform() -> str | None:
         return "terraform is not installed"
     if provider_mirror() is None:
         return f"no filesystem provider mirror holding {PROVIDER} (set TF_PLUGIN_MIRROR)"
+    if not (MODULES / "alb" / "main.tf").is_file():
+        return f"{MODULES}/alb is missing: the shared terraform-aws-modules are read from beside the checkout"
     return None
 
 
 class Estate:
     """The applied estate: a working directory, its moto endpoint, and the snapshot audit took of it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, source: Source = RESOURCES) -> None:
         self.root = root
+        self.source = source
         self.work = root / "terraform"
         self.snapshot = root / "snapshot.json"
         self.endpoint = ""
@@ -88,15 +113,16 @@ class Estate:
             self.endpoint = f"http://127.0.0.1:{port}"
             _wait_for(self.endpoint)
             self.work.mkdir(parents=True)
-            shutil.copy(HERE / "terraform" / "main.tf", self.work / "main.tf")
+            main = (self.source.terraform / "main.tf").read_text().replace("__MODULES__", str(MODULES))
+            (self.work / "main.tf").write_text(main)
             self.terraform("init", "-input=false")
             self.terraform("apply", "-auto-approve", "-input=false", f"-var=endpoint={self.endpoint}")
-            done = subprocess.run([sys.executable, "-m", "auditor", "snapshot", "prod", "-c", str(ESTATE / "audit.yaml"), "-o",
-                                   str(self.snapshot), "--quiet"], env=self.env(), text=True, capture_output=True,
-                                  timeout=120)
+            done = subprocess.run([sys.executable, "-m", "auditor", "snapshot", "prod", "-c", str(self.source.config),
+                                   "-o", str(self.snapshot), "--quiet"], env=self.env(), text=True,
+                                  capture_output=True, timeout=120)
             if done.returncode != 0:
                 raise RuntimeError(f"audit snapshot failed: {done.stderr.strip()}")
-            for name, case in CASE.items():
+            for name, case in self.source.cases.items():
                 self.plans[name] = self.plan(name, case.variables)
         except Exception as exc:  # reported by the fixture, in the test that needs the estate
             self.error = f"{type(exc).__name__}: {exc}"
@@ -104,7 +130,7 @@ class Estate:
             "error": self.error, "endpoint": self.endpoint, "plans": {k: str(v) for k, v in self.plans.items()}}))
 
     @classmethod
-    def wait(cls, root: Path, seconds: float = 900) -> Estate:
+    def wait(cls, root: Path, source: Source, seconds: float = 900) -> Estate:
         """The estate another process is building in ``root``, once it is built (or failed)."""
         ready = root / "ready.json"
         deadline = time.monotonic() + seconds
@@ -113,7 +139,7 @@ class Estate:
                 raise RuntimeError(f"the terraform estate in {root} was not built within {seconds:g} s")
             time.sleep(0.5)
         facts = json.loads(ready.read_text())
-        estate = cls(root)
+        estate = cls(root, source)
         estate.error, estate.endpoint = facts["error"], facts["endpoint"]
         estate.plans = {k: Path(v) for k, v in facts["plans"].items()}
         return estate
@@ -145,26 +171,31 @@ def _wait_for(endpoint: str, seconds: float = 30) -> None:
             time.sleep(0.2)
 
 
-ESTATE_DIR = "AUDIT_TERRAFORM_ESTATE"  # where the estate is being built, for every test process
+def _estate_dir(source: Source) -> str:
+    """Where the estate of ``source`` is being built, for every test process."""
+    return f"AUDIT_TERRAFORM_ESTATE_{source.name.upper()}"
 
 
 def start_estate(config: pytest.Config) -> None:
     """Called by tests/conftest.py in the process that runs the session (the xdist controller, or the
-    only process): build the estate in a background thread, into a directory every worker can read."""
+    only process): build each estate in a background thread (a moto server each), into a directory
+    every worker can read."""
     import tempfile
 
     if missing_terraform() or not _runs_plan_tests(config):
         return
-    root = Path(tempfile.mkdtemp(prefix="audit-terraform-"))
-    os.environ[ESTATE_DIR] = str(root)  # xdist workers start after configure and inherit it
-    estate = Estate(root)
-    threading.Thread(target=estate.build, name="terraform-estate", daemon=True).start()
-    config.stash[_ESTATE] = estate
+    estates = []
+    for source in SOURCES:
+        root = Path(tempfile.mkdtemp(prefix=f"audit-terraform-{source.name}-"))
+        os.environ[_estate_dir(source)] = str(root)  # xdist workers start after configure and inherit it
+        estate = Estate(root, source)
+        threading.Thread(target=estate.build, name=f"terraform-{source.name}", daemon=True).start()
+        estates.append(estate)
+    config.stash[_ESTATES] = estates
 
 
 def stop_estate(config: pytest.Config) -> None:
-    estate = config.stash.get(_ESTATE, None)
-    if estate is not None:
+    for estate in config.stash.get(_ESTATES, []):
         estate.stop()
         shutil.rmtree(estate.root, ignore_errors=True)
 
@@ -174,31 +205,40 @@ def _runs_plan_tests(config: pytest.Config) -> bool:
     return any(a == HERE or HERE in a.parents or a in HERE.parents for a in args)
 
 
-_ESTATE = pytest.StashKey["Estate"]()
+_ESTATES = pytest.StashKey[list]()
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The tests that wait for the terraform estate run last, so that it is built while the others run."""
-    items.sort(key=lambda item: "terraform_estate" in getattr(item, "fixturenames", ()))
+    """The tests that wait for a terraform estate run last, so that it is built while the others run."""
+    items.sort(key=lambda item: bool({"terraform_estate", "module_estate"} & set(getattr(item, "fixturenames", ()))))
 
 
-@pytest.fixture(scope="session")
-def terraform_estate() -> Estate:
+def _estate(source: Source) -> Estate:
     why = missing_terraform()
     if why:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{why}: CI must run the plan gate against real terraform")
         pytest.skip(why)
-    if ESTATE_DIR not in os.environ:  # a run that did not name tests/plan (e.g. --lf): build it now
+    if _estate_dir(source) not in os.environ:  # a run that did not name tests/plan (e.g. --lf): build it now
         import tempfile
 
-        estate = Estate(Path(tempfile.mkdtemp(prefix="audit-terraform-")))
+        estate = Estate(Path(tempfile.mkdtemp(prefix=f"audit-terraform-{source.name}-")), source)
         estate.build()
     else:
-        estate = Estate.wait(Path(os.environ[ESTATE_DIR]))
+        estate = Estate.wait(Path(os.environ[_estate_dir(source)]), source)
     if estate.error:
-        pytest.fail(f"the terraform estate could not be built: {estate.error}")
+        pytest.fail(f"the terraform estate {source.name} could not be built: {estate.error}")
     return estate
+
+
+@pytest.fixture(scope="session")
+def terraform_estate() -> Estate:
+    return _estate(RESOURCES)
+
+
+@pytest.fixture(scope="session")
+def module_estate() -> Estate:
+    return _estate(MODULE)
 
 
 def plan_summary(path: Path) -> list[tuple[str, tuple[str, ...]]]:

@@ -10,6 +10,7 @@ To rewrite them: AUDIT_WRITE_PLAN_CASES=1 python -m pytest tests/plan -k terrafo
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -18,26 +19,34 @@ from pathlib import Path
 
 import pytest
 
-from tests.plan.cases import CASE
-from tests.plan.conftest import ESTATE, PLANS, plan_summary
+from tests.plan.conftest import ESTATE, MODULE, RESOURCES, Source, plan_summary
+
+CASES = [(source, name) for source in (RESOURCES, MODULE) for name in sorted(source.cases)]
+IDS = [f"{source.name}-{name}" for source, name in CASES]
 
 
-def gate(plan: Path, snapshot: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def gate(plan: Path, snapshot: Path, *extra: str, config: Path = ESTATE / "audit.yaml") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "auditor", "gate", "prod", "--plan", str(plan), "--snapshot",
-                           str(snapshot), "-c", str(ESTATE / "audit.yaml"), *extra],
+                           str(snapshot), "-c", str(config), *extra],
                           capture_output=True, text=True, timeout=120)
 
 
-def assert_case(name: str, plan: Path, snapshot: Path) -> None:
-    case = CASE[name]
-    proc = gate(plan, snapshot, "--format", "json")
+def _named(resource: str) -> str:
+    """A group named by name_prefix is the prefix and 26 digits once created: `app-…` in the cases."""
+    return re.sub(r"-\d{20,}$", "-…", resource)
+
+
+def assert_case(source: Source, name: str, plan: Path, snapshot: Path) -> None:
+    case = source.cases[name]
+    proc = gate(plan, snapshot, "--format", "json", config=source.config)
     assert proc.returncode == case.code, proc.stderr
     report = json.loads(proc.stdout)
     failing = set(report["gate"]["failing"])
-    found = sorted((f["rule_id"], f["resource"], f["slot"]) for f in report["findings"] if f["fingerprint"] in failing)
-    assert found == case.failing
+    found = sorted((f["rule_id"], _named(f["resource"]), f["slot"]) for f in report["findings"]
+                   if f["fingerprint"] in failing)
+    assert found == sorted(case.failing)
     planned = report["gate"]["plan"]
-    assert sorted(c["address"] for c in planned["changes"]) == case.changes
+    assert sorted(c["address"] for c in planned["changes"]) == sorted(case.changes)
     for fingerprint in failing:
         assert any(case.behind in change for change in planned["behind"][fingerprint]), planned["behind"]
     if name == "unknown-until-apply":
@@ -55,17 +64,19 @@ def assert_case(name: str, plan: Path, snapshot: Path) -> None:
         assert "traffic waits for the new group's health checks" in change["detail"]
 
 
-@pytest.mark.parametrize("name", sorted(CASE))
-def test_committed_plan(name: str) -> None:
-    assert_case(name, PLANS / f"{name}.json", PLANS / "snapshot.json")
+@pytest.mark.parametrize(("source", "name"), CASES, ids=IDS)
+def test_committed_plan(source: Source, name: str) -> None:
+    assert_case(source, name, source.plans / f"{name}.json", source.plans / "snapshot.json")
 
 
-@pytest.mark.parametrize("name", sorted(CASE))
-def test_terraform_plan(name: str, terraform_estate) -> None:
-    plan = terraform_estate.plans[name]
-    assert_case(name, plan, terraform_estate.snapshot)
+@pytest.mark.parametrize(("source", "name"), CASES, ids=IDS)
+def test_terraform_plan(source: Source, name: str, request: pytest.FixtureRequest) -> None:
+    estate = request.getfixturevalue("module_estate" if source is MODULE else "terraform_estate")
+    plan = estate.plans[name]
+    assert_case(source, name, plan, estate.snapshot)
     if os.environ.get("AUDIT_WRITE_PLAN_CASES") == "1":
-        shutil.copy(plan, PLANS / f"{name}.json")
-        shutil.copy(terraform_estate.snapshot, PLANS / "snapshot.json")
-    assert plan_summary(plan) == plan_summary(PLANS / f"{name}.json"), \
+        source.plans.mkdir(exist_ok=True)
+        shutil.copy(plan, source.plans / f"{name}.json")
+        shutil.copy(estate.snapshot, source.plans / "snapshot.json")
+    assert plan_summary(plan) == plan_summary(source.plans / f"{name}.json"), \
         "the committed plan differs from terraform's: rewrite cases/ (see this module's docstring)"
