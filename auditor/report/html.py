@@ -194,6 +194,12 @@ def render_gate(result: Result, verdict: Verdict) -> str:
             f"{escape(slots)}: <strong>{verdict.outcome.upper()}</strong></div>",
             f"<h2>Traffic path: {escape(result.environment)}</h2>", *_path_picture(result),
             "<h2>Findings that fail the gate</h2>", *_findings_table(verdict.failing)]
+    plan = verdict.plan
+    if plan is not None:
+        body += ["<h2>Planned changes</h2><ul>"] + [
+            f"<li><code>{escape(c.address)}</code>: {escape(c.detail)}</li>" for c in plan.changes] + (
+            [] if plan.changes else ["<li>none to this environment</li>"]) + [
+            f"<li>known only after apply: <code>{escape(str(u))}</code></li>" for u in plan.unknown] + ["</ul>"]
     if verdict.missing:
         body += ["<h2>Cannot decide</h2><ul>"] + [f"<li>{s.rule_id}: {escape(s.reason)}</li>" for s in verdict.missing]
         body.append("</ul>")

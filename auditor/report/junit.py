@@ -21,8 +21,9 @@ def _case(suite: ET.Element, classname: str, name: str) -> ET.Element:
     return ET.SubElement(suite, "testcase", classname=classname, name=name, time="0")
 
 
-def _failure(case: ET.Element, finding: Finding, tag: str = "failure") -> None:
-    body = (f"{finding.message}\n\nFix: {' '.join(finding.remediation.split())}\n\nEvidence:\n"
+def _failure(case: ET.Element, finding: Finding, tag: str = "failure", planned: list[object] = ()) -> None:
+    body = (f"{finding.message}\n\n" + "".join(f"Planned: {c}\n" for c in planned) + ("\n" if planned else "")
+            + f"Fix: {' '.join(finding.remediation.split())}\n\nEvidence:\n"
             f"{json.dumps(finding.evidence, indent=2, sort_keys=True)}")
     ET.SubElement(case, tag, message=finding.message, type=finding.severity).text = body
 
@@ -81,8 +82,9 @@ def render_gate(result: Result, verdict: Verdict) -> str:
     root = ET.Element("testsuites", name="auditor gate")
     suite = _suite(root, f"gate {result.environment} slot {slots}")
     classname = f"{result.environment}.gate"
+    behind = verdict.plan.behind if verdict.plan else {}
     for finding in verdict.failing:
-        _failure(_case(suite, classname, _name(finding)), finding)
+        _failure(_case(suite, classname, _name(finding)), finding, planned=behind.get(finding.fingerprint, []))
     for skipped in verdict.missing:
         case = _case(suite, classname, f"{skipped.rule_id} {skipped.resource or ''}".strip())
         ET.SubElement(case, "error", message=f"cannot decide: {skipped.reason}", type="missing-data")
@@ -91,6 +93,10 @@ def render_gate(result: Result, verdict: Verdict) -> str:
         ET.SubElement(case, "failure", message=f"{item.a!r} → {item.b!r}", type="drift")
     if verdict.passed:
         _case(suite, classname, f"making {slots} live loses no traffic")
+    if verdict.plan is not None:  # what the plan changes, beside the cases, as the text report lists it
+        ET.SubElement(suite, "system-out").text = "planned changes:\n" + (
+            "\n".join(f"  {c}" for c in verdict.plan.changes) or "  none to this environment") + "".join(
+            f"\nknown only after apply: {u}" for u in verdict.plan.unknown)
     return _finish(root)
 
 

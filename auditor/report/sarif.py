@@ -106,9 +106,21 @@ def render_check(results: list[Result], fail_on: str = "high", config_uri: str =
 
 
 def render_gate(result: Result, verdict: Verdict, config_uri: str = "audit.yaml") -> str:
-    gate = {"gate": {"slots": verdict.slots, "result": verdict.outcome,
-                     "failing": [f.fingerprint for f in verdict.failing]}}
-    return _log([_run(result, config_uri, gate)])
+    gate: dict[str, Any] = {"slots": verdict.slots, "result": verdict.outcome,
+                            "failing": [f.fingerprint for f in verdict.failing]}
+    run = _run(result, config_uri, {"gate": gate})
+    plan = verdict.plan
+    if plan is not None:
+        # What the plan changes, as text and JSON say it; each finding it brings names its changes.
+        gate["plan"] = {"changes": [str(c) for c in plan.changes], "unknown_until_apply": [str(u) for u in plan.unknown],
+                        "new_findings": sorted(plan.new), "resolved": [f.fingerprint for f in plan.resolved],
+                        "paths_before": plan.paths_before, "paths_after": plan.paths_after}
+        for entry in run["results"]:
+            behind = plan.behind.get(entry["partialFingerprints"]["auditFingerprint/v1"], [])
+            if behind:
+                entry["message"]["text"] += " Planned: " + "; ".join(map(str, behind)) + "."
+                entry["properties"]["planned"] = [str(c) for c in behind]
+    return _log([run])
 
 
 DRIFT_RULES = {

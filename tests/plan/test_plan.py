@@ -80,3 +80,20 @@ def test_terraform_plan(source: Source, name: str, request: pytest.FixtureReques
         shutil.copy(estate.snapshot, source.plans / "snapshot.json")
     assert plan_summary(plan) == plan_summary(source.plans / f"{name}.json"), \
         "the committed plan differs from terraform's: rewrite cases/ (see this module's docstring)"
+
+
+def test_every_gate_format_shows_the_planned_changes_and_the_one_behind_each_finding():
+    plan, snapshot = MODULE.plans / "group-port-unserved.json", MODULE.plans / "snapshot.json"
+    replaced = 'module.alb.aws_lb_target_group.this["app"]: replaced'
+    out = {fmt: gate(plan, snapshot, "--format", fmt, config=MODULE.config) for fmt in ("sarif", "junit", "html")}
+    assert {fmt: proc.returncode for fmt, proc in out.items()} == {"sarif": 1, "junit": 1, "html": 1}
+    run = json.loads(out["sarif"].stdout)["runs"][0]
+    assert run["properties"]["gate"]["plan"]["changes"][0].startswith(replaced)
+    failing = set(run["properties"]["gate"]["failing"])
+    behind = [r["properties"]["planned"] for r in run["results"] if r["partialFingerprints"]["auditFingerprint/v1"] in failing]
+    assert len(behind) == 2 and all(p[0].startswith(replaced) for p in behind)
+    assert all(" Planned: " + replaced in r["message"]["text"] for r in run["results"]
+               if r["partialFingerprints"]["auditFingerprint/v1"] in failing)
+    assert out["junit"].stdout.count("Planned: " + replaced) == 2 and "<system-out>planned changes:" in out["junit"].stdout
+    assert "<h2>Planned changes</h2>" in out["html"].stdout
+    assert "aws_lb_target_group_attachment.web[0]</code>: registers" in out["html"].stdout
