@@ -27,6 +27,7 @@ import msgspec
 from auditor.model.snapshot import (
     AWS_NAMES,
     EcsService,
+    Listener,
     Redactor,
     Resources,
     SgRule,
@@ -169,8 +170,12 @@ class _Overlay:
             update = _merged(msgspec.to_builtins(existing), msgspec.to_builtins(after), differences)
             if task is not None:
                 update["task_definition"] = task
-            items[items.index(existing)] = typed(update, type(existing))
-            detail = ", ".join(f"{path} {_change_value(a)} → {_change_value(b)}" for path, a, b in differences)
+            updated = typed(update, type(existing))
+            items[items.index(existing)] = updated
+            if collection == "listeners":
+                self._default_rule(updated)
+            detail = ", ".join(f"{path} {self._value_text(path, a)} → {self._value_text(path, b)}"
+                               for path, a, b in differences)
             self.changes.append(Change(address, action, collection, detail, {_identity(collection, existing)}))
             return
         if collection == "ecs_services":
@@ -192,6 +197,21 @@ class _Overlay:
             detail += f"; {NOTE_REPLACED_TG}"
             self.res.target_health = [h for h in self.res.target_health if h.target_group_arn != old]
         self.changes.append(Change(address, action, collection, detail, {old, identity}))
+
+    def _default_rule(self, listener: Listener) -> None:
+        """AWS keeps a listener's default action as its default rule too: it follows the listener."""
+        self.res.listener_rules = [msgspec.structs.replace(r, actions=list(listener.default_actions))
+                                   if r.is_default and r.listener_arn == listener.arn else r
+                                   for r in self.res.listener_rules]
+
+    def _value_text(self, path: str, value: Any) -> str:
+        """A changed value in the change's words; actions as what they do (`forward to api-`)."""
+        if path.endswith("actions") and isinstance(value, list):
+            names = {tg.arn: tg.name for tg in self.res.target_groups}
+            return "; ".join(
+                f"forward to {', '.join(names.get(t.get('arn'), t.get('arn')) for t in a.get('target_groups') or [])}"
+                if a.get("type") == "forward" else str(a.get("type")) for a in value if isinstance(a, dict)) or "none"
+        return _change_value(value)
 
     def service_task(self, rc: dict[str, Any], existing: EcsService | None) -> tuple[str, TaskDefinition | None]:
         """The task definition a created or updated service runs, and the address of the planned one

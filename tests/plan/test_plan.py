@@ -58,6 +58,11 @@ def assert_case(source: Source, name: str, plan: Path, snapshot: Path) -> None:
                 if f["fingerprint"] in planned["new_findings"]] == [("P103", "target_group:web-*-tg")]
     else:
         assert planned["unknown_until_apply"] == []
+    if source is MODULE and name == "forward-moved-unserved":
+        # The listener's default rule follows its new default action: the path after goes to the new group.
+        assert planned["paths"]["after"] == ["ALB:80 → TG:8080 → app ✗"]
+        (change,) = [c for c in planned["changes"] if c["address"] == 'module.alb.aws_lb_listener.this["http"]']
+        assert re.fullmatch(r"default_actions forward to app-\d+ → forward to api-", change["detail"])
     if name == "group-replaced":
         (change,) = [c for c in planned["changes"] if c["address"] == "aws_lb_target_group.web"]
         assert change["action"] == "replace"
