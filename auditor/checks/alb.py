@@ -49,7 +49,8 @@ def http_not_redirected(ctx: Context, listener: Listener) -> Iterator[Problem]:
 def weak_tls_policy(ctx: Context, listener: Listener) -> Iterator[Problem]:
     """A202: an HTTPS listener's security policy still accepts TLS 1.0 or 1.1."""
     if listener.protocol == "HTTPS" and listener.ssl_policy in WEAK_TLS_POLICIES:
-        yield Problem(message=f"Listener {ctx.ref(listener).key} uses {listener.ssl_policy}, which accepts TLS 1.0/1.1.",
+        yield Problem(message=f"Listener {ctx.ref(listener).key} uses {listener.ssl_policy}, which accepts "
+                      "TLS 1.0/1.1.",
                       evidence={"ssl_policy": listener.ssl_policy}, identity=("ssl_policy",))
 
 

@@ -314,7 +314,7 @@ def _sg_path(ctx: Context, way: WayIn, health: bool) -> Iterator[Problem | Skip]
                      f"{what}: the ALB cannot connect and every target is unhealthy ({NACL_NOTE})."),
             evidence={"port": port, "target_security_groups": target_keys,
                       "alb_security_groups": [keys.get(g, g) for g in alb_groups], "alb_subnets": alb_cidrs,
-                      "instances": way.instances, "note": NACL_NOTE},
+                      "instances": list(way.instances), "note": NACL_NOTE},  # the engine may extend it
             identity=("port", "target_security_groups"),
         )
 

@@ -105,7 +105,8 @@ def protocol_version_mismatch(ctx: Context, sp: SlotPath) -> Iterator[Problem]:
             problems.append(f"nginx on {port} has no http2 listen")
         proxied = [loc for server in servers for loc in server.locations if loc.proxy_pass]
         if tg.protocol_version == "GRPC" and proxied:
-            problems.append(f"it forwards with proxy_pass, not grpc_pass ({Location(proxied[0].file, proxied[0].line)})")
+            at = Location(proxied[0].file, proxied[0].line)
+            problems.append(f"it forwards with proxy_pass, not grpc_pass ({at})")
         if problems:
             ref = ctx.ref(tg)
             yield Problem(ref, f"Target group {ref.key} speaks {tg.protocol_version} to host {sp.host.name}, but "

@@ -111,7 +111,8 @@ class Plan:
                 self.expressions[prefix + resource["address"]] = expressions if isinstance(expressions, dict) else {}
         outputs = module.get("outputs")
         for name, output in outputs.items() if isinstance(outputs, dict) and prefix else []:
-            references = ((output or {}).get("expression") or {}).get("references") if isinstance(output, dict) else None
+            expression = output.get("expression") if isinstance(output, dict) else None
+            references = expression.get("references") if isinstance(expression, dict) else None
             self.outputs[prefix + name] = [prefix + r for r in references or [] if isinstance(r, str)]
         calls = module.get("module_calls")
         for name, call in calls.items() if isinstance(calls, dict) else []:
@@ -175,7 +176,8 @@ class Plan:
     def sole_planned(self, resource_types: tuple[str, ...]) -> str | None:
         """The one resource of these types the plan creates (or replaces) with an identity unknown until
         apply, when there is exactly one: the only thing a reference nobody wrote down can name."""
-        planned = [a for a, i in self.identity.items() if i == PLANNED + a and self.by_address[a]["type"] in resource_types]
+        planned = [a for a, i in self.identity.items()
+                   if i == PLANNED + a and self.by_address[a]["type"] in resource_types]
         return planned[0] if len(planned) == 1 else None
 
 
