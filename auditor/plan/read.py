@@ -96,6 +96,8 @@ class Plan:
         self.by_address = {rc["address"]: rc for rc in self.changes}
         self.expressions: dict[str, dict[str, Any]] = {}
         self.outputs: dict[str, list[str]] = {}  # `module.alb.target_groups` -> what its expression refers to
+        # `module.alb.var.security_groups` -> the call's expression for it, or the module's default
+        self.inputs: dict[str, dict[str, Any]] = {}
         self._index((data.get("configuration") or {}).get("root_module"), "")
         self.identity: dict[str, str] = {}  # address -> the ARN or id it has after apply (or planned:ADDRESS)
 
@@ -117,7 +119,20 @@ class Plan:
         calls = module.get("module_calls")
         for name, call in calls.items() if isinstance(calls, dict) else []:
             if isinstance(call, dict):
+                self._inputs(call, f"{prefix}module.{name}.")
                 self._index(call.get("module"), f"{prefix}module.{name}.")
+
+    def _inputs(self, call: dict[str, Any], inner: str) -> None:
+        """A module call's inputs, as the module's `var.` references read them: the call's expression
+        (its references relative to the caller), else the variable's default."""
+        variables = (call.get("module") or {}).get("variables") if isinstance(call.get("module"), dict) else None
+        for name, variable in variables.items() if isinstance(variables, dict) else []:
+            if isinstance(variable, dict) and "default" in variable:
+                self.inputs[f"{inner}var.{name}"] = {"constant_value": variable["default"]}
+        expressions = call.get("expressions")
+        for name, expression in expressions.items() if isinstance(expressions, dict) else []:
+            if isinstance(expression, dict):
+                self.inputs[f"{inner}var.{name}"] = expression
 
     def expression(self, address: str, path: tuple[Any, ...]) -> dict[str, Any] | None:
         node = fieldpath.dig(self.expressions.get(_base(address)), path)
@@ -132,17 +147,39 @@ class Plan:
 
     def references(self, address: str, path: tuple[Any, ...]) -> tuple[list[str], bool]:
         """The planned resources the expression at ``path`` refers to, in order, and whether every
-        reference was followed (a `var.`, `local.` or `data.` one is not)."""
-        expression = self.expression(address, path) or {}
+        reference was followed (a module's input is followed to its caller; `local.` and `data.` are not)."""
+        return self._followed((self.expression(address, path) or {}).get("references") or [],
+                              _module_prefix(address), address, 0)
+
+    def _followed(self, references: list[Any], prefix: str, referrer: str, depth: int) -> tuple[list[str], bool]:
         found: list[str] = []
         unfollowed = []
-        for reference in expression.get("references") or []:
-            target = self._resolve(_module_prefix(address) + reference, address)
+        for reference in references if isinstance(references, list) else []:
+            target = self._resolve(prefix + str(reference), referrer)
             if target is None:
-                unfollowed.append(_module_prefix(address) + reference)
+                unfollowed.append(prefix + str(reference))
             elif target not in found:
                 found.append(target)
-        return found, all(self._part_of(reference, found) for reference in unfollowed)
+        whole = True
+        for reference in unfollowed:
+            if self._part_of(reference, found):
+                continue
+            more, known = self._input(reference, referrer, depth)
+            found += [t for t in more if t not in found]
+            whole = whole and known
+        return found, whole
+
+    def _input(self, reference: str, referrer: str, depth: int) -> tuple[list[str], bool]:
+        """What a module's `var.NAME` adds: nothing when its value is written out with no resource id in it
+        (a default `[]`, a flag), the resources its caller's expression refers to, else unknown."""
+        variable = _VARIABLE.match(reference)
+        expression = self.inputs.get(variable[0]) if variable else None
+        if expression is None or depth > 8:
+            return [], False
+        if "constant_value" in expression:
+            value = expression["constant_value"]
+            return [], not (isinstance(value, str) or isinstance(value, list) and any(isinstance(v, str) for v in value))
+        return self._followed(expression.get("references") or [], _caller(variable["module"]), referrer, depth + 1)
 
     def _part_of(self, reference: str, found: list[str]) -> bool:
         """Whether an unfollowed reference only repeats one followed: the same resource, its module, or
@@ -185,10 +222,17 @@ class Plan:
 # unknown until apply: a target group's protocol_version (T307 only), a health check's timeout, an
 # action's order (forwards are found by their type). They must not make the gate's answer unknown.
 _UNJUDGED = frozenset({"protocol_version", "timeout", "order"})
+# `module.alb.var.security_groups…`: a module's input variable.
+_VARIABLE = re.compile(r"^(?P<module>(?:module\.[^.\[]+\.)+)var\.[A-Za-z0-9_-]+")
 # `module.NAME.OUTPUT["key"]…`: a module output, and the key taken from it.
 _OUTPUT = re.compile(r'^(?P<output>(?:module\.[^.\[]+\.)+[^.\[]+)(?P<key>\[[^\]]*\])?')
 # An ARN attribute inside a block, and the resource types that can hold it.
 _HOLDERS = {"target_group_arn": ("aws_lb_target_group", "aws_alb_target_group")}
+
+
+def _caller(module: str) -> str:
+    """The prefix of the module that calls ``module`` (`module.a.module.b.` -> `module.a.`)."""
+    return module[: module[:-1].rstrip(".").rfind("module.")] if module.count("module.") > 1 else ""
 
 
 def _names_part_of(reference: str, found: list[str]) -> bool:

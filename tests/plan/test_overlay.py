@@ -219,3 +219,31 @@ def test_a_name_from_name_prefix_and_an_unknown_protocol_version_do_not_make_the
         assert [str(u) for u in planned.unknown] == unknown
         if port:
             assert any(t.name == "web-" and t.port == 8080 for t in planned.snapshot.resources.target_groups)
+
+
+def test_a_modules_input_is_followed_to_its_caller_and_its_default():
+    # terraform-aws-modules/alb: security_groups = concat(var.create_security_group ? [aws_security_group
+    # .this[0].id] : [], var.security_groups). The call sets neither input: the defaults (true, []) add
+    # nothing, so the ALB's groups are the one the module creates. Near miss: the caller passes a root
+    # variable, which nothing here knows: unknown, named.
+    lb = BASE.resources.load_balancers[0]
+    before = {"arn": lb.arn, "name": lb.name, "internal": False, "load_balancer_type": "application",
+              "security_groups": list(lb.security_groups), "subnets": [s.id for s in lb.subnets]}
+    new_group = {"name": "web-prod-alb-2", "vpc_id": lb.vpc_id, "ingress": [], "egress": [], "tags": {}}
+    references = ["var.create_security_group", "aws_security_group.this[0].id", "aws_security_group.this[0]",
+                  "aws_security_group.this", "var.security_groups", "var.security_groups"]
+    for call, unknown in (({}, []), ({"security_groups": {"references": ["var.extra_groups"]}},
+                                     ["module.alb.aws_lb.this[0].security_groups"])):
+        data = {"format_version": "1.2", "resource_changes": [
+            change("module.alb.aws_security_group.this[0]", ["create"], None, new_group, {"id": True}),
+            change("module.alb.aws_lb.this[0]", ["update"], before, {**before, "security_groups": None},
+                   {"security_groups": True}),
+        ], "configuration": {"root_module": {"module_calls": {"alb": {"expressions": call, "module": {
+            "variables": {"create_security_group": {"default": True}, "security_groups": {"default": []}},
+            "resources": [{"address": "aws_lb.this", "expressions": {
+                "security_groups": {"references": references}}}]}}}}}}
+        planned = plan.apply(BASE, data, {"Environment": "prod"})
+        assert [str(u) for u in planned.unknown] == unknown
+        if not unknown:
+            (web,) = [b for b in planned.snapshot.resources.load_balancers if b.arn == lb.arn]
+            assert web.security_groups == ["planned:module.alb.aws_security_group.this[0]"]
