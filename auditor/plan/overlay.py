@@ -142,7 +142,10 @@ class _Overlay:
         return None
 
     def place(self, model: Any) -> Any:
-        return msgspec.structs.replace(model, account=self._account, region=self._region)
+        """A created model in this account and region, checked as a snapshot's would be: a value of the
+        wrong type (a port written as text) is the resource's error, not the whole snapshot's."""
+        placed = msgspec.structs.replace(model, account=self._account, region=self._region)
+        return typed(msgspec.to_builtins(placed), type(placed))
 
     # --- resources the snapshot models one to one --------------------------------------------------
 

@@ -198,6 +198,10 @@ def test_a_value_of_a_shape_terraform_never_writes_is_one_line_naming_the_resour
     args = ("gate", "prod", "--snapshot", str(PLANS / "snapshot.json"), "-c", str(PLANS.parent / "estate" / "audit.yaml"))
     assert_one_line_error(audit(*args, "--plan", str(bad)), f"{bad}: aws_lb_target_group.bad: a value this reader "
                           "does not understand")
+    bad.write_text(json.dumps({"format_version": "1.2", "resource_changes": [
+        change("aws_lb_target_group.bad", ["create"], None, {**tg("web-prod-bad", {}), "port": "eighty"}, {"arn": True})]}))
+    assert_one_line_error(audit(*args, "--plan", str(bad)), f"{bad}: aws_lb_target_group.bad: a value this reader "
+                          "does not understand", "port")
 
 
 def test_a_name_from_name_prefix_and_an_unknown_protocol_version_do_not_make_the_gate_unknown():
