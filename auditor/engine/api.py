@@ -15,8 +15,8 @@ from typing import Any
 
 from auditor.model.keys import Keys
 from auditor.model.refs import Ref
-from auditor.model.snapshot import (EcsService, Listener, ListenerRule, LoadBalancer, SecurityGroup, Snapshot,
-                                    TargetGroup)
+from auditor.model.snapshot import (RESOURCE_TYPES, EcsService, Listener, ListenerRule, LoadBalancer, SecurityGroup,
+                                    Snapshot, TargetGroup)
 from auditor.topology import HostView, SlotPath, Topology, WayIn
 
 
@@ -73,6 +73,11 @@ class Context:
 MERGED_EVIDENCE = ("instances", "locations")
 
 
+# The snapshot collection of each resource a check may name: Keys.of gives its role key.
+_COLLECTION = {LoadBalancer: "load_balancers", Listener: "listeners", ListenerRule: "listener_rules",
+               TargetGroup: "target_groups", SecurityGroup: "security_groups", EcsService: "ecs_services"}
+
+
 def ref_of(item: Any, keys: Keys) -> Ref:
     """The Ref of a resource of the snapshot or a subject of the topology."""
     if isinstance(item, HostView):
@@ -81,19 +86,10 @@ def ref_of(item: Any, keys: Keys) -> Ref:
         return item.unit.resource_for(item.slot)
     if isinstance(item, WayIn):
         return item.resource
-    if isinstance(item, TargetGroup):
-        return Ref("target_group", keys.target_group[item.arn])
-    if isinstance(item, SecurityGroup):
-        return Ref("security_group", keys.security_group[item.id])
-    if isinstance(item, LoadBalancer):
-        return Ref("load_balancer", keys.load_balancer[item.arn])
-    if isinstance(item, Listener):
-        return Ref("listener", keys.listener[item.arn])
-    if isinstance(item, ListenerRule):
-        return Ref("listener_rule", keys.listener_rule(item))
-    if isinstance(item, EcsService):
-        return Ref("ecs_service", keys.ecs_service(item))
-    raise TypeError(f"no reference for {type(item).__name__}")
+    collection = _COLLECTION.get(type(item))
+    if collection is None:
+        raise TypeError(f"no reference for {type(item).__name__}")
+    return Ref(RESOURCE_TYPES[collection], keys.of(collection, item))
 
 
 # One encoder for every finding: json.dumps builds a new one per call when given options.

@@ -22,6 +22,7 @@ import msgspec
 from auditor.model import fieldpath
 from auditor.errors import CONFIG_LIMIT, ConfigError, parse_yaml, read_text
 from auditor.outcomes import RuleInfo
+from auditor.model.refs import Ref
 from auditor.model.typed import Strict, key_path, problem, typed
 from auditor.model.snapshot import RESOURCE_TYPES
 from auditor.engine.subjects import Kind
@@ -181,7 +182,7 @@ def _condition_check(condition: Condition, source: Path) -> CheckFunction:
                     holds = False  # a value of another type does not meet the condition
             if holds:
                 key = ctx.keys.of(collection, resource)
-                yield Problem(f"{condition.resource_type}:{key}",
+                yield Problem(Ref(condition.resource_type, key),
                               f"{condition.resource_type} {key}: {condition.key} is {value!r} "
                               f"({condition.op} {condition.value!r}).",
                               evidence={"key": condition.key, "value": value}, identity=("key",))
