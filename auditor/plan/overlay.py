@@ -33,9 +33,9 @@ from auditor.model.snapshot import (
     SgRule,
     Snapshot,
     TaskDefinition,
-    tags_match,
     validated,
 )
+from auditor.model.scope import members
 from auditor.model.typed import typed
 from auditor.outcomes import Change, Unknown
 from auditor.plan.convert import (
@@ -283,52 +283,16 @@ class _Overlay:
         name = next((g.name for g in self.res.security_groups if g.id == rule.source_group), None)
         return rule.text(direction) + (f" ({name})" if name else "")
 
-    # --- which created resources are this environment's --------------------------------------------
-
-    def _scoped(self, model: Any) -> bool:
-        return tags_match(getattr(model, "tags", {}), self.scope)
-
-    def belongs(self, collection: str, model: Any, pending: set[int]) -> bool:
-        """Whether a created resource is this environment's: in its scope, or reached from what is. An
-        ECS service and the group it registers in, both created, vouch for neither: one must be anchored."""
-        res = self.res
-        if collection == "load_balancers":
-            return self._scoped(model)
-        if collection == "listeners":
-            return any(lb.arn == model.load_balancer_arn for lb in res.load_balancers)
-        if collection == "listener_rules":
-            return any(lst.arn == model.listener_arn for lst in res.listeners)
-        forwarded = {t.arn for lst in res.listeners for a in lst.default_actions for t in a.target_groups}
-        forwarded |= {t.arn for r in res.listener_rules for a in r.actions for t in a.target_groups}
-        scoped = bool(self.scope) and self._scoped(model)
-        if collection == "target_groups":
-            anchored = {lb.target_group_arn for s in res.ecs_services if id(s) not in pending or
-                        (self.scope and self._scoped(s)) for lb in s.load_balancers}
-            return model.arn in forwarded | anchored or scoped
-        if collection == "target_health":
-            return any(tg.arn == model.target_group_arn for tg in res.target_groups)
-        if collection == "security_groups":
-            used = {g for lb in res.load_balancers for g in lb.security_groups}
-            used |= {g for s in res.ecs_services for g in s.security_groups}
-            return model.id in used or scoped
-        if collection == "ecs_services":
-            groups = {tg.arn for tg in res.target_groups if id(tg) not in pending} | forwarded
-            return scoped or any(lb.target_group_arn in groups for lb in model.load_balancers)
-        return True
-
     def settle(self) -> None:
-        """Created resources that belong to no part of the environment leave it (another environment's
-        resources in the same plan), until what is left all belongs."""
-        pending = dict(self.created)
-        while pending:
-            ids = {id(m) for _, m in pending.values()}
-            leaving = [a for a, (c, m) in pending.items() if not self.belongs(c, m, ids)]
-            for address in leaving:
-                collection, model = pending.pop(address)
+        """Created resources that are not this environment's by the collector's rule (model/scope.py)
+        leave it: another environment's resources in the same plan."""
+        created = {id(m) for _, m in self.created.values()}
+        known = [m for field in self.res.__struct_fields__ for m in getattr(self.res, field) if id(m) not in created]
+        inside = members(self.res, self.scope, known)
+        for address, (collection, model) in self.created.items():
+            if id(model) not in inside:
                 getattr(self.res, collection).remove(model)
                 self.outside.append(address)
-            if not leaving:
-                break
         gone = set(self.outside)
         self.changes = [c for c in self.changes if c.address not in gone]
 

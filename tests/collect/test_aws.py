@@ -7,6 +7,7 @@ import pytest
 
 from auditor import collect, config, gate
 from auditor.model import snapshot
+from auditor.model.scope import members
 from auditor.engine import evaluate
 from auditor.engine.catalog import builtin_catalog
 from auditor.collect.aws.api import ReadOnlyViolation
@@ -46,6 +47,23 @@ def test_collects_the_incident_dev_estate_within_its_scope(incident):
     assert snap.sources["aws:default/us-east-1"].status == "ok"
     assert snap.sources["aws:default/us-east-1"].api_calls["elbv2.DescribeTargetHealth"] == 1
     assert all(lb.account == "123456789012" for lb in res.load_balancers)
+
+
+def test_the_plan_places_resources_by_the_rule_the_collector_reads_by(incident):
+    # One rule (model/scope.py): what the scoped collection read is exactly what that rule reaches
+    # from the scope, and the other environment's resources in the same account stay out of it.
+    def everything(res):
+        return {id(m) for field in res.__struct_fields__ for m in getattr(res, field)}
+
+    dev = collect.collect(incident, "dev", collect.CollectOptions()).resources
+    prod = collect.collect(incident, "prod", collect.CollectOptions()).resources
+    wanted = {"Environment": "dev"}
+    assert members(dev, wanted, []) == everything(dev)
+    # Plans create no instances: prod's AWS resources beside dev's, not its instances.
+    both = snapshot.Resources(**{f: getattr(dev, f) + [m for m in getattr(prod, f) if m not in getattr(dev, f)
+                                                       and f not in ("instances", "hosts")] for f in dev.__struct_fields__})
+    assert members(both, wanted, []) == everything(dev)
+    assert len(everything(both)) > len(everything(dev)) + 5
 
 
 def test_demo_estates_give_the_same_findings_as_the_hand_written_snapshots(incident):

@@ -14,14 +14,14 @@ from auditor.collect.aws.api import DEFAULT_READ_TIMEOUT, Api, Stop
 from auditor.config import Aws
 from auditor.errors import CollectionStopped
 from auditor.model import aws_shapes
-from auditor.model.aws_shapes import forward_targets
+from auditor.model import scope
 from auditor.model.snapshot import (
     EcsService,
     Redactor,
     Resources,
     SourceStatus,
+    SecurityGroup,
     TargetHealth,
-    tags_match,
 )
 
 DEFAULT_CONCURRENCY = 8
@@ -152,43 +152,26 @@ class AwsCollector:
                                        ListenerArn=lst["ListenerArn"]) for lst in listeners]
         listeners_raw.sort(key=lambda lst: (lst["LoadBalancerArn"], lst["ListenerArn"]))
         rules_raw = sorted((r for rules in reads.results(rule_reads) for r in rules), key=lambda r: r["RuleArn"])
-        # What the selected listeners forward to is collected, tagged or not.
-        forwarded = {t.arn for lst in listeners_raw for a in lst.get("DefaultActions", []) for t in forward_targets(a)}
-        forwarded |= {t.arn for r in rules_raw for a in r.get("Actions", []) for t in forward_targets(a)}
-        extra = sorted(a for a in forwarded - selected_tgs if a in tgs)
-        if extra:
-            selected_tgs.update(extra)
-            more, more_attrs = self._target_groups(reads, extra)
-            hosts.append(reads.step(self._instances, reads, more, tgs, []))
-            health.update(more)
-            tg_attrs.update(more_attrs)
+        listeners = [aws_shapes.listener(lst, self.region) for lst in listeners_raw]
+        rules = [aws_shapes.listener_rule(r, self.region) for r in rules_raw]
+        self._more_groups(reads, scope.forwarded(listeners, rules), tgs, selected_tgs, health, tg_attrs, hosts)
 
         self.progress("ECS services, instances and security groups")
         ecs = self._ecs_services(reads, reads.result(ecs_listing), selected_tgs)
-        instances_raw = list({i["InstanceId"]: i for found in reads.results(hosts) for i in found}.values())
-        sg_ids = sorted({g for a in selected_lbs for g in lbs[a].get("SecurityGroups", [])}
-                        | {g["GroupId"] for i in instances_raw for g in i.get("SecurityGroups", [])}
-                        | {g for s in ecs for g in s.security_groups})
-        sgs_raw = reads.joined(reads.by_filter(self, "ec2", "DescribeSecurityGroups", "SecurityGroups", "group-id",
-                                               sg_ids))
-        referenced = sorted({p["GroupId"] for sg in sgs_raw for perm in sg.get("IpPermissions", []) + sg.get(
-            "IpPermissionsEgress", []) for p in perm.get("UserIdGroupPairs", []) if p.get("GroupId")} - set(sg_ids))
-        sgs_raw += reads.joined(reads.by_filter(self, "ec2", "DescribeSecurityGroups", "SecurityGroups", "group-id",
-                                                referenced))
+        self._more_groups(reads, scope.registered(ecs), tgs, selected_tgs, health, tg_attrs, hosts)
+        instances = [aws_shapes.instance(i, self.region) for i in
+                     {i["InstanceId"]: i for found in reads.results(hosts) for i in found}.values()]
         subnet_cidrs = {s["SubnetId"]: s for s in reads.joined(subnets)}
-        target_health = [h for a in sorted(selected_tgs) for h in reads.result(health[a])]
-
+        balancers = [aws_shapes.load_balancer(lbs[a], tags.get(a, {}), reads.result(lb_attrs[a]), subnet_cidrs,
+                                              self.region) for a in sorted(selected_lbs)]
+        groups = self._security_groups(reads, sorted(scope.used_groups(balancers, instances, ecs)))
+        groups += self._security_groups(reads, sorted(scope.peers(groups) - {g.id for g in groups}))
         resources = Resources(
-            load_balancers=[aws_shapes.load_balancer(lbs[a], tags.get(a, {}), reads.result(lb_attrs[a]), subnet_cidrs,
-                                                     self.region) for a in sorted(selected_lbs)],
-            listeners=[aws_shapes.listener(lst, self.region) for lst in listeners_raw],
-            listener_rules=[aws_shapes.listener_rule(r, self.region) for r in rules_raw],
+            load_balancers=balancers, listeners=listeners, listener_rules=rules,
             target_groups=[aws_shapes.target_group(tgs[a], tags.get(a, {}), reads.result(tg_attrs[a]), self.region)
                            for a in sorted(selected_tgs)],
-            target_health=target_health,
-            security_groups=[aws_shapes.security_group(sg, self.region) for sg in sgs_raw],
-            instances=[aws_shapes.instance(i, self.region) for i in instances_raw],
-            ecs_services=ecs,
+            target_health=[h for a in sorted(selected_tgs) for h in reads.result(health[a])],
+            security_groups=groups, instances=instances, ecs_services=ecs,
         )
         # Nothing read at all (a dead endpoint, no network) is an error, not a partial collection.
         state = "ok" if not self.api.errors else "partial" if self.api.read_any else "error"
@@ -198,17 +181,29 @@ class AwsCollector:
 
     def _scope(self, lbs: dict[str, Any], tgs: dict[str, Any],
                tags: dict[str, dict[str, str]]) -> tuple[set[str], set[str]]:
-        """Scope selects load balancers and target groups by tags; what they reference comes too."""
-        if not self.scope:
-            return set(lbs), set(tgs)
-
-        def matches(arn: str) -> bool:
-            return tags_match(tags.get(arn, {}), self.scope)
-
-        selected_tgs = {a for a in tgs if matches(a)}
-        selected_lbs = {a for a in lbs if matches(a)}
+        """The load balancers and target groups the scope selects by their tags (model/scope.py), and the
+        load balancers a selected group is attached to."""
+        selected_tgs = {a for a in tgs if scope.selected(tags.get(a, {}), self.scope)}
+        selected_lbs = {a for a in lbs if scope.selected(tags.get(a, {}), self.scope)}
         selected_lbs |= {lb for a in selected_tgs for lb in tgs[a].get("LoadBalancerArns", []) if lb in lbs}
         return selected_lbs, selected_tgs
+
+    def _more_groups(self, reads: Reads, wanted: set[str], tgs: dict[str, Any], selected_tgs: set[str],
+                     health: dict[str, Future[list[TargetHealth]]], tg_attrs: dict[str, Future[dict[str, str]]],
+                     hosts: list[Future[list[dict[str, Any]]]]) -> None:
+        """Target groups the environment reaches without the scope's tags (forwarded to, registered in):
+        read too, with their health and the instances behind it."""
+        extra = sorted(a for a in wanted - selected_tgs if a in tgs)
+        if extra:
+            selected_tgs.update(extra)
+            more, more_attrs = self._target_groups(reads, extra)
+            hosts.append(reads.step(self._instances, reads, more, tgs, []))
+            health.update(more)
+            tg_attrs.update(more_attrs)
+
+    def _security_groups(self, reads: Reads, ids: list[str]) -> list[SecurityGroup]:
+        found = reads.joined(reads.by_filter(self, "ec2", "DescribeSecurityGroups", "SecurityGroups", "group-id", ids))
+        return [aws_shapes.security_group(sg, self.region) for sg in found]
 
     def _target_groups(self, reads: Reads, arns: list[str]) -> tuple[dict[str, Future[list[TargetHealth]]],
                                                                        dict[str, Future[dict[str, str]]]]:
