@@ -178,7 +178,7 @@ def test_a_merge_key_overridden_by_its_own_key_is_no_duplicate(tmp_path):
     path = tmp_path / "compose.yaml"
     path.write_text("x-base: &base {image: app:1, restart: always}\n"
                     "services:\n  app:\n    <<: *base\n    image: app:2\n")
-    data, _ = compose.load_yaml(path)
+    data, _, _ = compose.load_yaml(path)
     assert data["services"]["app"] == {"image": "app:2", "restart": "always"}
 
 

@@ -6,8 +6,8 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 
-from auditor.engine.api import Context, Problem
-from auditor.model.snapshot import Container, EcsContainer, EcsService
+from auditor.engine.api import Context, Problem, located
+from auditor.model.snapshot import Container, EcsContainer, EcsService, PublishedPort
 from auditor.topology import ANY_ADDRESS, HostView, port_variable
 
 DOCKER_SOCKET = ("/var/run/docker.sock", "/run/docker.sock")
@@ -17,9 +17,9 @@ def _named(container: Container) -> dict[str, object]:
     return {"container": container.name, "service": container.service}
 
 
-def _at(container: Container) -> dict[str, object]:
-    """The compose file and line of a container, for a Problem's location."""
-    return {"file": container.file or None, "line": container.line or None}
+def _at(container: Container, port: PublishedPort | None = None) -> dict[str, object]:
+    """The compose file and line of a container (of its `ports:` entry, for a finding about a port)."""
+    return located(container.at(port))
 
 
 def _ecs_containers(service: EcsService) -> list[EcsContainer]:
@@ -36,7 +36,8 @@ def slot_port_collision(ctx: Context, view: HostView) -> Iterator[Problem]:
         if len(slots) > 1:
             yield Problem(message=f"Slots {' and '.join(slots)} on host {view.name} both publish port {port}: the "
                           "new colour cannot start beside the old one, so the switch has nothing to switch to.",
-                          evidence={"port": port, "slots": slots}, identity=("port",))
+                          evidence={"port": port, "slots": slots}, identity=("port",),
+                          **located(view.slot_port_location(slots[-1], port)))
 
 
 def app_port_mismatch(ctx: Context, subject: HostView | EcsService) -> Iterator[Problem]:
@@ -61,7 +62,8 @@ def app_port_mismatch(ctx: Context, subject: HostView | EcsService) -> Iterator[
                           f"publishes container port{'s' if len(mapped) > 1 else ''} "
                           f"{', '.join(map(str, mapped))}: connections are refused.",
                           evidence={**_named(container), "app_port": port, "mapped": mapped},
-                          identity=("container", "app_port"), **_at(container))
+                          identity=("container", "app_port"),
+                          **_at(container, next(p for p in container.ports if p.host_port)))
 
 
 def privileged_or_socket(ctx: Context, view: HostView) -> Iterator[Problem]:
@@ -122,9 +124,10 @@ def app_port_exposed_beside_proxy(ctx: Context, view: HostView) -> Iterator[Prob
         return
     for slot in sorted(view.slots):
         for container in view.slot_containers(slot):
-            exposed = sorted({p.host_port for p in container.ports if p.host_port and p.host_ip in ANY_ADDRESS})
+            entries = [p for p in container.ports if p.host_port and p.host_ip in ANY_ADDRESS]
+            exposed = sorted({p.host_port for p in entries})
             if exposed:
                 yield Problem(message=f"Slot {slot} ({container.name}) publishes {', '.join(map(str, exposed))} on "
                               f"every interface of host {view.name} while nginx fronts it: bind it to 127.0.0.1.",
                               evidence={**_named(container), "ports": exposed}, identity=("container",),
-                              **_at(container))
+                              **_at(container, entries[0]))

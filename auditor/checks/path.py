@@ -12,7 +12,7 @@ import functools
 import ipaddress
 from collections.abc import Iterator
 
-from auditor.engine.api import Context, Problem, Skip
+from auditor.engine.api import Context, Problem, Skip, located
 from auditor.model.refs import Location, Ref
 from auditor.model.snapshot import EcsService, Listener, NginxLocation
 from auditor.topology import HostView, ProxyVerdict, SlotPath, WayIn, health_check_port
@@ -55,6 +55,7 @@ def _unserved(ctx: Context, sp: SlotPath) -> Problem:
     else:
         message += f": deploying {slot} fails the health check and users get 503."
     live, how = host.live
+    at = host.slot_port_location(slot) if slot else None  # the slot's `ports:` entry: what a deploy changes
     return Problem(
         resource=sp.unit.resource_for(sp.slot),
         slot=slot,
@@ -72,6 +73,7 @@ def _unserved(ctx: Context, sp: SlotPath) -> Problem:
             "detail": reach.detail if reach else "",
         },
         identity=("host", "ports"),
+        **located(at),
     )
 
 
@@ -371,8 +373,9 @@ def loopback_published_port_targeted(ctx: Context, sp: SlotPath) -> Iterator[Pro
                                    "are refused."),
                           evidence={"host": sp.host.name, "instances": [sp.instance_id], "port": target.port,
                                     "container": reach.container.name},
-                          identity=("host", "port", "container"), file=reach.container.file or None,
-                          line=reach.container.line or None)
+                          identity=("host", "port", "container"),
+                          **located(reach.container.at(next((p for p in reach.container.ports
+                                                             if p.host_port == target.port), None))))
 
 
 def ecs_container_port_mismatch(ctx: Context, service: EcsService) -> Iterator[Problem | Skip]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.model.keys import Keys
-from auditor.model.refs import Ref
+from auditor.model.refs import Location, Ref
 from auditor.model.snapshot import (RESOURCE_TYPES, EcsService, Listener, ListenerRule, LoadBalancer, SecurityGroup,
                                     Snapshot, TargetGroup)
 from auditor.topology import HostView, SlotPath, Topology, WayIn
@@ -41,6 +41,11 @@ class Problem:
     def identity_values(self) -> dict[str, Any]:
         own = {"file": self.file, "line": self.line}
         return {k: self.evidence[k] if k in self.evidence else own.get(k) for k in self.identity}
+
+
+def located(location: Location | None) -> dict[str, Any]:
+    """A Problem's ``file`` and ``line`` keywords for a location (none when there is none)."""
+    return {"file": location.file or None, "line": location.line or None} if location else {}
 
 
 @dataclass

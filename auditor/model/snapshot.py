@@ -20,6 +20,7 @@ import msgspec
 
 from auditor import __version__
 from auditor.errors import AuditError, SnapshotError, read_bytes
+from auditor.model.refs import Location
 from auditor.model.typed import key_path, problem, typed
 
 SCHEMA_VERSION = 1
@@ -397,6 +398,8 @@ class PublishedPort(Model, kw_only=True):
     host_port: int | None = None  # None: not published (container side only)
     container_port: int
     protocol: str = "tcp"
+    file: str = ""  # the compose file and line of its `ports:` entry; "" when docker inspect said it
+    line: int = 0
 
 
 class Container(Model, kw_only=True):
@@ -420,6 +423,13 @@ class Container(Model, kw_only=True):
     links: dict[str, str] = msgspec.field(default_factory=dict)  # name -> service, from `links` (SERVICE[:ALIAS])
     file: str = ""
     line: int = 0
+
+    def at(self, port: PublishedPort | None = None) -> Location:
+        """Where a finding about this container points: the `ports:` entry of ``port`` when a compose file
+        wrote it, else the service."""
+        if port is not None and port.file:
+            return Location(port.file, port.line or None)
+        return Location(self.file, self.line or None)
 
 
 class App(Model, kw_only=True):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from auditor.model.refs import Location
 from auditor.model.snapshot import Container, Host, PublishedPort
 from auditor.topology.names import ANY_ADDRESS
 from auditor.topology.targets import Endpoint
@@ -53,6 +54,15 @@ class Ports:
 
     def published(self, slot: str) -> list[int]:
         return sorted({p.host_port for c in self.slot_containers(slot) for p in c.ports if p.host_port})
+
+    def slot_port_location(self, slot: str, host_port: int | None = None) -> Location | None:
+        """Where a finding about a slot's published port points: the `ports:` entry publishing
+        ``host_port`` (else its first published one), else the slot's service; None with no container."""
+        containers = self.slot_containers(slot)
+        entries = [(c, p) for c in containers for p in c.ports if p.host_port and host_port in (None, p.host_port)]
+        if entries:
+            return entries[0][0].at(entries[0][1])
+        return containers[0].at() if containers else None
 
     def _reachable_binding(self, port: PublishedPort) -> bool:
         return port.host_ip in ANY_ADDRESS or port.host_ip == self.private_ip

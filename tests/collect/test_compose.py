@@ -78,7 +78,8 @@ def test_an_empty_list_in_an_override_does_not_clear_the_base_ports(tmp_path):
     root = SHARED / "realworld" / "oauth2-proxy__oauth2-proxy" / "contrib" / "local-environment"
     containers = docker.parse_compose_files([root / "docker-compose.yaml", root / "docker-compose-nginx.yaml"])
     by_service = {c.service: c for c in containers}
-    assert by_service["oauth2-proxy"].ports == [P(host_port=4180, container_port=4180)]
+    assert by_service["oauth2-proxy"].ports == [P(host_port=4180, container_port=4180,
+                                                  file=str(root / "docker-compose.yaml"), line=23)]
     # The defect at this pin: the override publishes dex's host port 5556 again, to the wrong target.
     assert sorted((p.host_port, p.container_port) for p in by_service["dex"].ports) == [(5556, 4181), (5556, 5556)]
     assert len(containers) == len(by_service) == 5  # one project, not two files concatenated
@@ -110,6 +111,36 @@ def test_include_adds_services_and_refuses_a_conflict(tmp_path):
     main.write_text("include: [base.yml]\nservices:\n  db:\n    image: mysql:8\n")
     with pytest.raises(compose.ComposeError, match="include base.yml defines service db"):
         compose.load([main])
+
+
+def test_each_published_port_is_placed_at_the_entry_that_wrote_it(tmp_path):
+    # Findings about a port point at its `ports:` line: the override's entry where it replaces the
+    # base's, the included file for an included service, the base file's for an extended one.
+    (tmp_path / "web.yml").write_text("services:\n  web:\n    image: app\n    ports:\n      - 3000:3000\n")
+    (tmp_path / "common.yml").write_text("services:\n  base:\n    image: w\n    ports: ['9000:9000']\n")
+    base, override = files(tmp_path, compose__yml="""\
+        include: [web.yml]
+        services:
+          green:
+            image: app
+            ports:
+              - "4000:3000"
+              - target: 9229
+                published: 9229
+          worker:
+            extends: {file: common.yml, service: base}
+        """, override__yml="""\
+        services:
+          green:
+            ports:
+              - "4000:3000"
+        """)
+    by_service = {c.service: c for c in docker.parse_compose_files([base, override])}
+    assert [(p.container_port, Path(p.file).name, p.line) for p in by_service["green"].ports] == [
+        (3000, "override.yml", 4), (9229, "compose.yml", 7)]
+    assert [(Path(p.file).name, p.line) for p in by_service["web"].ports] == [("web.yml", 5)]
+    assert (Path(by_service["web"].file).name, by_service["web"].line) == ("web.yml", 2)
+    assert [(Path(p.file).name, p.line) for p in by_service["worker"].ports] == [("common.yml", 4)]
 
 
 def test_profiles_from_audit_yaml_else_compose_profiles_in_env(tmp_path):
@@ -149,9 +180,10 @@ def test_interpolation_reads_env_and_audit_yaml_never_the_shell(tmp_path, monkey
     (tmp_path / ".env").write_text("TAG=1.2\n")
     (main,) = files(tmp_path, compose__yml="services:\n  web:\n    image: app:${TAG}\n    ports: ['${APP_PORT:-80}:80']\n")
     (container,) = docker.parse_compose_files([main])
-    assert (container.image, container.ports) == ("app:1.2", [P(host_port=80, container_port=80)])
+    place = {"file": str(main), "line": 4}
+    assert (container.image, container.ports) == ("app:1.2", [P(host_port=80, container_port=80, **place)])
     (container,) = docker.parse_compose_files([main], environment={"APP_PORT": "8080"})
-    assert container.ports == [P(host_port=8080, container_port=80)]
+    assert container.ports == [P(host_port=8080, container_port=80, **place)]
 
 
 def test_an_unset_variable_that_breaks_a_port_is_named(tmp_path):

@@ -15,8 +15,9 @@ from tests.conftest import SHARED
 CORPUS = sorted((SHARED / "corpus" / "compose").glob("*.yml"))
 
 
-def P(host_port, container_port, host_ip=None, protocol="tcp"):
-    return PublishedPort(host_ip=host_ip, host_port=host_port, container_port=container_port, protocol=protocol)
+def P(host_port, container_port, host_ip=None, protocol="tcp", file="", line=0):
+    return PublishedPort(host_ip=host_ip, host_port=host_port, container_port=container_port, protocol=protocol,
+                         file=str(file), line=line)
 
 
 @pytest.mark.parametrize("spec,expected", [
@@ -72,7 +73,7 @@ def test_interpolation_from_dot_env_with_defaults_and_shell_overrides(tmp_path):
     path.write_text(path.read_text().replace(', "$$HOME:1"', ""))
     (container,) = docker.parse_compose(path, environ={"BIND": "0.0.0.0"})
     assert container.image == "web:1.43.0"
-    assert container.ports == [P(4000, 3000, "0.0.0.0")]
+    assert container.ports == [P(4000, 3000, "0.0.0.0", file=path, line=4)]
     assert container.environment == {"PORT": "3000"}
     assert (container.service, container.line, container.running) == ("app-green", 2, None)
 
@@ -85,7 +86,7 @@ def test_required_variable_error_names_the_service(tmp_path):
 
 def test_unquoted_port_is_not_a_base_60_number(tmp_path):
     path = compose(tmp_path, "services:\n  proxy:\n    image: nginx\n    ports:\n      - 80:80\n")
-    assert docker.parse_compose(path, environ={})[0].ports == [P(80, 80)]
+    assert docker.parse_compose(path, environ={})[0].ports == [P(80, 80, file=path, line=5)]
 
 
 def test_env_values_are_redacted_except_the_allowlist(tmp_path):

@@ -217,42 +217,74 @@ def _strip(value: Any) -> Any:
 # --- files, includes, extends ------------------------------------------------------------------------------
 
 
+Place = tuple[Path, int]  # a file and a line in it
+
+
 @dataclass
 class Model:
-    """The merged application model, and where each service was first defined."""
+    """The merged application model, and where each service and each `ports:` entry was written."""
 
     name: str
     services: dict[str, dict[str, Any]]
     networks: dict[str, Any]
     volumes: dict[str, Any]
-    lines: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    lines: dict[str, Place] = field(default_factory=dict)
     unset: dict[str, set[str]] = field(default_factory=dict)  # per service: variables that were not set
     project_dir: Path = Path(".")
+    ports: dict[str, dict[Any, Place]] = field(default_factory=dict)  # per service: entry's unique key -> place
+
+    def port_place(self, service: str, entry: Any) -> Place:
+        """Where a merged `ports:` entry was written (the file that last set it); the service's own place
+        when no file says (a service extended from another file)."""
+        place = self.ports.get(service, {}).get(_unique_key("ports", entry))
+        return place or self.lines.get(service, (self.project_dir, 0))
 
 
-def load_yaml(path: Path) -> tuple[Any, dict[str, int]]:
+@dataclass
+class _File:
+    """One file read: its model with includes and extends resolved, and where each thing in it is."""
+
+    model: dict[str, Any]
+    lines: dict[str, Place]
+    unset: dict[str, set[str]]
+    ports: dict[str, dict[Any, Place]]
+
+
+def load_yaml(path: Path) -> tuple[Any, dict[str, int], dict[str, list[int]]]:
     text = read_text(path, "compose file", ComposeError, limit=HOST_FILE_LIMIT)
     data = parse_yaml(text, path, ComposeError, _Loader)
     if data is None:
-        return {}, {}
+        return {}, {}, {}
     if not isinstance(data, dict) or not isinstance(data.get("services", {}) or {}, dict):
         raise ComposeError(f"{path}: not a compose file (expected a mapping with services:)")
-    return data, _service_lines(text)
+    return (data, *_service_lines(text))
 
 
-def _service_lines(text: str) -> dict[str, int]:
-    """Line of each service's key, so findings point at the file."""
+def _service_lines(text: str) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """The line of each service's key and of each of its `ports:` entries, so findings point at them."""
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError:
-        return {}
+        return {}, {}
     lines: dict[str, int] = {}
-    if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            if key.value == "services" and isinstance(value, yaml.MappingNode):
-                for service_key, _ in value.value:
-                    lines[str(service_key.value)] = service_key.start_mark.line + 1
-    return lines
+    ports: dict[str, list[int]] = {}
+    services = next((v for k, v in root.value if k.value == "services"), None) \
+        if isinstance(root, yaml.MappingNode) else None
+    for key, spec in services.value if isinstance(services, yaml.MappingNode) else []:
+        lines[str(key.value)] = key.start_mark.line + 1
+        entries = next((v for k, v in spec.value if k.value == "ports"), None) \
+            if isinstance(spec, yaml.MappingNode) else None
+        if isinstance(entries, yaml.SequenceNode):
+            ports[str(key.value)] = [entry.start_mark.line + 1 for entry in entries.value]
+    return lines, ports
+
+
+def _port_places(path: Path, spec: Any, lines: list[int]) -> dict[Any, Place]:
+    entries = spec.get("ports") if isinstance(spec, dict) else None
+    entries = entries.value if isinstance(entries, Override) else entries
+    if not isinstance(entries, list) or len(entries) != len(lines):
+        return {}
+    return {_unique_key("ports", e): (path, line) for e, line in zip(entries, lines) if not isinstance(e, Reset)}
 
 
 class _Reader:
@@ -260,59 +292,61 @@ class _Reader:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
-        self.files: dict[Path, tuple[dict[str, Any], dict[str, int], dict[str, set[str]]]] = {}
+        self.files: dict[Path, _File] = {}
 
-    def file(self, path: Path, stack: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[str, int], dict[str, set[str]]]:
+    def file(self, path: Path, stack: tuple[Path, ...] = ()) -> _File:
         """A file's model with includes added and extends resolved."""
         path = path.resolve()
         if path in stack:
             raise ComposeError(f"{path}: included or extended from itself ({' → '.join(map(str, stack))})")
         if path in self.files:
             return self.files[path]
-        data, lines = load_yaml(path)
-        unset: dict[str, set[str]] = {}
+        data, service_lines, port_lines = load_yaml(path)
+        read = _File({}, {str(n): (path, line) for n, line in service_lines.items()}, {}, {})
         services: dict[str, Any] = {}
         for name, spec in (data.get("services") or {}).items():
-            where = f"{path}:{lines.get(str(name), 0)}: service {name}"
+            where = f"{path}:{service_lines.get(str(name), 0)}: service {name}"
             if not isinstance(spec, (dict, type(None))):
                 raise ComposeError(f"{where}: expected a mapping")
-            unset[str(name)] = set()
+            read.unset[str(name)] = set()
             services[str(name)] = _normalize_service(_interpolate_tree(spec or {}, self.env, where,
-                                                                       unset[str(name)]))
-        model = {k: _interpolate_tree(v, self.env, str(path), set()) for k, v in data.items()
-                 if k not in ("services", "include")}
-        model["services"] = services
+                                                                       read.unset[str(name)]))
+            read.ports[str(name)] = _port_places(path, services[str(name)], port_lines.get(str(name), []))
+        read.model = {k: _interpolate_tree(v, self.env, str(path), set()) for k, v in data.items()
+                      if k not in ("services", "include")}
+        read.model["services"] = services
         includes = data.get("include") or []
         if not isinstance(includes, list):
             raise ComposeError(f"{path}: include: must be a list of files (or of entries with path:)")
         for entry in includes:
-            self._include(model, lines, unset, entry, path, stack + (path,))
+            self._include(read, entry, path, stack + (path,))
         for name in list(services):
-            services[name] = self._extended(services, name, path, stack + (path,), ())
-        self.files[path] = (model, lines, unset)
-        return model, lines, unset
+            services[name] = self._extended(read, name, path, stack + (path,), ())
+        self.files[path] = read
+        return read
 
-    def _include(self, model: dict[str, Any], lines: dict[str, int], unset: dict[str, set[str]], entry: Any,
-                 path: Path, stack: tuple[Path, ...]) -> None:
+    def _include(self, read: _File, entry: Any, path: Path, stack: tuple[Path, ...]) -> None:
         paths = entry.get("path") if isinstance(entry, dict) else entry
         for relative in paths if isinstance(paths, list) else [paths]:
             included = (path.parent / interpolate(str(relative), self.env, str(path))).resolve()
             if not included.is_file():
                 raise ComposeError(f"{path}: include {relative}: no such file")
-            other, _, other_unset = _Reader({**read_env_file(included.parent / ".env"), **self.env}).file(
-                included, stack)
-            for name, spec in other.get("services", {}).items():
-                if name in model["services"]:
+            other = _Reader({**read_env_file(included.parent / ".env"), **self.env}).file(included, stack)
+            for name, spec in other.model.get("services", {}).items():
+                if name in read.model["services"]:
                     raise ComposeError(f"{path}: include {relative} defines service {name}, which this file "
                                        "defines too")
-                model["services"][name] = spec
-                unset[name] = other_unset.get(name, set())
+                read.model["services"][name] = spec
+                read.unset[name] = other.unset.get(name, set())
+                read.lines[name] = other.lines.get(name, (included, 0))  # its own file, not the including one
+                read.ports[name] = other.ports.get(name, {})
             for section in ("networks", "volumes"):
-                for name, spec in (other.get(section) or {}).items():
-                    model.setdefault(section, {}).setdefault(name, spec)
+                for name, spec in (other.model.get(section) or {}).items():
+                    read.model.setdefault(section, {}).setdefault(name, spec)
 
-    def _extended(self, services: dict[str, Any], name: str, path: Path, stack: tuple[Path, ...],
+    def _extended(self, read: _File, name: str, path: Path, stack: tuple[Path, ...],
                   chain: tuple[str, ...]) -> dict[str, Any]:
+        services = read.model["services"]
         spec = services[name]
         extends = spec.get("extends") if isinstance(spec, dict) else None
         if not extends:
@@ -326,13 +360,14 @@ class _Reader:
             if not other_path.is_file():
                 raise ComposeError(f"{path}: service {name} extends {base_name} from {other_file}, which does not "
                                    "exist")
-            other, _, _ = self.file(other_path, stack)
-            pool, where = other.get("services", {}), other_path
+            other, where = self.file(other_path, stack), other_path
         else:
-            pool, where = services, path
+            other, where = read, path
+        pool = other.model.get("services", {})
         if base_name not in pool:
             raise ComposeError(f"{path}: service {name} extends {base_name}, which {where} does not define")
-        base = self._extended(pool, base_name, where, stack, chain + (name,)) if pool is services else pool[base_name]
+        base = self._extended(read, base_name, where, stack, chain + (name,)) if other is read else pool[base_name]
+        read.ports[name] = {**other.ports.get(base_name, {}), **read.ports.get(name, {})}
         local = {k: v for k, v in spec.items() if k != "extends"}
         return merge({k: v for k, v in base.items() if k != "extends"}, local, ("services", name))
 
@@ -352,14 +387,16 @@ def load(files: list[Path], environment: dict[str, str] | None = None,
     env = {**read_env_file(first.parent / ".env", environment), **(environment or {})}
     reader = _Reader(env)
     merged: dict[str, Any] = {}
-    lines: dict[str, tuple[Path, int]] = {}
+    lines: dict[str, Place] = {}
+    ports: dict[str, dict[Any, Place]] = {}
     unset: dict[str, set[str]] = {}
     for path in files:
-        model, file_lines, file_unset = reader.file(path)
-        merged = merge(merged, model)
-        for name in model.get("services", {}):
-            lines.setdefault(name, (path.resolve(), file_lines.get(name, 0)))
-            unset.setdefault(name, set()).update(file_unset.get(name, set()))
+        read = reader.file(path)
+        merged = merge(merged, read.model)
+        for name in read.model.get("services", {}):
+            lines.setdefault(name, read.lines.get(name, (path.resolve(), 0)))
+            ports.setdefault(name, {}).update(read.ports.get(name, {}))  # a later file's entry replaces one
+            unset.setdefault(name, set()).update(read.unset.get(name, set()))
     merged = _strip(merged)
     active = set(profiles if profiles is not None else
                  [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",") if p.strip()])
@@ -367,7 +404,7 @@ def load(files: list[Path], environment: dict[str, str] | None = None,
                 if not spec.get("profiles") or "*" in active or active & set(map(str, spec["profiles"]))}
     name = str(merged.get("name") or env.get("COMPOSE_PROJECT_NAME") or first.parent.name)
     return Model(name=_project_name(name), services=services, networks=merged.get("networks") or {},
-                 volumes=merged.get("volumes") or {}, lines=lines, unset=unset, project_dir=first.parent)
+                 volumes=merged.get("volumes") or {}, lines=lines, unset=unset, project_dir=first.parent, ports=ports)
 
 
 def command_line(value: Any) -> str | None:

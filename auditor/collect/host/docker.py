@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from auditor.collect.host import compose, dockerfile
 from auditor.errors import AuditError
 from auditor.model.snapshot import Container, PublishedPort, Redactor
@@ -176,6 +178,10 @@ def _scrub(redactor: Redactor, secrets: list[str], text: str | None) -> str | No
     return redactor.text(text, secrets) if text else None
 
 
+def _placed(port: PublishedPort, place: compose.Place) -> PublishedPort:
+    return msgspec.structs.replace(port, file=str(place[0]), line=place[1])
+
+
 def containers(model: compose.Model, redactor: Redactor | None = None) -> list[Container]:
     """The services of a project as containers; their running state is unknown: files say what should run."""
     redactor = redactor or Redactor(None)
@@ -184,7 +190,8 @@ def containers(model: compose.Model, redactor: Redactor | None = None) -> list[C
         file, line = model.lines.get(service, (model.project_dir, 0))
         where = f"{file}:{line}: service {service}"
         try:
-            ports = [p for entry in spec.get("ports") or [] for p in parse_port(entry, where)]
+            ports = [_placed(p, model.port_place(service, entry)) for entry in spec.get("ports") or []
+                     for p in parse_port(entry, where)]
             expose = _expose(spec.get("expose"), where)
         except DockerError as exc:
             unset = sorted(model.unset.get(service, ()))
