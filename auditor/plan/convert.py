@@ -135,6 +135,19 @@ def attachment(v: Values) -> TargetHealth:
                         reason="Elb.RegistrationInProgress")
 
 
+def group_registrations(v: Values, kind: str) -> tuple[str, list[str]]:
+    """An Auto Scaling group's name and the target groups it registers its instances in: an attachment's
+    one, or the group's own `target_group_arns` and elbv2 `traffic_source` blocks."""
+    if kind == "aws_autoscaling_attachment":
+        arn = v.get("lb_target_group_arn")
+        return v.get("autoscaling_group_name", default=""), [arn] if arn else []
+    sources = [v.get(*path, "identifier", default="") for path in v.blocks("traffic_source")
+               if v.get(*path, "type") == "elbv2"]
+    if kind == "aws_autoscaling_traffic_source_attachment":
+        return v.get("autoscaling_group_name", default=""), sources
+    return v.get("name", default=""), list(v.get("target_group_arns", default=[])) + sources
+
+
 def _permission(v: Values, path: tuple[Any, ...], group: str) -> dict[str, Any]:
     """An inline ingress/egress block as an IpPermission."""
     groups = list(v.get(*path, "security_groups", default=[])) + ([group] if v.get(*path, "self") else [])

@@ -32,6 +32,7 @@ from auditor.model.snapshot import (
     Resources,
     SgRule,
     Snapshot,
+    TargetHealth,
     TaskDefinition,
     validated,
 )
@@ -42,6 +43,7 @@ from auditor.plan.convert import (
     without_description,
     attachment,
     ecs_service,
+    group_registrations,
     listener,
     listener_rule,
     load_balancer,
@@ -50,7 +52,7 @@ from auditor.plan.convert import (
     target_group,
     task_definition,
 )
-from auditor.plan.read import PLANNED, TYPES, Plan, PlanError, Values
+from auditor.plan.read import KNOWN_AFTER_APPLY, PLANNED, TYPES, Plan, PlanError, Values
 
 
 NOTE_REPLACED_TG = "traffic waits for the new group's health checks"
@@ -68,7 +70,9 @@ _CONVERT = {"load_balancers": load_balancer, "listeners": listener, "listener_ru
             "target_groups": target_group, "security_groups": security_group, "ecs_services": ecs_service}
 # The order changes are applied in: what a later collection refers to exists by then.
 _ORDER = ("load_balancers", "target_groups", "listeners", "listener_rules", "task_definitions", "ecs_services",
-          "target_health", "security_groups", "security_group_rules")
+          "target_health", "group_registrations", "security_groups", "security_group_rules")
+# The tag AWS puts on each instance an Auto Scaling group launches: how its instances are known.
+GROUP_TAG = "aws:autoscaling:groupName"
 # A change describes configuration: names, and what the plan links by them, are not what changed.
 _IGNORED_FIELDS = AWS_NAMES | {"load_balancer_arns", "task_definition"}
 
@@ -113,7 +117,7 @@ class _Overlay:
         self.changes: list[Change] = []
         self.unknown_of: dict[str, list[Unknown]] = {}
         self.outside: list[str] = []
-        self.created: dict[str, tuple[str, Any]] = {}  # address -> (collection, model): joins if it belongs here
+        self.created: list[tuple[str, str, Any]] = []  # (address, collection, model): joins if it belongs here
         self.task_definitions: dict[str, tuple[str, TaskDefinition]] = {}  # identity -> (address, model)
         self.renamed: dict[str, str] = {}  # a replaced resource's identity -> its successor's
         self._account = next((r.account for c in ("load_balancers", "target_groups", "security_groups")
@@ -187,7 +191,7 @@ class _Overlay:
         items.append(new)
         identity = _identity(collection, new)
         if existing is None:
-            self.created[address] = (collection, new)
+            self.created.append((address, collection, new))
             self.changes.append(Change(address, action, collection, "created", {identity}))
             return
         items.remove(existing)
@@ -252,10 +256,46 @@ class _Overlay:
                 return
         new = self.place(attachment(self.values(rc, "after")))
         self.res.target_health.append(new)
-        self.created[address] = ("target_health", new)
+        self.created.append((address, "target_health", new))
         again = " again, in the replaced group" if new.target_group_arn.startswith(PLANNED) and action == "replace" else ""
         self.changes.append(Change(address, action, "target_health", f"registers {new.target_id}"
                                    + (f" on port {new.port}" if new.port else "") + again, {new.target_group_arn}))
+
+    def group_registration(self, rc: dict[str, Any], action: str) -> None:
+        """An Auto Scaling group joins or leaves target groups: its instances (the snapshot's, tagged with
+        the group's name) are registered on each group's port, or deregistered."""
+        address, kind = rc["address"], rc["type"]
+        name, before = group_registrations(self.values(rc, "before"), kind) if action != "create" else ("", [])
+        after_name, after = group_registrations(self.values(rc, "after"), kind) if action != "delete" else ("", [])
+        groups = {tg.arn: tg for tg in self.res.target_groups}
+        registered = {h.target_group_arn for h in self.res.target_health}  # a replaced group's, too
+        left = [a for a in before if a not in after and a in registered | set(groups)]
+        joined = [a for a in after if a not in before and a in groups]
+        if KNOWN_AFTER_APPLY in after:  # its unknown (named by Values) decides whether the gate can answer
+            self.changes.append(Change(address, action, "target_health",
+                                       "registers its instances in a target group known only after apply", set()))
+            return
+        if not left and not joined:
+            if [a for a in before + after if a not in after or a not in before]:
+                self.outside.append(address)  # another environment's target groups
+            return
+        name = after_name or name
+        instances = sorted(i.id for i in self.res.instances if i.tags.get(GROUP_TAG) == name)
+        if not instances:  # a group the snapshot has no instance of yet: which targets it brings is unknown
+            self.unknown_of.setdefault(address, []).append(Unknown(address, "instances"))
+        self.res.target_health = [h for h in self.res.target_health
+                                  if not (h.target_group_arn in left and h.target_id in instances)]
+        parts = [f"deregisters {', '.join(instances) or 'its instances'} from "
+                 f"{groups[a].name if a in groups else 'the replaced group'}" for a in left]
+        for arn in joined:
+            for instance in instances:
+                new = self.place(TargetHealth(target_group_arn=arn, target_id=instance, port=groups[arn].port,
+                                              state="initial", reason="Elb.RegistrationInProgress"))
+                self.res.target_health.append(new)
+                self.created.append((address, "target_health", new))
+            parts.append(f"registers {', '.join(instances) or 'its instances'} of {name} in {groups[arn].name} "
+                         f"on port {groups[arn].port}")
+        self.changes.append(Change(address, action, "target_health", "; ".join(parts), set(left + joined)))
 
     def sg_rule(self, rc: dict[str, Any], action: str) -> None:
         address, kind = rc["address"], rc["type"]
@@ -286,10 +326,10 @@ class _Overlay:
     def settle(self) -> None:
         """Created resources that are not this environment's by the collector's rule (model/scope.py)
         leave it: another environment's resources in the same plan."""
-        created = {id(m) for _, m in self.created.values()}
+        created = {id(m) for _, _, m in self.created}
         known = [m for field in self.res.__struct_fields__ for m in getattr(self.res, field) if id(m) not in created]
         inside = members(self.res, self.scope, known)
-        for address, (collection, model) in self.created.items():
+        for address, collection, model in self.created:
             if id(model) not in inside:
                 getattr(self.res, collection).remove(model)
                 self.outside.append(address)
@@ -342,6 +382,8 @@ def _apply_one(overlay: _Overlay, rc: dict[str, Any], collection: str, action: s
         overlay.attachment(rc, action)
     elif collection == "security_group_rules":
         overlay.sg_rule(rc, action)
+    elif collection == "group_registrations":
+        overlay.group_registration(rc, action)
     else:
         overlay.resource(rc, collection, action)
 

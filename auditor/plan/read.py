@@ -29,6 +29,10 @@ TYPES = {
     "aws_vpc_security_group_egress_rule": "security_group_rules",
     "aws_ecs_task_definition": "task_definitions",
     "aws_ecs_service": "ecs_services",
+    # An Auto Scaling group's instances are targets of the groups it registers in (DESIGN "Planned changes").
+    "aws_autoscaling_group": "group_registrations",
+    "aws_autoscaling_attachment": "group_registrations",
+    "aws_autoscaling_traffic_source_attachment": "group_registrations",
 }
 PLANNED = "planned:"  # the identity of a resource that exists only once the plan is applied
 KNOWN_AFTER_APPLY = "(known after apply)"
@@ -95,9 +99,14 @@ class Plan:
                         if rc.get("mode", "managed") == "managed" and rc.get("type") in TYPES]
         self.by_address = {rc["address"]: rc for rc in self.changes}
         self.expressions: dict[str, dict[str, Any]] = {}
+        self.for_each: dict[str, list[Any]] = {}  # address -> what its for_each expression refers to
         self.outputs: dict[str, list[str]] = {}  # `module.alb.target_groups` -> what its expression refers to
         # `module.alb.var.security_groups` -> the call's expression for it, or the module's default
         self.inputs: dict[str, dict[str, Any]] = {}
+        variables = data.get("variables")
+        # The root module's variable values: a key a reference indexes with (`target_groups[var.attach_to]`).
+        self.variables = {f"var.{name}": v.get("value") for name, v in variables.items() if isinstance(v, dict)} \
+            if isinstance(variables, dict) else {}
         self._index((data.get("configuration") or {}).get("root_module"), "")
         self.identity: dict[str, str] = {}  # address -> the ARN or id it has after apply (or planned:ADDRESS)
 
@@ -111,6 +120,9 @@ class Plan:
             if isinstance(resource, dict) and isinstance(resource.get("address"), str):
                 expressions = resource.get("expressions")
                 self.expressions[prefix + resource["address"]] = expressions if isinstance(expressions, dict) else {}
+                for_each = resource.get("for_each_expression")
+                if isinstance(for_each, dict) and isinstance(for_each.get("references"), list):
+                    self.for_each[prefix + resource["address"]] = for_each["references"]
         outputs = module.get("outputs")
         for name, output in outputs.items() if isinstance(outputs, dict) and prefix else []:
             expression = output.get("expression") if isinstance(output, dict) else None
@@ -148,22 +160,33 @@ class Plan:
     def references(self, address: str, path: tuple[Any, ...]) -> tuple[list[str], bool]:
         """The planned resources the expression at ``path`` refers to, in order, and whether every
         reference was followed (a module's input is followed to its caller; `local.` and `data.` are not)."""
-        return self._followed((self.expression(address, path) or {}).get("references") or [],
-                              _module_prefix(address), address, 0)
+        references = (self.expression(address, path) or {}).get("references") or []
+        if references and all(str(r).startswith("each.value") for r in references):
+            # `each.value.X` is an element of the map the for_each expression builds: followed when that
+            # map refers to exactly one resource (its `local.` conditions aside), else unknown.
+            found, _ = self._followed([r for r in self.for_each.get(_base(address), []) if not str(r).startswith(
+                "local.")], _module_prefix(address), address, 0)
+            return found, len(found) == 1
+        return self._followed(references, _module_prefix(address), address, 0)
 
     def _followed(self, references: list[Any], prefix: str, referrer: str, depth: int) -> tuple[list[str], bool]:
         found: list[str] = []
         unfollowed = []
-        for reference in references if isinstance(references, list) else []:
-            target = self._resolve(prefix + str(reference), referrer)
+        references = references if isinstance(references, list) else []
+        # Terraform lists the variables an index is written with beside what it indexes; their values
+        # are the keys it may take (a module's own variables are not known here).
+        keys = tuple(dict.fromkeys(value for r in references
+                                   if isinstance(value := self.variables.get(f"{prefix}{r}"), str)))
+        for reference in references:
+            target = self._resolve(prefix + str(reference), referrer, keys)
             if target is None:
                 unfollowed.append(prefix + str(reference))
             elif target not in found:
                 found.append(target)
         whole = True
         for reference in unfollowed:
-            if self._part_of(reference, found):
-                continue
+            if self._part_of(reference, found) or found and self.variables.get(reference) in keys:
+                continue  # a repeat of what was followed, or the key it was followed at
             more, known = self._input(reference, referrer, depth)
             found += [t for t in more if t not in found]
             whole = whole and known
@@ -188,18 +211,21 @@ class Plan:
         inner = self.outputs.get(output["output"], []) if output else []
         return _names_part_of(reference, found) or any(_names_part_of(i, found) for i in inner)
 
-    def _resolve(self, reference: str, referrer: str) -> str | None:
+    def _resolve(self, reference: str, referrer: str, keys: tuple[str, ...] = ()) -> str | None:
         """The planned resource a reference names, through a module's output: `module.alb.target_groups
         ["app"].arn` is what the output `target_groups` refers to, `module.alb.aws_lb_target_group.this`,
-        at key "app"."""
+        at key "app"; indexed by a variable (`[var.attach_to]`), at the one key of ``keys`` it holds."""
         found = _resolve_reference(reference, referrer, self.by_address)
         output = _OUTPUT.match(reference)
         if found is not None or output is None or output["output"] not in self.outputs:
             return found
         for inner in self.outputs[output["output"]]:
-            keyed = f"{_base(inner)}{output['key'] or ''}"
-            if keyed in self.by_address:
-                return keyed
+            indexed = [output["key"]] if output["key"] else [f'["{k}"]' for k in keys]
+            keyed = [f"{_base(inner)}{key}" for key in indexed if f"{_base(inner)}{key}" in self.by_address]
+            if len(keyed) == 1:
+                return keyed[0]
+            if not output["key"] and f"{_base(inner)}" in self.by_address:
+                return _base(inner)
             found = _resolve_reference(inner, referrer, self.by_address)
             if found is not None:
                 return found

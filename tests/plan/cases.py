@@ -81,3 +81,24 @@ MODULE_CASE = {
                                    [API, LISTENER, 'module.alb.aws_lb_listener_rule.this["http/api"]', *API_ATTACHED]),
     "no-change": Case({}, 0),
 }
+
+ASG = "module.asg.aws_autoscaling_group.this[0]"
+ASG_ATTACHMENT = "aws_autoscaling_attachment.web"
+# The estate in asg/: terraform-aws-modules/autoscaling v8.3.1 behind the ALB module, its two instances
+# registered in "app" by a root aws_autoscaling_attachment through the module's output. Its instances are
+# the targets of whatever group it joins, on that group's port (issue #27).
+ASG_CASE = {
+    # "app" moves to 8080 (a replacement): the group's instances follow it there, where nothing listens.
+    "group-port-unserved": Case({"app_port": "8080"}, 1, [("P101", "target_group:app-", None),
+                                                         ("P106", "target_group:app-", None)], APP,
+                                [APP, ASG_ATTACHMENT]),
+    # ELB health checks for the group: nothing on the path changes.
+    "health-check-type": Case({"health_check_type": "ELB"}, 0),
+    # The group leaves "app" (which the listener forwards to) for a new "api" on 8080: "app" is empty.
+    "group-swapped": Case({"api_group": "true", "api_port": "8080", "attach_to": "api"}, 1,
+                          [("P111", "target_group:app-…", None)], ASG_ATTACHMENT, [API, ASG_ATTACHMENT]),
+    # The module's own traffic source joins a new "api" on 3000, which the instances serve.
+    "traffic-source-served": Case({"api_group": "true", "traffic_source": "api"}, 0,
+                                  changes=[API, 'module.asg.aws_autoscaling_traffic_source_attachment.this["extra"]']),
+    "no-change": Case({}, 0),
+}

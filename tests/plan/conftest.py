@@ -23,7 +23,7 @@ import pytest
 
 from dataclasses import dataclass
 
-from tests.plan.cases import CASE, MODULE_CASE, Case
+from tests.plan.cases import ASG_CASE, CASE, MODULE_CASE, Case
 
 HERE = Path(__file__).resolve().parent
 ESTATE = HERE / "estate"
@@ -47,7 +47,10 @@ RESOURCES = Source("resources", HERE / "terraform", ESTATE / "audit.yaml", CASE,
 # terraform-aws-modules/alb v9.17.0: dynamic blocks, module outputs, name_prefix (issue #27).
 MODULE = Source("modules", HERE / "modules", HERE / "modules" / "estate" / "audit.yaml", MODULE_CASE,
                 HERE / "modules" / "plans")
-SOURCES = (RESOURCES, MODULE)
+# terraform-aws-modules/autoscaling v8.3.1 behind the ALB module: registrations of a group's instances.
+ASG = Source("asg", HERE / "asg", HERE / "asg" / "estate" / "audit.yaml", ASG_CASE, HERE / "asg" / "plans")
+SOURCES = (RESOURCES, MODULE, ASG)
+FIXTURES = {RESOURCES.name: "terraform_estate", MODULE.name: "module_estate", ASG.name: "asg_estate"}
 MIRROR_CANDIDATES = ("/opt/tf-plugins", "/usr/share/terraform/plugins", "~/.terraform.d/plugins",
                      "~/.local/share/terraform/plugins")
 PROVIDER = "registry.terraform.io/hashicorp/aws"
@@ -210,7 +213,7 @@ _ESTATES = pytest.StashKey[list]()
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """The tests that wait for a terraform estate run last, so that it is built while the others run."""
-    items.sort(key=lambda item: bool({"terraform_estate", "module_estate"} & set(getattr(item, "fixturenames", ()))))
+    items.sort(key=lambda item: bool(set(FIXTURES.values()) & set(getattr(item, "fixturenames", ()))))
 
 
 def _estate(source: Source) -> Estate:
@@ -239,6 +242,11 @@ def terraform_estate() -> Estate:
 @pytest.fixture(scope="session")
 def module_estate() -> Estate:
     return _estate(MODULE)
+
+
+@pytest.fixture(scope="session")
+def asg_estate() -> Estate:
+    return _estate(ASG)
 
 
 def plan_summary(path: Path) -> list[tuple[str, tuple[str, ...]]]:

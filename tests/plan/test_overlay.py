@@ -4,8 +4,11 @@ and plan files that are not plans."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
+
+import msgspec
 
 from auditor import plan
 from auditor.model import snapshot
@@ -251,3 +254,44 @@ def test_a_modules_input_is_followed_to_its_caller_and_its_default():
         if not unknown:
             (web,) = [b for b in planned.snapshot.resources.load_balancers if b.arn == lb.arn]
             assert web.security_groups == ["planned:module.alb.aws_security_group.this[0]"]
+
+
+def test_an_auto_scaling_group_moving_between_groups_moves_the_instances_it_launched():
+    # A group's instances are the snapshot's tagged with its name: they leave web-prod-tg and join
+    # worker-prod-tg on that group's port. Near miss: a group the snapshot has no instance of yet.
+    res = copy.deepcopy(BASE.resources)
+    web, worker = res.target_groups
+    (instance,) = res.instances
+    instance.tags["aws:autoscaling:groupName"] = "web-asg"
+    base = msgspec.structs.replace(BASE, resources=res)
+    for name, unknown in (("web-asg", []), ("new-asg", ["aws_autoscaling_group.web.instances"])):
+        group = {"name": name, "target_group_arns": [web.arn], "health_check_type": "EC2"}
+        moved = change("aws_autoscaling_group.web", ["update"], group, {**group, "target_group_arns": [worker.arn]})
+        planned = plan.apply(base, {"format_version": "1.2", "resource_changes": [moved]}, {"Environment": "prod"})
+        health = [(h.target_group_arn, h.target_id, h.port) for h in planned.snapshot.resources.target_health]
+        assert [str(u) for u in planned.unknown] == unknown
+        if not unknown:
+            assert health == [(worker.arn, instance.id, 8080)]
+            assert [str(c) for c in planned.changes] == [
+                f"aws_autoscaling_group.web: deregisters {instance.id} from web-prod-tg; registers {instance.id} of "
+                "web-asg in worker-prod-tg on port 8080"]
+
+
+def test_a_registration_in_a_group_nobody_can_name_is_unknown_not_outside():
+    # The module's traffic source, its identifier an `each.value` of a map that refers to two groups.
+    created = change("module.asg.aws_autoscaling_traffic_source_attachment.this[\"a\"]", ["create"], None,
+                     {"autoscaling_group_name": "web-asg", "traffic_source": [{"type": "elbv2"}]},
+                     {"traffic_source": [{"identifier": True}]})
+    groups = [change(f"aws_lb_target_group.{k}", ["create"], None, tg(f"web-prod-{k}", {"Environment": "prod"}),
+                     {"arn": True}) for k in "ab"]
+    data = {"format_version": "1.2", "resource_changes": [*groups, created], "configuration": {"root_module": {
+        "module_calls": {"asg": {"module": {"resources": [{
+            "address": "aws_autoscaling_traffic_source_attachment.this",
+            "for_each_expression": {"references": ["var.traffic_source_attachments"]},
+            "expressions": {"traffic_source": [{"identifier": {"references": ["each.value.identifier", "each.value"]}}]},
+        }]}, "expressions": {"traffic_source_attachments": {"references": [
+            "aws_lb_target_group.a.arn", "aws_lb_target_group.a", "aws_lb_target_group.b.arn", "aws_lb_target_group.b"]}}}}}}}
+    planned = plan.apply(BASE, data, {"Environment": "prod"})
+    assert planned.outside == []
+    assert [str(u) for u in planned.unknown] == [
+        'module.asg.aws_autoscaling_traffic_source_attachment.this["a"].traffic_source[0].identifier']

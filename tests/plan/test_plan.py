@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.plan.conftest import ESTATE, MODULE, RESOURCES, Source, plan_summary
+from tests.plan.conftest import ASG, ESTATE, FIXTURES, MODULE, RESOURCES, Source, plan_summary
 
-CASES = [(source, name) for source in (RESOURCES, MODULE) for name in sorted(source.cases)]
+CASES = [(source, name) for source in (RESOURCES, MODULE, ASG) for name in sorted(source.cases)]
 IDS = [f"{source.name}-{name}" for source, name in CASES]
 
 
@@ -76,7 +76,7 @@ def test_committed_plan(source: Source, name: str) -> None:
 
 @pytest.mark.parametrize(("source", "name"), CASES, ids=IDS)
 def test_terraform_plan(source: Source, name: str, request: pytest.FixtureRequest) -> None:
-    estate = request.getfixturevalue("module_estate" if source is MODULE else "terraform_estate")
+    estate = request.getfixturevalue(FIXTURES[source.name])
     plan = estate.plans[name]
     assert_case(source, name, plan, estate.snapshot)
     if os.environ.get("AUDIT_WRITE_PLAN_CASES") == "1":
