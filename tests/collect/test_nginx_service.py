@@ -77,6 +77,35 @@ def test_nginx_is_found_by_its_image_and_read_through_its_mount(tmp_path, image)
     assert config.file_mounts == [str(tmp_path / "nginx" / "site.conf")]
 
 
+@pytest.mark.parametrize("image,family", [
+    ("nginx:1.27.2", "nginx"), ("library/nginx", "nginx"), ("docker.io/library/nginx:1.27-alpine", "nginx"),
+    ("mirror.gcr.io/library/nginx:1.27", "nginx"), ("public.ecr.aws/docker/library/nginx:stable", "nginx"),
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub/library/nginx:1.27", "nginx"),
+    ("public.ecr.aws/nginx/nginx:1.27", "nginx"), ("nginx@sha256:" + "a" * 64, "nginx"),
+    ("nginxinc/nginx-unprivileged:1.27", "nginx-unprivileged"), ("openresty/openresty:alpine", "openresty"),
+    # someone's own images, however their names end
+    ("ghcr.io/mailcow/nginx:1.03", None), ("bitnami/nginx:1.27", None), ("localhost:5000/nginx:1.27", None),
+    ("nginx/nginx-ingress:3.6", None), ("example/nginx-exporter:1.0", None),
+])
+def test_only_the_official_images_are_official(image, family):
+    assert nginx_service.official(image) == family
+
+
+def test_someones_own_nginx_image_is_unknown_not_judged_as_the_stock_one(tmp_path):
+    # A pulled image named …/nginx whose start writes its own nginx.conf: what runs is unknown. The near
+    # miss: the same project built FROM the official image is read (and its site served).
+    compose = project(tmp_path, COMPOSE.format(image="ghcr.io/acme/nginx:1.2"), {"nginx/site.conf": SITE})
+    config = read(compose)
+    assert config.servers == [] and config.missing_includes == []
+    assert config.unreadable[0].message.startswith(
+        "service proxy runs ghcr.io/acme/nginx:1.2, which is not an official nginx image")
+    built = project(tmp_path, COMPOSE.replace("image: {image}", "build: ./nginx"),
+                    {"nginx/Dockerfile": "FROM nginx:1.27.2\n"})
+    assert [Path(s.file).name for s in read(built).servers] == ["site.conf"]
+    (tmp_path / "nginx" / "Dockerfile").write_text("FROM ghcr.io/acme/nginx:1.2\n")
+    assert "not an official nginx image" in read(built).unreadable[0].message
+
+
 def test_a_look_alike_image_is_not_nginx(tmp_path):
     compose = project(tmp_path, COMPOSE.format(image="example/nginx-exporter:1.0"), {"nginx/site.conf": SITE})
     assert nginx_service.find(load([compose]), None) == []

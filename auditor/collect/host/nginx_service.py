@@ -43,8 +43,33 @@ def image_file(image: str, path: str) -> str:
 
 def repository(image: str) -> str:
     """`docker.io/library/nginx:1.25-alpine@sha256:…` → `nginx`."""
-    reference = image.split("@")[0]
-    return reference.rsplit("/", 1)[-1].split(":")[0].lower()
+    return _name(image).rsplit("/", 1)[-1]
+
+
+def _name(image: str) -> str:
+    """The image's name without tag or digest (`localhost:5000/nginx:1.27` → `localhost:5000/nginx`)."""
+    reference = image.split("@")[0].lower()
+    head, _, last = reference.rpartition("/")
+    return f"{head}/{last.split(':')[0]}" if head else last.split(":")[0]
+
+
+# The official images (DESIGN "Official images only"), by name on Docker Hub; a mirror or pull-through
+# cache of Docker Hub's library keeps the `library/nginx` path (mirror.gcr.io/library/nginx,
+# public.ecr.aws/docker/library/nginx, an ECR pull-through …/docker-hub/library/nginx).
+_OFFICIAL = {"nginx": "nginx", "library/nginx": "nginx", "public.ecr.aws/nginx/nginx": "nginx",
+             "nginxinc/nginx-unprivileged": "nginx-unprivileged",
+             "public.ecr.aws/nginx/nginx-unprivileged": "nginx-unprivileged", "openresty/openresty": "openresty"}
+
+
+def official(image: str) -> str | None:
+    """Which official nginx image ``image`` is (nginx, nginx-unprivileged, openresty), any tag or digest;
+    None for any other, however its name ends (`ghcr.io/mailcow/nginx` is someone's own image)."""
+    name = _name(image)
+    for hub in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+        name = name.removeprefix(hub)
+    if name.endswith("/library/nginx"):
+        return "nginx"
+    return _OFFICIAL.get(name)
 
 
 # What every official nginx image ships in /etc/nginx besides the stock files nginx.py knows: its main
@@ -386,10 +411,14 @@ def read(model: Model, found: Found, main_file: Path | None, env: dict[str, str]
     service, image_name, built, build_error = found.service, found.image, found.built, found.build_error
     spec = model.services[service]
     where = model.lines.get(service, (model.project_dir, 0))
-    family = repository(image_name)
-    if family in OPAQUE_IMAGES:
+    if repository(image_name) in OPAQUE_IMAGES:
         return _unknown(service, f"service {service} runs {image_name}, which writes its config at run time: "
                         "paths through it are not judged", where)
+    family = official(image_name)
+    if family is None and repository(image_name) in NGINX_IMAGES:
+        return _unknown(service, f"service {service} runs {image_name}, which is not an official nginx image: what "
+                        "its start writes into /etc/nginx is unknown (a local build FROM an official one is read)",
+                        where)
     defaults = _defaults(family) if family in NGINX_IMAGES else {}
     if build_error:
         image_files, image_unknown, known = {}, build_error, False
@@ -409,11 +438,11 @@ def read(model: Model, found: Found, main_file: Path | None, env: dict[str, str]
                 image_files[path] = local
                 stored[local] = image_file(image_name, path)
         files = ContainerFiles(mounts(spec, model.project_dir), image_files, known, image_unknown)
-        start, official = start_of(spec, built, files)
+        start, stock_start = start_of(spec, built, files)
         if start.unknown:
             return _unknown(service, start.unknown, where, files)
         rendered = [(src, dest, allow, place) for src, dest, allow, place in start.renders]
-        if official and family in ("nginx", "nginx-unprivileged"):
+        if stock_start and family in ("nginx", "nginx-unprivileged"):
             rendered += _templates(files, env)
         for index, (src, dest, allow, place) in enumerate(rendered):
             host = files.lookup(src)
