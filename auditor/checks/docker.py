@@ -52,6 +52,7 @@ def app_port_mismatch(ctx: Context, subject: HostView | EcsService) -> Iterator[
                               evidence={"container": container.name, "app_port": port, "mapped": mapped},
                               identity=("container", "app_port"))
         return
+    yield from _nginx_port_mismatch(subject)
     for container in subject.containers:
         port = subject.listen_port(container)  # declared in audit.yaml, else its PORT: as the paths read it
         mapped = sorted({p.container_port for p in container.ports if p.host_port})
@@ -64,6 +65,27 @@ def app_port_mismatch(ctx: Context, subject: HostView | EcsService) -> Iterator[
                           evidence={**_named(container), "app_port": port, "mapped": mapped},
                           identity=("container", "app_port"),
                           **_at(container, next(p for p in container.ports if p.host_port)))
+
+
+def _nginx_port_mismatch(view: HostView) -> Iterator[Problem]:
+    """nginx's own ports are known exactly from its config (a proved negative, unlike an app's): a
+    published container port no `listen` serves is refused."""
+    container = view.nginx_container
+    if container is None or container.network_mode == "host":
+        return
+    listening = sorted(view.servers_by_port)
+    for entry in container.ports:
+        if entry.host_port and view.nginx_ruled_out(entry.container_port):
+            said = f"listens on {', '.join(map(str, listening))}" if listening else "listens on no port"
+            yield Problem(message=f"nginx's container {container.name} on host {view.name} publishes container port "
+                          f"{entry.container_port} (host {entry.host_port}), but its config {said}: connections to "
+                          f"{entry.host_port} are refused.",
+                          evidence={**_named(container), "port": entry.container_port, "listening": listening},
+                          identity=("container", "port"), remediation=(
+                              f"Publish a port nginx listens on (`{entry.host_port}:{listening[0]}`), or add "
+                              f"`listen {entry.container_port};` to the server that should answer it."
+                              if listening else f"Add `listen {entry.container_port};` to a server."),
+                          **_at(container, entry))
 
 
 def privileged_or_socket(ctx: Context, view: HostView) -> Iterator[Problem]:

@@ -70,6 +70,13 @@ class Ports:
     def publishers(self, host_port: int) -> list[tuple[Container, PublishedPort]]:
         return [(c, p) for c in self.containers for p in c.ports if p.host_port == host_port]
 
+    def nginx_ruled_out(self, port: int) -> bool:
+        """Whether nginx's own container is proved not to listen on container port ``port``: an nginx
+        image runs nginx alone, and its whole config was read."""
+        nginx = self.host.nginx
+        return (self.nginx_container is not None and nginx is not None and nginx.alone and not nginx.unreadable
+                and port not in self.servers_by_port)
+
     def _listens(self, container: Container, port: int) -> bool:
         if container is self.nginx_container and self.host.nginx is not None and self.host.nginx.alone:
             return port in self.servers_by_port  # an nginx image runs nginx alone

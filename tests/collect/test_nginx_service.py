@@ -254,6 +254,27 @@ def findings(tmp_path, compose: str, files: dict[str, str], docker_extra: str = 
     return result
 
 
+def test_a_port_published_into_nginx_that_no_listen_serves_is_d602_at_its_line(tmp_path):
+    # Compose publishes 80:80 into nginx whose mounted nginx.conf listens only on 8080 and 8443: refused,
+    # offline too. Near misses: publishing 8080 is quiet; so is the same port on an image that may run
+    # more than nginx (its other processes may listen there).
+    main = ("events {}\nhttp {\n  server {\n    listen 8080;\n    location / { proxy_pass http://web:8000; }\n  }\n"
+            "  server {\n    listen 8443;\n    return 204;\n  }\n}\n")
+    compose = COMPOSE.replace("./nginx/site.conf:/etc/nginx/conf.d/default.conf", "./nginx/nginx.conf:/etc/nginx/nginx.conf")
+    compose = compose.replace('ports: ["8080:80"]', 'ports:\n          - "8081:8080"\n          - "80:80"')
+    result = findings(tmp_path, compose.format(image="nginx:1.27.2"), {"nginx/nginx.conf": main})
+    d602 = [(f.message.split(" on host ")[1], f.file, f.line) for f in result.findings if f.rule_id == "D602"]
+    assert d602 == [("web publishes container port 80 (host 80), but its config listens on 8080, 8443: connections "
+                     "to 80 are refused.", "compose.yaml", 6)]
+    result = findings(tmp_path, compose.replace('"80:80"', '"80:8443"').format(image="nginx:1.27.2"),
+                      {"nginx/nginx.conf": main})
+    assert [f for f in result.findings if f.rule_id == "D602"] == []
+    project(tmp_path, compose.format(image="example/app-with-nginx:1.0"), {"nginx/nginx.conf": main})
+    declared = snapshot_of(tmp_path, HOST % "" + "  nginx: {service: proxy, path: nginx/nginx.conf}\n")
+    assert [s.listen[0].port for s in declared.resources.hosts[0].nginx.servers] == [8080, 8443]
+    assert [f for f in run(msgspec.to_builtins(declared)).findings if f.rule_id == "D602"] == []
+
+
 def test_a_typo_in_a_literal_upstream_host_is_n500(tmp_path):
     result = findings(tmp_path, COMPOSE.format(image="nginx:1.27.2"),
                       {"nginx/site.conf": SITE.replace("web:8000", "wbe:8000")})
