@@ -177,23 +177,44 @@ def _is_name(host: str) -> bool:
 
 
 def upstream_resolved_once(ctx: Context, view: HostView) -> Iterator[Problem]:
-    """N508: proxy_pass to a host name without a variable: resolved once at start, stale after a redeploy."""
-    upstreams = {u.name for u in view.host.nginx.upstreams}
+    """N508: a literal host name in proxy_pass or in an upstream's `server` (without `resolve`) is resolved
+    once at start and stale after that container is recreated; each host once, at its first place. Quiet
+    when compose restarts nginx whenever the service behind the name is recreated."""
+    nginx = view.host.nginx
+    upstreams = {u.name for u in nginx.upstreams}
+    named: dict[str, tuple[str, Location, int]] = {}  # host -> (how it is written, where, port)
     for _, location in _locations(view):
         target = location.proxy_pass or ""
         parsed = parse_url(target) if "$" not in target else None
         if parsed and parsed[0] not in upstreams and _is_name(parsed[0]):
-            line = _line(location, "proxy_pass")
-            name, port = parsed[0], parsed[1] or 80
-            if view.containerized:
-                fix = (f"nginx runs as compose service {view.nginx_service}: resolve per request with Docker's "
-                       f"DNS: `resolver 127.0.0.11 valid=10s; set $upstream http://{name}:{port}; "
-                       "proxy_pass $upstream;` (or restart nginx on every deploy of the service).")
-            else:
-                fix = (f"Proxy to the port the container publishes on loopback (`proxy_pass http://127.0.0.1:{port};`"
-                       f" with the container published as 127.0.0.1:{port}:…), or resolve per request: `resolver "
-                       f"<your DNS> valid=10s; set $upstream http://{name}:{port}; proxy_pass $upstream;`.")
-            yield Problem(message=f"proxy_pass {target} at {Location(location.file, line)} names host {name}, "
-                          "which nginx resolves once at start and keeps after the container's address changes.",
-                          evidence={"host": name}, identity=("file", "line"), file=location.file,
-                          line=line, remediation=fix)
+            place = Location(location.file, _line(location, "proxy_pass"))
+            named.setdefault(parsed[0], (f"proxy_pass {target}", place, parsed[1] or 80))
+    for upstream in nginx.upstreams:
+        for server in upstream.servers:
+            parsed = parse_url(f"http://{server.address}") if "$" not in server.address else None
+            if parsed and not server.resolve and _is_name(parsed[0]):
+                written = f"server {server.address} in upstream {upstream.name}"
+                named.setdefault(parsed[0], (written, Location(server.file, server.line), parsed[1] or 80))
+    restarted = set(view.nginx_container.restarts_with) if view.nginx_container else set()
+    for name, (written, place, port) in named.items():
+        services = {c.service for c in view.names.get(name, [])}
+        if services and services <= restarted:
+            continue  # `depends_on: {X: {restart: true}}`: compose restarts nginx with it
+        yield Problem(message=f"{written} at {place} names host {name}, which nginx resolves once at start and "
+                      "keeps after the container's address changes.",
+                      evidence={"host": name}, identity=("file", "line"), file=place.file, line=place.line,
+                      remediation=_resolved_once_fix(view, name, port, written.startswith("server ")))
+
+
+def _resolved_once_fix(view: HostView, name: str, port: int, in_upstream: bool) -> str:
+    if view.containerized:
+        service = next((c.service for c in view.names.get(name, []) if c.service), None)
+        per_request = ("add `resolve` to that server with `resolver 127.0.0.11 valid=10s;` (nginx 1.27.3 or later)"
+                       if in_upstream else f"resolve per request with Docker's DNS: `resolver 127.0.0.11 valid=10s; "
+                       f"set $upstream http://{name}:{port}; proxy_pass $upstream;`")
+        restart = (f"restart it whenever {service} is recreated (`depends_on: {{{service}: {{condition: "
+                   f"service_started, restart: true}}}}`), or " if service else "")
+        return f"nginx runs as compose service {view.nginx_service}: {restart}{per_request}."
+    return (f"Proxy to the port the container publishes on loopback (`proxy_pass http://127.0.0.1:{port};`"
+            f" with the container published as 127.0.0.1:{port}:…), or resolve per request: `resolver "
+            f"<your DNS> valid=10s; set $upstream http://{name}:{port}; proxy_pass $upstream;`.")

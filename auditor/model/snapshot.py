@@ -339,6 +339,7 @@ class UpstreamServer(Model, kw_only=True):
     address: str
     backup: bool = False
     down: bool = False
+    resolve: bool = False  # `server NAME resolve;`: re-resolved as its DNS record changes
     file: str = ""
     line: int = 0
 
@@ -421,6 +422,8 @@ class Container(Model, kw_only=True):
     network_mode: str | None = None  # host | none | service:NAME | container:NAME; None: the networks
     extra_hosts: list[str] = msgspec.field(default_factory=list)  # host names `extra_hosts` adds
     links: dict[str, str] = msgspec.field(default_factory=dict)  # name -> service, from `links` (SERVICE[:ALIAS])
+    # Services compose restarts this one with when they are recreated (`depends_on: {X: {restart: true}}`).
+    restarts_with: list[str] = msgspec.field(default_factory=list)
     file: str = ""
     line: int = 0
 

@@ -275,6 +275,27 @@ def test_a_port_published_into_nginx_that_no_listen_serves_is_d602_at_its_line(t
     assert [f for f in run(msgspec.to_builtins(declared)).findings if f.rule_id == "D602"] == []
 
 
+def test_n508_judges_upstream_servers_like_proxy_pass_and_is_quiet_when_compose_restarts_nginx(tmp_path):
+    # web twice by proxy_pass (one finding, at the first), api in an upstream block, cache there with
+    # `resolve`. Compose restarting nginx with web (`depends_on: {web: {restart: true}}`) quiets web only.
+    site = ("upstream api { server api:9000; }\nupstream cache { server cache:6379 resolve; }\n"
+            "server {\n    listen 80;\n    location / { proxy_pass http://web:8000; }\n"
+            "    location /b { proxy_pass http://web:8000/b; }\n    location /api { proxy_pass http://api; }\n}\n")
+    compose = with_web() + "      api:\n        image: example/api:1\n        expose: ['9000']\n" \
+        "      cache:\n        image: redis:7\n        expose: ['6379']\n"
+
+    def n508(text: str) -> list[tuple[str, int]]:
+        result = findings(tmp_path, text, {"nginx/site.conf": site})
+        return [(f.evidence["host"], f.line) for f in result.findings if f.rule_id == "N508"]
+
+    assert n508(compose) == [("web", 5), ("api", 1)]
+    restarted = compose.replace("      web:\n", "      web:\n        depends_on: [api]\n", 1).replace(
+        '        volumes: ["./nginx', '        depends_on: {web: {condition: service_started, restart: true}}\n'
+        '        volumes: ["./nginx', 1)
+    assert n508(restarted) == [("api", 1)]
+    assert n508(compose.replace("restart: true", "restart: false")) == [("web", 5), ("api", 1)]
+
+
 def test_a_typo_in_a_literal_upstream_host_is_n500(tmp_path):
     result = findings(tmp_path, COMPOSE.format(image="nginx:1.27.2"),
                       {"nginx/site.conf": SITE.replace("web:8000", "wbe:8000")})

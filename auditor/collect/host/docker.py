@@ -223,6 +223,8 @@ def containers(model: compose.Model, redactor: Redactor | None = None) -> list[C
             extra_hosts=sorted(str(h) for h in (spec.get("extra_hosts") or {})),
             links={alias: service for service, _, alias in (str(x).partition(":") for x in spec.get("links") or [])
                    for alias in {service, alias or service}},
+            restarts_with=sorted(str(name) for name, how in (spec.get("depends_on") or {}).items()
+                                 if isinstance(how, dict) and how.get("restart") is True),
             file=str(file),
             line=line,
         ))

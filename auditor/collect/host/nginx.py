@@ -363,6 +363,7 @@ class _Walker:
             if child["directive"] == "server" and child["args"]:
                 params = set(child["args"][1:])
                 servers.append(UpstreamServer(address=child["args"][0], backup="backup" in params,
+                                              resolve="resolve" in params,
                                               down="down" in params, file=child_file, line=child["line"]))
         self.upstreams.append(Upstream(name=directive["args"][0], file=file, line=directive["line"], servers=servers))
 
