@@ -31,7 +31,7 @@ IDENTITY_FIELDS = AWS_NAMES | {
 }
 # Entries keyed by name inside a host (services, nginx servers, their locations, upstreams): one that
 # exists on one side only is one only_in item, not a changed line per field.
-_KEYED = {("docker", "containers"), ("nginx", "servers"), ("nginx", "upstreams")}
+_KEYED = {("docker", "containers"), ("docker", "networks"), ("nginx", "servers"), ("nginx", "upstreams")}
 _EMPTY = (None, {}, [])  # absent and empty compare equal: `environment: {}` is no environment
 
 
@@ -120,9 +120,17 @@ def _docker(docker: dict[str, Any] | None) -> dict[str, Any] | None:
             "image": c["image"], "running": c["running"], "ports": sorted(_port(p) for p in c["ports"]),
             "expose": sorted(c["expose"]), "environment": c["environment"], "privileged": c["privileged"],
             "volumes": sorted(c["volumes"]), "built": c.get("built", False),
-            **{k: c.get(k) for k in ("command", "entrypoint", "healthcheck", "networks", "network_mode",
-                                     "extra_hosts")}}
+            **{k: c.get(k) for k in ("command", "entrypoint", "healthcheck", "network_mode", "extra_hosts")},
+            **_memberships(c.get("networks"))}
     return {**docker, "containers": containers}
+
+
+def _memberships(networks: dict[str, list[str]] | None) -> dict[str, Any]:
+    """A service's networks as a list of names (a network joined with no alias is membership, not an empty
+    value that equals absent) and its aliases on each."""
+    if networks is None:
+        return {"networks": None}
+    return {"networks": sorted(networks), "aliases": {n: a for n, a in sorted(networks.items()) if a}}
 
 
 def _nginx(nginx: dict[str, Any] | None) -> dict[str, Any] | None:

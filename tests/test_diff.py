@@ -207,3 +207,36 @@ def test_two_releases_of_a_real_project_drift_only_in_what_changes_behaviour(tmp
         ("changed", 'nginx.servers["80 oauth2-proxy.oauth2-proxy.localhost"]["/"].headers.X-Real-IP'),
         ("only_in_b", "docker.containers.whoami"),
     ], items
+
+
+def test_networks_are_configuration_membership_aliases_and_settings(tmp_path):
+    # Release 2 moves the app off an `internal: true` network onto the default one (membership with no
+    # aliases is not "empty"), gives the proxy an alias, and makes the backend network external.
+    from auditor import config as config_module
+    from auditor.collect import CollectOptions, collect
+
+    r1 = ("services:\n  proxy:\n    image: nginx:1.27.2\n    networks: [front, back]\n"
+          "  app:\n    image: example/app:1\n    networks: [back]\n"
+          "networks:\n  front: {}\n  back: {internal: true}\n")
+    r2 = ("services:\n  proxy:\n    image: nginx:1.27.2\n    networks:\n      front: {aliases: [edge]}\n      back: {}\n"
+          "      default: {}\n  app:\n    image: example/app:1\n"
+          "networks:\n  front: {}\n  back: {external: true}\n")
+    for name, text in (("r1", r1), ("r2", r2)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "compose.yaml").write_text(text)
+    (tmp_path / "audit.yaml").write_text("version: 1\nenvironments:\n" + "".join(
+        f"  {r}:\n    hosts: [{{name: web, match: {{tags: {{Role: web}}}}, docker: {{compose: [{r}/compose.yaml]}}}}]\n"
+        for r in ("r1", "r2")))
+    cfg = config_module.load(tmp_path / "audit.yaml")
+    snaps = [collect(cfg, r, CollectOptions(offline=True)) for r in ("r1", "r2")]
+    items = {(i.kind, i.path, str(i.a), str(i.b)) for i in diff.compare(snaps[0], snaps[1], ["r1"], ["r2"]).items
+             if i.path.startswith("docker.")}
+    assert items == {
+        ("changed", "docker.containers.app.networks", "['back']", "['default']"),
+        ("changed", "docker.containers.proxy.networks", "['back', 'front']", "['back', 'default', 'front']"),
+        ("changed", "docker.containers.proxy.aliases.front", "None", "['edge']"),
+        ("changed", "docker.networks.back.internal", "True", "False"),
+        ("changed", "docker.networks.back.external", "False", "True"),
+    }
+    # The near miss: the same release against itself is no drift, networks and all.
+    assert diff.compare(snaps[0], snaps[0], ["r1"], ["r1"]).items == []

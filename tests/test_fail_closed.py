@@ -237,3 +237,25 @@ def test_an_output_path_that_cannot_be_written_is_one_line(tmp_path):
     blocker.write_text("")
     target = blocker / "report.txt"
     assert_one_line_error(audit("check", DEV, "-o", str(target)), str(target), "cannot write")
+
+
+def test_allow_partial_never_passes_the_nginx_rules_on_a_compose_project_it_could_not_read(tmp_path):
+    # The compose file that may run nginx is refused: nginx is unknown, not absent, so N500-N508 are
+    # skipped naming the refusal. The near miss: the same project read, with no nginx in it, meets them.
+    (tmp_path / "compose.yaml").write_text("services: [\n")
+    (tmp_path / "audit.yaml").write_text("version: 1\nenvironments:\n  prod:\n    hosts: [{name: web, match: "
+                                         "{tags: {Role: web}}, docker: {compose: [compose.yaml]}}]\n")
+    nginx_rules = {f"N50{i}" for i in range(9)} - {"N503"}  # N503 reads the ALB too: skipped --offline anyway
+
+    def skipped() -> dict[str, str]:
+        proc = audit("check", "prod", "--offline", "--allow-partial", "-c", str(tmp_path / "audit.yaml"),
+                     "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        return {s["rule_id"]: s["reason"] for s in json.loads(proc.stdout)["skipped"] if s["rule_id"] in nginx_rules}
+
+    reasons = skipped()
+    assert set(reasons) == nginx_rules
+    assert all("the compose project that may run it was not read" in r and "invalid YAML" in r
+               for r in reasons.values())
+    (tmp_path / "compose.yaml").write_text("services:\n  app:\n    image: example/app:1\n")
+    assert skipped() == {}

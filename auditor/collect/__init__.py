@@ -261,6 +261,12 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
     project: compose.Model | None = None
     for layer in ("docker", "nginx"):  # docker first: a compose project may hold the nginx
         spec = getattr(host, layer)
+        if layer == "nginx" and spec is None and host.docker and host.docker.compose and project is None \
+                and "docker" in result.uncollected:
+            # The project that may run nginx was not read: nginx is unknown, not absent (--allow-partial).
+            result.uncollected["nginx"] = f"the compose project that may run it was not read: " \
+                                          f"{result.uncollected['docker']}"
+            continue
         if spec is None and not (layer == "nginx" and project is not None):
             continue
         command = getattr(spec, "command", None)
@@ -287,7 +293,8 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
                                              message=message))
             continue
         spec_docker = host.docker
-        result.docker = DockerFacts(containers=found, slots={s: v.service for s, v in spec_docker.slots.items()},
+        result.docker = DockerFacts(containers=found, networks=docker.networks(project) if project else {},
+                                    slots={s: v.service for s, v in spec_docker.slots.items()},
                                     listen_ports={n: s.port for n, s in spec_docker.services.items()},
                                     live=spec_docker.live,
                                     switch=typed(msgspec.to_builtins(spec_docker.switch), Switch)

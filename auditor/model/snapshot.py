@@ -450,8 +450,17 @@ class Switch(Model, kw_only=True):
     target_groups: dict[str, str] | None = None
 
 
+class Network(Model, kw_only=True):
+    """A compose network's settings: who can reach what through it is configuration."""
+
+    internal: bool = False  # no route out of it
+    external: bool = False  # created outside the project
+    driver: str | None = None
+
+
 class DockerFacts(Model, kw_only=True):
     containers: list[Container] = msgspec.field(default_factory=list)
+    networks: dict[str, Network] = msgspec.field(default_factory=dict)  # the compose project's, by name
     slots: dict[str, str] = msgspec.field(default_factory=dict)  # slot -> compose service
     listen_ports: dict[str, int] = msgspec.field(default_factory=dict)  # service -> its port, declared in audit.yaml
     live: str | None = None  # declared in audit.yaml

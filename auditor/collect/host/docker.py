@@ -12,7 +12,7 @@ import msgspec
 
 from auditor.collect.host import compose, dockerfile
 from auditor.errors import AuditError
-from auditor.model.snapshot import Container, PublishedPort, Redactor
+from auditor.model.snapshot import Container, Network, PublishedPort, Redactor
 
 
 class DockerError(AuditError):
@@ -228,6 +228,16 @@ def containers(model: compose.Model, redactor: Redactor | None = None) -> list[C
             file=str(file),
             line=line,
         ))
+    return out
+
+
+def networks(model: compose.Model) -> dict[str, Network]:
+    """The project's networks as its file declares them (`internal`, `external`, driver)."""
+    out = {}
+    for name, spec in sorted(model.networks.items()):
+        spec = spec if isinstance(spec, dict) else {}
+        out[str(name)] = Network(internal=spec.get("internal") is True, external=bool(spec.get("external")),
+                                 driver=str(spec["driver"]) if spec.get("driver") else None)
     return out
 
 
