@@ -161,15 +161,23 @@ def add_header_redefined(ctx: Context, view: HostView) -> Iterator[Problem]:
 
 
 def alias_traversal(ctx: Context, view: HostView) -> Iterator[Problem]:
-    """N507: `location /x { alias /y/; }` serves /x../ as /y/../: files outside the alias."""
+    """N507: a prefix location without a trailing slash maps whatever follows it onto its alias:
+    `location /x { alias /y/; }` serves /x../ as /y/../ (the parent directory), and `location /x { alias
+    /y; }` serves /x-old/ as /y-old/ (every directory beside /y whose name starts with it)."""
     for _, location in _locations(view):
-        if (location.alias and location.alias.endswith("/") and location.modifier in ("", "^~")
-                and not location.path.endswith("/")):
-            line = _line(location, "alias")
-            yield Problem(message=f"location {location.path} at {Location(location.file, location.line)} has "
-                          f"alias {location.alias}: {location.path}../ reaches the parent directory.",
-                          evidence={"location": location.path, "alias": location.alias},
-                          identity=("file", "line"), file=location.file, line=line)
+        if not location.alias or location.modifier not in ("", "^~") or location.path.endswith("/"):
+            continue
+        at = Location(location.file, location.line)
+        if location.alias.endswith("/"):
+            reach = f"{location.path}../ reaches the parent directory"
+        else:
+            if "." in location.path.rsplit("/", 1)[-1]:
+                continue  # one file aliased (`location /favicon.ico { alias /srv/favicon.ico; }`)
+            reach = (f"{location.path}-old/ serves {location.alias}-old/: every directory beside {location.alias} "
+                     "whose name starts with it")
+        yield Problem(at_most=None if location.alias.endswith("/") else "medium",message=f"location {location.path} at {at} has alias {location.alias}: {reach}.",
+                      evidence={"location": location.path, "alias": location.alias},
+                      identity=("file", "line"), file=location.file, line=_line(location, "alias"))
 
 
 def _is_name(host: str) -> bool:

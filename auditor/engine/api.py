@@ -37,6 +37,7 @@ class Problem:
     file: str | None = None
     line: int | None = None
     remediation: str | None = None  # the fix for this case, when the rule's general one does not fit it
+    at_most: str | None = None  # a severity this case cannot exceed: it reaches less than the rule's usual case
 
     def identity_values(self) -> dict[str, Any]:
         own = {"file": self.file, "line": self.line}

@@ -80,6 +80,8 @@ class _Run:
         self.findings.extend(self._finding(rule, item, severity, key) for key, item in problems.items())
 
     def _finding(self, rule: Rule, item: Problem, severity: str, key: str) -> Finding:
+        if item.at_most and severity_rank(item.at_most) > severity_rank(severity):
+            severity = item.at_most
         finding = Finding(
             rule_id=rule.id, rule=rule.meta.name, severity=severity, environment=self.snapshot.environment,
             resource=str(item.resource), slot=item.slot, message=item.message, evidence=item.evidence,

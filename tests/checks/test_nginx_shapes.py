@@ -42,3 +42,24 @@ def test_add_header_inherit_off_is_an_explicit_opt_out_not_a_silent_drop(tmp_pat
     fires = "    location /static/ {\n      add_header Cache-Control public;\n    }\n"
     assert n_findings(tmp_path, quiet, http) == []
     assert n_findings(tmp_path, fires, http) == [("N506", 8)]
+
+
+def severity_of(tmp_path: Path, server: str) -> list[tuple[str, str, int | None]]:
+    path = tmp_path / "nginx.conf"
+    path.write_text(f"events {{}}\nhttp {{\n  server {{\n    listen 80;\n    server_tokens off;\n{server}  }}\n}}\n")
+    snap = Snapshot(environment="t", sources={"aws": SourceStatus(status="not_requested", reason="--offline")},
+                    resources=Resources(hosts=[Host(name="web", nginx=nginx.parse_file(path))]))
+    result = evaluate.run(snap, ["t"], builtin_catalog(), today=dt.date(2026, 12, 2))
+    return [(f.rule_id, f.severity, f.line) for f in result.findings if f.rule_id.startswith("N")]
+
+
+def test_an_alias_without_a_slash_on_either_side_reaches_its_siblings(tmp_path):
+    # /files-old/ is served from /home-old/: a partial traversal, medium; the full one (alias with a
+    # slash under a location without) stays high. Near misses: both with slashes, and one file aliased.
+    partial = "    location /files {\n      alias /home;\n    }\n"
+    full = "    location /files {\n      alias /home/;\n    }\n"
+    quiet = ("    location /files/ {\n      alias /home/;\n    }\n"
+             "    location /favicon.ico {\n      alias /srv/www/favicon.ico;\n    }\n")
+    assert severity_of(tmp_path, partial) == [("N507", "medium", 7)]
+    assert severity_of(tmp_path, full) == [("N507", "high", 7)]
+    assert severity_of(tmp_path, quiet) == []
