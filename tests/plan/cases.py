@@ -50,6 +50,7 @@ CASE = {
 }
 
 APP = 'module.alb.aws_lb_target_group.this["app"]'
+INSTANCE_RULE = "aws_vpc_security_group_ingress_rule.alb_to_app[0]"
 API = 'module.alb.aws_lb_target_group.this["api"]'
 LISTENER = 'module.alb.aws_lb_listener.this["http"]'
 ATTACHED = ["aws_lb_target_group_attachment.web[0]", "aws_lb_target_group_attachment.web[1]"]
@@ -64,8 +65,15 @@ MODULE_CASE = {
                                  LISTENER, [LISTENER]),
     # The instances' rule from the ALB's group narrowed from 3000 to 4000.
     "instance-rule-narrowed": Case({"instance_port": "4000"}, 1, [("P106", "target_group:app-…", None)],
-                                   "aws_vpc_security_group_ingress_rule.alb_to_app",
-                                   ["aws_vpc_security_group_ingress_rule.alb_to_app"]),
+                                   INSTANCE_RULE, [INSTANCE_RULE]),
+    # The instances' rule from the ALB's group removed: nothing admits the ALB.
+    "instance-rule-removed": Case({"instance_rule": "false"}, 1, [("P106", "target_group:app-…", None)],
+                                  INSTANCE_RULE, [INSTANCE_RULE]),
+    # A second security group on the ALB (the module's `security_groups` input, beside its own), which
+    # the instances admit on 3000: the load balancer's groups become a list resolved element by element.
+    "alb-group-added": Case({"extra_alb_sg": "true"}, 0, changes=[
+        "aws_security_group.alb_extra[0]", "module.alb.aws_lb.this[0]",
+        "aws_vpc_security_group_ingress_rule.extra_to_app[0]"]),
     # The group's port 3000 -> 8080 (a replacement, name and protocol_version unknown until apply; the
     # attachments follow the module's output): nothing serves 8080 and the instances' group admits 3000.
     "group-port-unserved": Case({"app_port": "8080"}, 1, [("P101", "target_group:app-", None),

@@ -42,6 +42,16 @@ variable "forward_to" {
   type        = string
   default     = "app"
 }
+variable "extra_alb_sg" {
+  description = "a second security group on the ALB (beside the module's own), which the instances admit on 3000"
+  type        = bool
+  default     = false
+}
+variable "instance_rule" {
+  description = "whether the instances' group admits the ALB's group at all"
+  type        = bool
+  default     = true
+}
 variable "extra_tags" {
   type    = map(string)
   default = {}
@@ -90,6 +100,7 @@ module "alb" {
   vpc_id                     = aws_vpc.main.id
   subnets                    = [aws_subnet.a.id, aws_subnet.b.id]
   enable_deletion_protection = false
+  security_groups            = var.extra_alb_sg ? [aws_security_group.alb_extra[0].id] : []
 
   security_group_ingress_rules = {
     all_http = { from_port = 80, to_port = 80, ip_protocol = "tcp", cidr_ipv4 = "0.0.0.0/0" }
@@ -147,7 +158,24 @@ resource "aws_security_group" "app" {
   tags   = merge(local.tags, { Name = "web-prod-app" })
 }
 
+resource "aws_security_group" "alb_extra" {
+  count  = var.extra_alb_sg ? 1 : 0
+  name   = "web-prod-alb-extra"
+  vpc_id = aws_vpc.main.id
+  tags   = merge(local.tags, { Name = "web-prod-alb-extra" })
+}
+
+resource "aws_vpc_security_group_ingress_rule" "extra_to_app" {
+  count                        = var.extra_alb_sg ? 1 : 0
+  security_group_id            = aws_security_group.app.id
+  ip_protocol                  = "tcp"
+  from_port                    = 3000
+  to_port                      = 3000
+  referenced_security_group_id = aws_security_group.alb_extra[0].id
+}
+
 resource "aws_vpc_security_group_ingress_rule" "alb_to_app" {
+  count                        = var.instance_rule ? 1 : 0
   security_group_id            = aws_security_group.app.id
   ip_protocol                  = "tcp"
   from_port                    = var.instance_port
