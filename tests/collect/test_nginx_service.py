@@ -169,6 +169,11 @@ def test_official_templates_are_rendered_with_the_services_environment_only(tmp_
     assert location.proxy_pass == "http://web:8000"
     assert location.headers == {"Host": "$host"}  # only defined variables are substituted
     assert config.servers[0].file == str(tmp_path / "templates" / "default.conf.template")
+    # The official entrypoint renders templates only when the command starts nginx: a shell command
+    # leaves only the image's default server.
+    (tmp_path / "compose.yaml").write_text((tmp_path / "compose.yaml").read_text().replace(
+        "    environment:", "    command: [\"sh\", \"-c\", \"exec nginx -g 'daemon off;'\"]\n    environment:"))
+    assert [Path(s.file).name for s in read(compose).servers] == ["default.conf"]
 
 
 def test_an_envsubst_start_command_is_rendered_as_it_runs(tmp_path):
@@ -353,6 +358,67 @@ def test_real_nginx_refuses_an_unresolvable_upstream_host(real_nginx, tmp_path):
                     " }\n}\n")
     proc = _nginx_t(real_nginx, conf, tmp_path)
     assert proc.returncode != 0 and "host not found in upstream" in proc.stderr, proc.stderr
+
+
+START_TEMPLATE = """\
+    events {}
+    http {
+      server {
+        listen 80;
+        location / {
+          proxy_pass http://${BACKEND};
+          proxy_set_header Upgrade $http_upgrade;
+          proxy_set_header Connection "upgrade";
+        }
+      }
+    }
+    """
+
+
+def start_project(tmp_path: Path, envsubst: str) -> None:
+    """A build FROM nginx that copies its own env.sh over /docker-entrypoint.sh and empties conf.d;
+    env.sh renders nginx.conf from a template with ``envsubst``."""
+    project(tmp_path, """\
+        services:
+          proxy:
+            build: ./nginx
+            ports: ["80:80"]
+            environment: {BACKEND: "app:3000"}
+          app:
+            image: example/app:1
+            expose: ["3000"]
+        """, {"nginx/Dockerfile": "FROM nginx:1.27.2\nCOPY env.sh /docker-entrypoint.sh\n"
+                                  "COPY nginx.conf.template /etc/nginx/nginx.conf.template\n"
+                                  "RUN rm -f /etc/nginx/conf.d/default.conf\n",
+              "nginx/env.sh": f"#!/bin/sh\n{envsubst} < /etc/nginx/nginx.conf.template > /etc/nginx/nginx.conf\n"
+                              'exec "$@"\n',
+              "nginx/nginx.conf.template": START_TEMPLATE})
+
+
+def test_a_script_copied_over_the_entrypoint_runs_instead_of_the_official_start(tmp_path):
+    # envsubst with no list blanks $http_upgrade too: `proxy_set_header Upgrade ;`, which nginx refuses.
+    # The stock nginx.conf (conf.d emptied) never runs: no N502, no D602 on its missing server.
+    start_project(tmp_path, "envsubst")
+    result = run(msgspec.to_builtins(snapshot_of(tmp_path, HOST % "")))
+    serious = [(f.rule_id, Path(f.file or "").name, f.line) for f in result.findings
+               if f.severity in ("critical", "high")]
+    assert serious == [("N500", "nginx.conf.template", 7)]
+    assert 'invalid number of arguments in "proxy_set_header"' in result.findings[0].message
+    # The near miss: the same start with an allow-list keeps $http_upgrade, and nginx listens on 80.
+    start_project(tmp_path, "envsubst '${BACKEND}'")
+    result = run(msgspec.to_builtins(snapshot_of(tmp_path, HOST % "")))
+    assert [f.rule_id for f in result.findings if f.severity in ("critical", "high")] == []
+
+
+def test_real_nginx_refuses_what_envsubst_without_a_list_leaves(real_nginx, tmp_path):  # noqa: F811
+    # What `envsubst` writes from START_TEMPLATE with BACKEND=app:3000 set: every other $name blanked.
+    conf = tmp_path / "nginx.conf"
+    blanked = textwrap.dedent(START_TEMPLATE).replace("${BACKEND}", "127.0.0.1:3000")
+    conf.write_text(blanked.replace("$http_upgrade", ""))
+    proc = _nginx_t(real_nginx, conf, tmp_path)
+    assert proc.returncode != 0 and 'invalid number of arguments in "proxy_set_header"' in proc.stderr, proc.stderr
+    conf.write_text(blanked)
+    assert _nginx_t(real_nginx, conf, tmp_path).returncode == 0
 
 
 @pytest.mark.parametrize("compose,files,unknown", [

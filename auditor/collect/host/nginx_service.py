@@ -333,8 +333,8 @@ def _command(command: str, where: str, start: Start, files: ContainerFiles, dept
         words = words[1:]
     if words and (words[0].endswith(".sh") or words[0].startswith("/") and depth == 0) and depth < 3:
         script = words[0] if words[0].startswith("/") else posixpath.join(PREFIX, words[0])
-        if script == DEFAULT_ENTRYPOINT:
-            return
+        if script == DEFAULT_ENTRYPOINT and not _replaced_entrypoint(files):
+            return  # the official start: its templates are rendered by read()
         host = files.lookup(script)
         if host is None or isinstance(host, Unknown):
             if start.unknown is None:
@@ -350,11 +350,23 @@ def start_of(spec: dict[str, Any], image: dockerfile.Image | None, files: Contai
     start = Start()
     entrypoint = command_line(spec.get("entrypoint")) or (image.entrypoint if image else None)
     command = command_line(spec.get("command")) or (image.cmd if image else None)
-    official = entrypoint is None or entrypoint.split()[0] == DEFAULT_ENTRYPOINT
-    for text in (entrypoint, command):
-        if text and not text.startswith(DEFAULT_ENTRYPOINT):
+    # A build that copies its own script over /docker-entrypoint.sh keeps the name and drops the official
+    # start: that script runs instead (and is followed), the official templates are not rendered.
+    replaced = _replaced_entrypoint(files)
+    # The official entrypoint renders templates only for a command that starts nginx (its own test).
+    program = command.split()[0].strip("\"'") if command and command.split() else "nginx"
+    official = (entrypoint is None or entrypoint.split()[0] == DEFAULT_ENTRYPOINT) and not replaced \
+        and posixpath.basename(program) in ("nginx", "nginx-debug")
+    for text in (entrypoint or (DEFAULT_ENTRYPOINT if replaced else None), command):
+        if text and (replaced or not text.startswith(DEFAULT_ENTRYPOINT)):
             _command_line(text, start, files)
     return start, official
+
+
+def _replaced_entrypoint(files: ContainerFiles) -> bool:
+    """Whether /docker-entrypoint.sh is a repository file (a build's COPY, a mount), not the image's own."""
+    found = files.lookup(DEFAULT_ENTRYPOINT)
+    return bool(found) and not isinstance(found, Unknown)
 
 
 def _command_line(text: str, start: Start, files: ContainerFiles) -> None:
