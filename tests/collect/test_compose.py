@@ -105,12 +105,35 @@ def test_extends_in_the_same_file_and_from_another(tmp_path):
 
 
 def test_include_adds_services_and_refuses_a_conflict(tmp_path):
-    (tmp_path / "base.yml").write_text("services:\n  db:\n    image: postgres:16\n")
+    (tmp_path / "base.yml").write_text("services:\n  db:\n    image: postgres:16\n    environment: {A: 1}\n")
     (main,) = files(tmp_path, compose__yml="include: [base.yml]\nservices:\n  web:\n    image: app:1\n")
     assert set(compose.load([main]).services) == {"db", "web"}
+    # The including file redefining part of an included service is merged over it (compose-go #835).
     main.write_text("include: [base.yml]\nservices:\n  db:\n    image: mysql:8\n")
-    with pytest.raises(compose.ComposeError, match="include base.yml defines service db"):
+    assert compose.load([main]).services["db"] == {"image": "mysql:8", "environment": {"A": 1}}
+    # Two included files defining one service conflict.
+    (tmp_path / "other.yml").write_text("services:\n  db:\n    image: mariadb:11\n")
+    main.write_text("include: [base.yml, other.yml]\nservices: {}\n")
+    with pytest.raises(compose.ComposeError, match="include other.yml defines service db, which another included"):
         compose.load([main])
+
+
+def test_an_include_entry_reads_with_its_own_project_directory_and_env_file(tmp_path):
+    # A root file including service files: each interpolated from its entry's env_file and its relative
+    # paths resolved against its project_directory, as `docker compose config` does.
+    service = tmp_path / "services" / "api"
+    service.mkdir(parents=True)
+    (service / "compose.yml").write_text("services:\n  api:\n    build: .\n    ports: ['${API_PORT}:3000']\n"
+                                         "    volumes: ['./conf:/etc/api']\n")
+    (service / "Dockerfile").write_text("FROM node:20\nEXPOSE 3000\n")
+    (tmp_path / "api.env").write_text("API_PORT=8081\n")
+    (main,) = files(tmp_path, compose__yml="include:\n  - path: services/api/compose.yml\n"
+                                           "    env_file: api.env\nservices: {}\n")
+    (container,) = docker.parse_compose_files([main])
+    assert [(p.host_port, p.container_port) for p in container.ports] == [(8081, 3000)]
+    assert container.expose == [3000]  # the Dockerfile beside the included file, not beside the root
+    assert container.volumes == [str(service / "conf")]
+    assert (Path(container.file).name, container.line) == ("compose.yml", 2)
 
 
 def test_each_published_port_is_placed_at_the_entry_that_wrote_it(tmp_path):

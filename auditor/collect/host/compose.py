@@ -248,6 +248,7 @@ class _File:
     lines: dict[str, Place]
     unset: dict[str, set[str]]
     ports: dict[str, dict[Any, Place]]
+    included: set[str] = field(default_factory=set)  # services its `include` brought
 
 
 def load_yaml(path: Path) -> tuple[Any, dict[str, int], dict[str, list[int]]]:
@@ -326,16 +327,33 @@ class _Reader:
         return read
 
     def _include(self, read: _File, entry: Any, path: Path, stack: tuple[Path, ...]) -> None:
+        """An `include` entry as current Compose reads it: each file with its own project directory and env
+        files (`project_directory`, `env_file`, else its directory's `.env`), its relative paths resolved
+        there; a service this file defines too is this file's definition merged over the included one
+        (compose-go #835); two included files defining one service conflict."""
         paths = entry.get("path") if isinstance(entry, dict) else entry
+        options = entry if isinstance(entry, dict) else {}
         for relative in paths if isinstance(paths, list) else [paths]:
             included = (path.parent / interpolate(str(relative), self.env, str(path))).resolve()
             if not included.is_file():
                 raise ComposeError(f"{path}: include {relative}: no such file")
-            other = _Reader({**read_env_file(included.parent / ".env"), **self.env}).file(included, stack)
+            base = (path.parent / str(options["project_directory"])).resolve() \
+                if options.get("project_directory") else included.parent
+            env_files = options.get("env_file") or [base / ".env"]
+            env: dict[str, str] = {}
+            for env_file in env_files if isinstance(env_files, list) else [env_files]:
+                env.update(read_env_file(path.parent / str(env_file), env))
+            other = _Reader({**env, **self.env}).file(included, stack)
             for name, spec in other.model.get("services", {}).items():
-                if name in read.model["services"]:
-                    raise ComposeError(f"{path}: include {relative} defines service {name}, which this file "
-                                       "defines too")
+                spec = _rebased(spec, base)
+                if name in read.included:
+                    raise ComposeError(f"{path}: include {relative} defines service {name}, which another included "
+                                       "file defines too")
+                read.included.add(name)
+                if name in read.model["services"]:  # this file's definition, over the included one
+                    read.model["services"][name] = merge(spec, read.model["services"][name], ("services", name))
+                    read.ports[name] = {**other.ports.get(name, {}), **read.ports.get(name, {})}
+                    continue
                 read.model["services"][name] = spec
                 read.unset[name] = other.unset.get(name, set())
                 read.lines[name] = other.lines.get(name, (included, 0))  # its own file, not the including one
@@ -370,6 +388,35 @@ class _Reader:
         read.ports[name] = {**other.ports.get(base_name, {}), **read.ports.get(name, {})}
         local = {k: v for k, v in spec.items() if k != "extends"}
         return merge({k: v for k, v in base.items() if k != "extends"}, local, ("services", name))
+
+
+def _rebased(spec: dict[str, Any], base: Path) -> dict[str, Any]:
+    """An included service's relative paths (build context, bind-mount sources, env files) made absolute
+    against its own project directory, where Compose resolves them."""
+    def absolute(value: str) -> str:
+        return value if "://" in value or value.startswith(("git@", "/", "~")) else str((base / value).resolve())
+
+    spec = dict(spec)
+    build = spec.get("build")
+    if isinstance(build, str):
+        spec["build"] = absolute(build)
+    elif isinstance(build, dict):
+        spec["build"] = {**build, "context": absolute(str(build.get("context") or "."))}
+    volumes = []
+    for volume in spec.get("volumes") or []:
+        if isinstance(volume, dict) and volume.get("type") == "bind" and volume.get("source"):
+            volume = {**volume, "source": absolute(str(volume["source"]))}
+        elif isinstance(volume, str) and volume.startswith("."):
+            source, _, rest = volume.partition(":")
+            volume = f"{absolute(source)}:{rest}" if rest else absolute(source)
+        volumes.append(volume)
+    if volumes:
+        spec["volumes"] = volumes
+    env_files = spec.get("env_file")
+    if env_files:
+        spec["env_file"] = [{**e, "path": absolute(str(e.get("path")))} if isinstance(e, dict) else absolute(str(e))
+                            for e in (env_files if isinstance(env_files, list) else [env_files])]
+    return spec
 
 
 def _project_name(value: str) -> str:
