@@ -108,6 +108,8 @@ def projects(root: Path, undecided: list[str]) -> list[tuple[str, list[Path]]]:
 
     out: list[tuple[str, list[Path]]] = []
     found = compose_files(root)
+    fragments = _included(found)  # only make sense inside the `include:` of the file that names them
+    found = {d: kept for d, files in found.items() if (kept := [f for f in files if f.resolve() not in fragments])}
     with_base = {d for d, files in found.items() if any(not _variant(f) for f in files)}
     for directory, files in sorted(found.items()):
         bases = [f for f in files if not _variant(f)]
@@ -142,6 +144,26 @@ def projects(root: Path, undecided: list[str]) -> list[tuple[str, list[Path]]]:
              else name, files) for name, files in out]
 
 
+def _included(found: dict[Path, list[Path]]) -> set[Path]:
+    """The compose files another one names in its top-level `include`."""
+    from auditor.collect.host import compose
+
+    out: set[Path] = set()
+    for files in found.values():
+        for path in files:
+            try:
+                data, _, _ = compose.load_yaml(path)
+            except AuditError:
+                continue
+            entries = data.get("include") if isinstance(data, dict) else None
+            for entry in entries if isinstance(entries, list) else []:
+                named = entry.get("path") if isinstance(entry, dict) else entry
+                for relative in named if isinstance(named, list) else [named]:
+                    if isinstance(relative, str) and "$" not in relative:
+                        out.add((path.parent / relative).resolve())
+    return out
+
+
 def _rel(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
@@ -168,14 +190,26 @@ def host_for(name: str, files: list[Path], root: Path, undecided: list[str]) -> 
         host.slots = dict(sorted(pairs[0].items()))
     elif len(pairs) > 1:
         undecided.append(f"{name}: several blue/green pairs ({', '.join(sorted(bases))}): declare docker.slots")
-    found = nginx_service.find(model, None)
+    proxies = nginx_service.find(model, None)
+    found = [f for f in proxies if nginx_service.repository(f.image) in nginx_service.NGINX_IMAGES]
     front = nginx_service.front(model, found)
+    opaque = [f for f in proxies if f not in found]
+    for proxy in opaque:
+        undecided.append(f"{name}: service {proxy.service} runs {proxy.image}, a proxy audit does not read as nginx: "
+                         "paths through it are not judged")
     if front is not None:
         host.nginx_service = front.service
+        others = [f.service for f in found if f is not front]
+        if others:
+            undecided.append(f"{name}: nginx services {', '.join([front.service, *others])}: {front.service} fronts "
+                             f"(it publishes ports) and is checked; describe another host with nginx.service: "
+                             f"{others[0]} to check it too")
         return host
-    mounted = {str(v) for spec in model.services.values() for v in spec.get("volumes") or []}
+    if opaque:
+        return host
+    mounted = _mounted(root)  # a conf.d snippet some compose nginx mounts is not a host nginx's main file
     configs = sorted(p for p in files[0].parent.rglob("nginx.conf")
-                     if len(p.relative_to(files[0].parent).parts) <= 3 and not any(p.name in m for m in mounted))
+                     if len(p.relative_to(files[0].parent).parts) <= 3 and p.resolve() not in mounted)
     if len(configs) == 1:
         host.nginx_path = configs[0]
     elif len(configs) > 1:
@@ -185,6 +219,26 @@ def host_for(name: str, files: list[Path], root: Path, undecided: list[str]) -> 
         undecided.append(f"{name}: no nginx found (none in compose, no nginx.conf beside it): the load balancer "
                          "reaches the containers directly, or give nginx.path / nginx.command")
     return host
+
+
+def _mounted(root: Path) -> set[Path]:
+    """Every file a compose file under ``root`` bind-mounts into a container."""
+    from auditor.collect.host import compose
+
+    out: set[Path] = set()
+    for files in compose_files(root).values():
+        for path in files:
+            try:
+                data, _, _ = compose.load_yaml(path)
+            except AuditError:
+                continue
+            services = data.get("services") if isinstance(data, dict) else None
+            for spec in services.values() if isinstance(services, dict) else []:
+                for volume in (spec or {}).get("volumes") or [] if isinstance(spec, dict) else []:
+                    source = volume.get("source") if isinstance(volume, dict) else str(volume).split(":")[0]
+                    if isinstance(source, str) and source.startswith("."):
+                        out.add((path.parent / source).resolve())
+    return out
 
 
 # --- the account ------------------------------------------------------------------------------------

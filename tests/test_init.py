@@ -45,3 +45,54 @@ def test_init_never_overwrites(tmp_path):
     (tmp_path / "audit.yaml").write_text("version: 1\n")
     assert_one_line_error(audit("init", str(tmp_path)), "audit.yaml exists: audit init never overwrites it")
     assert (tmp_path / "audit.yaml").read_text() == "version: 1\n"
+
+
+def draft_of(tmp_path, files: dict[str, str]) -> tuple[dict, str]:
+    for name, text in files.items():
+        path = tmp_path / "repo" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    out = tmp_path / "audit.yaml"
+    proc = audit("init", str(tmp_path / "repo"), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return yaml.safe_load(out.read_text())["environments"], proc.stdout
+
+
+def test_include_fragments_are_not_environments_and_a_variant_that_needs_the_base_stacks_on_it(tmp_path):
+    environments, _ = draft_of(tmp_path, {
+        "compose.yml": "include: [api/compose.yml]\nservices:\n  db:\n    image: postgres:16\n",
+        "api/compose.yml": "services:\n  api:\n    image: example/api:1\n",
+        # e2e alone depends on db, which only the base defines: compose refuses it alone
+        "compose.e2e.yml": "services:\n  tests:\n    image: example/e2e:1\n    depends_on: [db]\n",
+    })
+    assert sorted(environments) == ["default", "e2e"]
+    assert [p.rsplit("/", 1)[-1] for p in environments["e2e"]["hosts"][0]["docker"]["compose"]] == [
+        "compose.yml", "compose.e2e.yml"]
+
+
+def test_two_nginx_services_are_both_named_and_a_caddy_is_not_nginx(tmp_path):
+    nginx = "    image: nginx:1.27.2\n"
+    environments, said = draft_of(tmp_path, {"compose.yml": (
+        "services:\n  edge:\n" + nginx + "    ports: ['80:80']\n  static:\n" + nginx +
+        "  app:\n    image: example/app:1\n")})
+    assert environments["default"]["hosts"][0]["nginx"] == {"service": "edge"}
+    assert "nginx services edge, static: edge fronts" in said
+    environments, said = draft_of(tmp_path / "c", {"compose.yml": (
+        "services:\n  proxy:\n    image: caddy:2.8\n    ports: ['80:80']\n  app:\n    image: example/app:1\n")})
+    assert "nginx" not in environments["default"]["hosts"][0]
+    assert "service proxy runs caddy:2.8, a proxy audit does not read as nginx" in said
+    assert "no nginx found" not in said
+
+
+def test_a_snippet_a_compose_nginx_mounts_is_not_a_host_nginxs_main_file():
+    # oauth2-proxy: the nginx variant mounts ./nginx.conf as conf.d/default.conf; the base environment
+    # beside it has no nginx, and must not get that snippet as a host nginx.path.
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "audit.yaml"
+        assert audit("init", str(SHARED / "realworld" / "oauth2-proxy__oauth2-proxy"), "-o", str(out)).returncode == 0
+        environments = yaml.safe_load(out.read_text())["environments"]
+    assert "nginx" not in environments["local-environment"]["hosts"][0]
+    assert environments["nginx"]["hosts"][0]["nginx"] == {"service": "nginx"}

@@ -229,3 +229,12 @@ def test_d604_fires_on_pulled_images_with_moving_tags_only(tmp_path, spec, fires
     data = {"schema_version": 1, "environment": "dev", "resources": {"hosts": [
         {"name": "web", "docker": {"containers": [msgspec.to_builtins(container)]}}]}}
     assert [f.rule_id for f in run(data).findings if f.rule_id == "D604"] == (["D604"] if fires else [])
+
+
+def test_a_dependency_on_an_undefined_service_is_refused_as_compose_refuses_it(tmp_path):
+    (main,) = files(tmp_path, compose__yml="services:\n  web:\n    image: app:1\n    depends_on: [db]\n")
+    with pytest.raises(compose.ComposeError, match=r"compose.yml:2: service web depends on undefined service db"):
+        compose.load([main])
+    main.write_text("services:\n  web:\n    image: app:1\n    depends_on: {db: {condition: service_started, "
+                    "required: false}}\n")
+    assert set(compose.load([main]).services) == {"web"}

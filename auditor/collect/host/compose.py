@@ -445,6 +445,13 @@ def load(files: list[Path], environment: dict[str, str] | None = None,
             ports.setdefault(name, {}).update(read.ports.get(name, {}))  # a later file's entry replaces one
             unset.setdefault(name, set()).update(read.unset.get(name, set()))
     merged = _strip(merged)
+    defined = merged.get("services") or {}
+    for name, spec in defined.items():
+        missing = sorted(str(d) for d, how in (spec.get("depends_on") or {}).items()
+                         if d not in defined and not (isinstance(how, dict) and how.get("required") is False))
+        if missing:  # as `docker compose config` refuses it: a file that only makes sense over another
+            path, line = lines.get(name, (first, 0))
+            raise ComposeError(f"{path}:{line}: service {name} depends on undefined service {missing[0]}")
     active = set(profiles if profiles is not None else
                  [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",") if p.strip()])
     services = {name: spec for name, spec in (merged.get("services") or {}).items()
