@@ -191,7 +191,7 @@ def host_for(name: str, files: list[Path], root: Path, undecided: list[str]) -> 
     elif len(pairs) > 1:
         undecided.append(f"{name}: several blue/green pairs ({', '.join(sorted(bases))}): declare docker.slots")
     proxies = nginx_service.find(model, None)
-    found = [f for f in proxies if nginx_service.repository(f.image) in nginx_service.NGINX_IMAGES]
+    found = [f for f in proxies if nginx_service.repository(f.image) not in nginx_service.OPAQUE_IMAGES]
     front = nginx_service.front(model, found)
     opaque = [f for f in proxies if f not in found]
     for proxy in opaque:

@@ -96,3 +96,19 @@ def test_a_snippet_a_compose_nginx_mounts_is_not_a_host_nginxs_main_file():
         environments = yaml.safe_load(out.read_text())["environments"]
     assert "nginx" not in environments["local-environment"]["hosts"][0]
     assert environments["nginx"]["hosts"][0]["nginx"] == {"service": "nginx"}
+
+
+def test_a_start_script_that_renders_the_nginx_template_finds_that_nginx(tmp_path):
+    # Whatever the image is called, a service whose start renders nginx's config is the nginx. The near
+    # miss: a start script that renders something else.
+    script = "#!/bin/sh\nenvsubst '${UPSTREAM}' < /tpl/app.conf.template > {dest}\nexec nginx -g 'daemon off;'\n"
+    files = {"compose.yml": "services:\n  edge:\n    image: registry.example.com/edge:3\n    ports: ['80:80']\n"
+                            "    entrypoint: /nginx-entrypoint.sh\n    volumes: ['./edge/nginx-entrypoint.sh:"
+                            "/nginx-entrypoint.sh', './edge:/tpl']\n  app:\n    image: example/app:1\n",
+             "edge/app.conf.template": "server { listen 80; location / { proxy_pass http://${UPSTREAM}; } }\n"}
+    environments, _ = draft_of(tmp_path, {**files, "edge/nginx-entrypoint.sh": script.replace(
+        "{dest}", "/etc/nginx/conf.d/app.conf")})
+    assert environments["default"]["hosts"][0]["nginx"] == {"service": "edge"}
+    environments, _ = draft_of(tmp_path / "miss", {**files, "edge/nginx-entrypoint.sh": script.replace(
+        "{dest}", "/srv/app.conf")})
+    assert "nginx" not in environments["default"]["hosts"][0]

@@ -406,9 +406,20 @@ def find(model: Model, declared: str | None) -> list[Found]:
             continue
         built, error = dockerfile.of_service(spec, model.project_dir)
         image = built.base if built else str(spec.get("image") or "")
-        if declared is not None or repository(image) in NGINX_IMAGES | OPAQUE_IMAGES:
+        if declared is not None or repository(image) in NGINX_IMAGES | OPAQUE_IMAGES \
+                or _renders_nginx(spec, built, model.project_dir):
             out.append(Found(name, image, built, error))
     return out
+
+
+def _renders_nginx(spec: dict[str, Any], built: dockerfile.Image | None, project_dir: Path) -> bool:
+    """Whether the service's start runs a repository script that renders nginx's config into /etc/nginx
+    (an `nginx-entrypoint.sh` with envsubst): that service is an nginx, whatever its image is called."""
+    if not (spec.get("entrypoint") or spec.get("command") or (built and (built.entrypoint or built.cmd))):
+        return False
+    image_files = _image_files(built, {})[0] if built else {}
+    start, _ = start_of(spec, built, ContainerFiles(mounts(spec, project_dir), image_files, False))
+    return any(posixpath.normpath(dest).startswith(PREFIX + "/") for _, dest, _, _ in start.renders)
 
 
 def front(model: Model, found: list[Found]) -> Found | None:
