@@ -132,7 +132,9 @@ class AwsCollector:
         lbs = {lb["LoadBalancerArn"]: lb for lb in lbs_raw}
         tgs = {tg["TargetGroupArn"]: tg for tg in tgs_raw}
         selected_lbs, selected_tgs = self._scope(lbs, tgs, tags)
-        self.progress(f"{len(selected_lbs)} load balancers and {len(selected_tgs)} target groups")
+        lbs_n, tgs_n = len(selected_lbs), len(selected_tgs)
+        self.progress(f"{lbs_n} load balancer{'s' if lbs_n != 1 else ''} and {tgs_n} target group"
+                      f"{'s' if tgs_n != 1 else ''}")
 
         # Target health first: instances and then security groups wait on it, the rest does not.
         health, tg_attrs = self._target_groups(reads, sorted(selected_tgs))
