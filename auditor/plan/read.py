@@ -184,8 +184,9 @@ class Plan:
             elif target not in found:
                 found.append(target)
         whole = True
+        used = {k for k in keys if any(t.endswith(f'["{k}"]') for t in found)}
         for reference in unfollowed:
-            if self._part_of(reference, found) or found and self.variables.get(reference) in keys:
+            if self._part_of(reference, found) or self.variables.get(reference) in used:
                 continue  # a repeat of what was followed, or the key it was followed at
             more, known = self._input(reference, referrer, depth)
             found += [t for t in more if t not in found]
@@ -193,8 +194,11 @@ class Plan:
         return found, whole
 
     def _input(self, reference: str, referrer: str, depth: int) -> tuple[list[str], bool]:
-        """What a module's `var.NAME` adds: nothing when its value is written out with no resource id in it
-        (a default `[]`, a flag), the resources its caller's expression refers to, else unknown."""
+        """What a variable adds: nothing when its value is written out with no resource id in it (a default
+        `[]`, a flag, a root variable's `true`), the resources a module caller's expression refers to,
+        else unknown."""
+        if reference in self.variables:  # the root module's: its value is in the plan
+            return [], not _may_be_id(self.variables[reference])
         variable = _VARIABLE.match(reference)
         expression = self.inputs.get(variable[0]) if variable else None
         if expression is None or depth > 8:
@@ -254,6 +258,14 @@ _VARIABLE = re.compile(r"^(?P<module>(?:module\.[^.\[]+\.)+)var\.[A-Za-z0-9_-]+"
 _OUTPUT = re.compile(r'^(?P<output>(?:module\.[^.\[]+\.)+[^.\[]+)(?P<key>\[[^\]]*\])?')
 # An ARN attribute inside a block, and the resource types that can hold it.
 _HOLDERS = {"target_group_arn": ("aws_lb_target_group", "aws_alb_target_group")}
+
+
+# An id or ARN a value may hold in place of a reference: `sg-0123…`, `arn:aws:…`.
+_ID = re.compile(r"^(?:arn:|[a-z]+(?:-[a-z]+)*-[0-9a-f]{8,17}$)")
+
+
+def _may_be_id(value: Any) -> bool:
+    return any(isinstance(v, str) and _ID.match(v) for v in (value if isinstance(value, list) else [value]))
 
 
 def _caller(module: str) -> str:

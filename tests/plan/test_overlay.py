@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from auditor import plan
+from auditor.plan.read import Plan
 from auditor.model import snapshot
 from tests.plan.conftest import PLANS
 from tests.test_cli import assert_one_line_error, audit
@@ -295,3 +296,13 @@ def test_a_registration_in_a_group_nobody_can_name_is_unknown_not_outside():
     assert planned.outside == []
     assert [str(u) for u in planned.unknown] == [
         'module.asg.aws_autoscaling_traffic_source_attachment.this["a"].traffic_source[0].identifier']
+
+
+def test_a_root_variable_beside_a_followed_reference_is_a_key_only_when_it_was_used_as_one():
+    # `security_groups = [aws_security_group.x.id, var.extra]`: var.extra holds an id nobody can follow,
+    # so the list is unknown; it is not taken for the key of an index.
+    plan = Plan({"format_version": "1.2", "variables": {"extra": {"value": "sg-0123456789abcdef0"}}, "resource_changes": [
+        change("aws_security_group.x", ["create"], None, {"name": "x"}, {"id": True})],
+        "configuration": {"root_module": {"resources": [{"address": "aws_lb.web", "expressions": {
+            "security_groups": {"references": ["aws_security_group.x.id", "aws_security_group.x", "var.extra"]}}}]}}})
+    assert plan.references("aws_lb.web", ("security_groups",)) == (["aws_security_group.x"], False)
