@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -144,23 +145,30 @@ def projects(root: Path, undecided: list[str]) -> list[tuple[str, list[Path]]]:
              else name, files) for name, files in out]
 
 
-def _included(found: dict[Path, list[Path]]) -> set[Path]:
-    """The compose files another one names in its top-level `include`."""
+def _read(found: dict[Path, list[Path]]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Each compose file found, as plain YAML (one that does not parse is left to the drafting to say)."""
     from auditor.collect.host import compose
 
-    out: set[Path] = set()
     for files in found.values():
         for path in files:
             try:
                 data, _, _ = compose.load_yaml(path)
             except AuditError:
                 continue
-            entries = data.get("include") if isinstance(data, dict) else None
-            for entry in entries if isinstance(entries, list) else []:
-                named = entry.get("path") if isinstance(entry, dict) else entry
-                for relative in named if isinstance(named, list) else [named]:
-                    if isinstance(relative, str) and "$" not in relative:
-                        out.add((path.parent / relative).resolve())
+            if isinstance(data, dict):
+                yield path, data
+
+
+def _included(found: dict[Path, list[Path]]) -> set[Path]:
+    """The compose files another one names in its top-level `include`."""
+    out: set[Path] = set()
+    for path, data in _read(found):
+        entries = data.get("include")
+        for entry in entries if isinstance(entries, list) else []:
+            named = entry.get("path") if isinstance(entry, dict) else entry
+            for relative in named if isinstance(named, list) else [named]:
+                if isinstance(relative, str) and "$" not in relative:
+                    out.add((path.parent / relative).resolve())
     return out
 
 
@@ -223,21 +231,14 @@ def host_for(name: str, files: list[Path], root: Path, undecided: list[str]) -> 
 
 def _mounted(root: Path) -> set[Path]:
     """Every file a compose file under ``root`` bind-mounts into a container."""
-    from auditor.collect.host import compose
-
     out: set[Path] = set()
-    for files in compose_files(root).values():
-        for path in files:
-            try:
-                data, _, _ = compose.load_yaml(path)
-            except AuditError:
-                continue
-            services = data.get("services") if isinstance(data, dict) else None
-            for spec in services.values() if isinstance(services, dict) else []:
-                for volume in (spec or {}).get("volumes") or [] if isinstance(spec, dict) else []:
-                    source = volume.get("source") if isinstance(volume, dict) else str(volume).split(":")[0]
-                    if isinstance(source, str) and source.startswith("."):
-                        out.add((path.parent / source).resolve())
+    for path, data in _read(compose_files(root)):
+        services = data.get("services")
+        for spec in services.values() if isinstance(services, dict) else []:
+            for volume in (spec or {}).get("volumes") or [] if isinstance(spec, dict) else []:
+                source = volume.get("source") if isinstance(volume, dict) else str(volume).split(":")[0]
+                if isinstance(source, str) and source.startswith("."):
+                    out.add((path.parent / source).resolve())
     return out
 
 
