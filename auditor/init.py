@@ -231,14 +231,14 @@ def host_for(name: str, files: list[Path], root: Path, undecided: list[str]) -> 
 
 def _mounted(root: Path) -> set[Path]:
     """Every file a compose file under ``root`` bind-mounts into a container."""
+    from auditor.collect.host import nginx_service
+
     out: set[Path] = set()
     for path, data in _read(compose_files(root)):
         services = data.get("services")
         for spec in services.values() if isinstance(services, dict) else []:
-            for volume in (spec or {}).get("volumes") or [] if isinstance(spec, dict) else []:
-                source = volume.get("source") if isinstance(volume, dict) else str(volume).split(":")[0]
-                if isinstance(source, str) and source.startswith("."):
-                    out.add((path.parent / source).resolve())
+            if isinstance(spec, dict):
+                out |= {m.source for m in nginx_service.mounts(spec, path.parent) if m.source is not None}
     return out
 
 

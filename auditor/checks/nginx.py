@@ -167,18 +167,16 @@ def alias_traversal(ctx: Context, view: HostView) -> Iterator[Problem]:
     for _, location in _locations(view):
         if not location.alias or location.modifier not in ("", "^~") or location.path.endswith("/"):
             continue
-        at = Location(location.file, location.line)
-        if location.alias.endswith("/"):
-            reach = f"{location.path}../ reaches the parent directory"
-        else:
-            if "." in location.path.rsplit("/", 1)[-1]:
-                continue  # one file aliased (`location /favicon.ico { alias /srv/favicon.ico; }`)
-            reach = (f"{location.path}-old/ serves {location.alias}-old/: every directory beside {location.alias} "
-                     "whose name starts with it")
-        yield Problem(at_most=None if location.alias.endswith("/") else "medium",message=f"location {location.path} at {at} has alias {location.alias}: {reach}.",
+        partial = not location.alias.endswith("/")
+        if partial and "." in location.path.rsplit("/", 1)[-1]:
+            continue  # one file aliased (`location /favicon.ico { alias /srv/favicon.ico; }`)
+        reach = (f"{location.path}-old/ serves {location.alias}-old/: every directory beside {location.alias} "
+                 "whose name starts with it") if partial else f"{location.path}../ reaches the parent directory"
+        yield Problem(message=f"location {location.path} at {Location(location.file, location.line)} has alias "
+                      f"{location.alias}: {reach}.",
                       evidence={"location": location.path, "alias": location.alias},
-                      identity=("file", "line"), file=location.file, line=_line(location, "alias"))
-
+                      identity=("file", "line"), file=location.file, line=_line(location, "alias"),
+                      at_most="medium" if partial else None)
 
 def _is_name(host: str) -> bool:
     return not is_address(host) and not is_loopback(host)

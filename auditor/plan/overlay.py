@@ -268,15 +268,15 @@ class _Overlay:
         name, before = group_registrations(self.values(rc, "before"), kind) if action != "create" else ("", [])
         after_name, after = group_registrations(self.values(rc, "after"), kind) if action != "delete" else ("", [])
         groups = {tg.arn: tg for tg in self.res.target_groups}
-        registered = {h.target_group_arn for h in self.res.target_health}  # a replaced group's, too
-        left = [a for a in before if a not in after and a in registered | set(groups)]
+        held = {h.target_group_arn for h in self.res.target_health} | set(groups)  # a replaced group's, too
+        left = [a for a in before if a not in after and a in held]
         joined = [a for a in after if a not in before and a in groups]
         if KNOWN_AFTER_APPLY in after:  # its unknown (named by Values) decides whether the gate can answer
             self.changes.append(Change(address, action, "target_health",
                                        "registers its instances in a target group known only after apply", set()))
             return
         if not left and not joined:
-            if [a for a in before + after if a not in after or a not in before]:
+            if set(before) != set(after):
                 self.outside.append(address)  # another environment's target groups
             return
         name = after_name or name
