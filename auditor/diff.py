@@ -95,6 +95,7 @@ class _Normalizer:
         if name == "hosts":
             data["docker"] = _docker(data["docker"])
             data["nginx"] = _nginx(data["nginx"])
+            data["nginx_beside"] = {n["service"]: _nginx(n) for n in data.get("nginx_beside", [])}
         return self.value(data)
 
     def _rule(self, direction: str, rule: dict[str, Any]) -> str:
@@ -251,8 +252,10 @@ def _compare(resource_type: str, a: dict[str, list[dict[str, Any]]], b: dict[str
 
 
 def _is_keyed(path: tuple[str, ...]) -> bool:
-    """A compose service, an nginx server or upstream, or a location of a server."""
-    return (len(path) == 3 and path[:2] in _KEYED) or (len(path) == 4 and path[:2] == ("nginx", "servers"))
+    """A compose service, an nginx server or upstream, a location of a server, or an nginx service beside
+    the front one."""
+    return (len(path) == 3 and path[:2] in _KEYED) or (len(path) == 4 and path[:2] == ("nginx", "servers")) \
+        or (len(path) == 2 and path[0] == "nginx_beside")
 
 
 def compare(a: Snapshot, b: Snapshot, tokens_a: list[str], tokens_b: list[str],

@@ -210,8 +210,7 @@ def host_for(name: str, files: list[Path], root: Path, undecided: list[str]) -> 
         others = [f.service for f in found if f is not front]
         if others:
             undecided.append(f"{name}: nginx services {', '.join([front.service, *others])}: {front.service} fronts "
-                             f"(it publishes ports) and is checked; describe another host with nginx.service: "
-                             f"{others[0]} to check it too")
+                             f"(it publishes ports) and the paths go through it; each one's config is checked")
         return host
     if opaque:
         return host

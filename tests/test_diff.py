@@ -240,3 +240,29 @@ def test_networks_are_configuration_membership_aliases_and_settings(tmp_path):
     }
     # The near miss: the same release against itself is no drift, networks and all.
     assert diff.compare(snaps[0], snaps[0], ["r1"], ["r1"]).items == []
+
+
+def test_an_nginx_service_beside_the_front_one_is_compared_by_its_name(tmp_path):
+    # Release 2 adds a second nginx (admin) beside the front proxy: one only_in item for the service's config,
+    # never a dump of it; release 3 changes what admin proxies to: one item about that directive.
+    from auditor import config as config_module
+    from auditor.collect import CollectOptions, collect
+
+    front = "  proxy:\n    image: nginx:1.27.2\n    ports: ['80:80']\n"
+    admin = "  admin:\n    image: nginx:1.27.2\n    volumes: ['./admin.conf:/etc/nginx/conf.d/default.conf:ro']\n"
+    site = "server {\n    listen 8081;\n    location / { proxy_pass http://app:%d; }\n}\n"
+    releases = {"r1": ("services:\n" + front, 3000), "r2": ("services:\n" + front + admin, 3000),
+                "r3": ("services:\n" + front + admin, 4000)}
+    for name, (compose, port) in releases.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "compose.yaml").write_text(compose)
+        (tmp_path / name / "admin.conf").write_text(site % port)
+    (tmp_path / "audit.yaml").write_text("version: 1\nenvironments:\n" + "".join(
+        f"  {r}:\n    hosts: [{{name: web, match: {{tags: {{Role: web}}}}, docker: {{compose: [{r}/compose.yaml]}}}}]\n"
+        for r in releases))
+    cfg = config_module.load(tmp_path / "audit.yaml")
+    r1, r2, r3 = (collect(cfg, r, CollectOptions(offline=True)) for r in releases)
+    beside = [(i.kind, i.path) for i in diff.compare(r1, r2, ["r1"], ["r2"]).items if i.path.startswith("nginx")]
+    assert beside == [("only_in_b", "nginx_beside.admin")]
+    changed = [(i.path, i.a, i.b) for i in diff.compare(r2, r3, ["r2"], ["r3"]).items]
+    assert changed == [('nginx_beside.admin.servers.8081["/"].proxy_pass', "http://app:3000", "http://app:4000")]

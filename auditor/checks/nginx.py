@@ -44,13 +44,13 @@ def _line(location: NginxLocation, directive: str) -> int:
 def nginx_refuses_config(ctx: Context, view: HostView) -> Iterator[Problem]:
     """N500: nginx would refuse to load this config (`nginx -t` fails): every path through it is unknown."""
     for refusal in view.host.nginx.refusals:
-        yield Problem(message=f"nginx on host {view.name} refuses its config: {refusal.message} at "
+        yield Problem(message=f"{view.nginx_named} refuses its config: {refusal.message} at "
                       f"{Location(refusal.file, refusal.line)}; it does not start, and a reload keeps the old one.",
                       evidence={"host": view.name, "error": refusal.message}, identity=("error", "file", "line"),
                       file=refusal.file, line=refusal.line)
     for address, file, line in view.unresolvable:
         message = f'host not found in upstream "{address}"'
-        yield Problem(message=f"nginx on host {view.name} refuses its config: {message} at {Location(file, line)}: "
+        yield Problem(message=f"{view.nginx_named} refuses its config: {message} at {Location(file, line)}: "
                       f"no service, alias or extra_hosts entry on a network of service {view.nginx_service} "
                       "has that name, so nginx does not start.",
                       evidence={"host": view.name, "error": message}, identity=("error", "file", "line"),

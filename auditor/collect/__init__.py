@@ -30,6 +30,7 @@ from auditor.model.snapshot import (
     DockerFacts,
     Host,
     Instance,
+    NginxConfig,
     Redactor,
     Resources,
     Snapshot,
@@ -186,20 +187,23 @@ def _instances_for(host: HostConfig, instances: list[Instance]) -> list[Instance
 
 
 def _read_nginx(host: HostConfig, facts: commands.HostFacts, options: CollectOptions,
-                project: compose.Model | None = None):
+                project: compose.Model | None = None) -> tuple[NginxConfig | None, list[NginxConfig]]:
+    """The host's nginx, and the other nginx services of its compose project (checked, not on the path)."""
     spec = host.nginx
     if spec is None or spec.service is not None:
         return _compose_nginx(host, project, options)
     if spec.path is not None:
-        return nginx.parse_file(spec.path, options.redactor, spec.prefix)
+        return nginx.parse_file(spec.path, options.redactor, spec.prefix), []
     argv = commands.expand(spec.command, facts)
     output = commands.run(argv, f"host {host.name}: nginx.command", options.redactor, _command_timeout(options))
-    return nginx.parse_dump(output, f"host {host.name}: nginx.command", options.redactor)
+    return nginx.parse_dump(output, f"host {host.name}: nginx.command", options.redactor), []
 
 
-def _compose_nginx(host: HostConfig, project: compose.Model | None, options: CollectOptions):
-    """nginx as a service of the host's compose project: the declared one, else the one its image names;
-    None when the project runs no nginx (the load balancer then reaches the containers directly)."""
+def _compose_nginx(host: HostConfig, project: compose.Model | None, options: CollectOptions,
+                   ) -> tuple[NginxConfig | None, list[NginxConfig]]:
+    """nginx as a service of the host's compose project: the declared one, else the one its image names
+    that publishes ports; None when the project runs no nginx (the load balancer then reaches the
+    containers directly). Every other nginx service of the project is read too."""
     declared = host.nginx.service if host.nginx else None
     if project is None:
         if declared is not None and not (host.docker and host.docker.compose):
@@ -207,22 +211,28 @@ def _compose_nginx(host: HostConfig, project: compose.Model | None, options: Col
         if declared is not None:
             raise nginx.NginxError(f"host {host.name}: nginx.service {declared}: the compose project could not be "
                                    "read (see the docker error)")
-        return None
+        return None, []
     found = nginx_service.find(project, declared)
     if declared is not None and not found:
         raise nginx.NginxError(f"host {host.name}: nginx.service {declared} is no service of the compose project "
                                f"(it has {', '.join(sorted(project.services))})")
     chosen = nginx_service.front(project, found)
     if chosen is None:
-        return None
-    spec = project.services[chosen.service]
-    env = compose.service_environment(spec, project.project_dir)
+        return None, []
     main = host.nginx.path if host.nginx else None
+    front = _read_service_nginx(host, project, chosen, main, options)
+    return front, [_read_service_nginx(host, project, other, None, options)
+                   for other in nginx_service.beside(project, chosen)]
+
+
+def _read_service_nginx(host: HostConfig, project: compose.Model, found: nginx_service.Found, main: Path | None,
+                        options: CollectOptions) -> NginxConfig:
+    env = compose.service_environment(project.services[found.service], project.project_dir)
     try:
-        return nginx_service.read(project, chosen, main, env, options.redactor)
+        return nginx_service.read(project, found, main, env, options.redactor)
     except (OSError, UnicodeError) as exc:  # a file of the repository that cannot be read as text
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        raise nginx.NginxError(f"host {host.name}: nginx service {chosen.service}: {where}"
+        raise nginx.NginxError(f"host {host.name}: nginx service {found.service}: {where}"
                                f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
@@ -283,7 +293,7 @@ def collect_host(host: HostConfig, instance: Instance | None, options: CollectOp
             continue
         try:
             if layer == "nginx":
-                result.nginx = _read_nginx(host, facts, options, project)
+                result.nginx, result.nginx_beside = _read_nginx(host, facts, options, project)
                 continue
             found, project = _read_docker(host, facts, options)
         except AuditError as exc:

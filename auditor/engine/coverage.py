@@ -26,7 +26,7 @@ class Coverage:
         self.failed = {e.operation: e for name, status in snapshot.sources.items() if name.startswith("aws")
                        for e in status.errors if e.operation}
         self.host_gaps: dict[int, dict[str, Gap]] = {}
-        for view in topology.host_views:
+        for view in topology.nginx_views:  # the host views and the nginx services beside their front ones
             self.host_gaps[id(view)] = _host_gaps(view)
 
     def aws_gap(self, needs: list[str]) -> Gap | None:

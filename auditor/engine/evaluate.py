@@ -50,8 +50,8 @@ class _Run:
         self.skipped: list[Skipped] = []
         self._skip_keys: set[tuple[Any, ...]] = set()
         # `# audit:ignore RULE reason` on the line before an nginx directive suppresses that rule there.
-        self.ignores = {(i.rule, i.file, i.line): i.reason for h in snapshot.resources.hosts if h.nginx
-                        for i in h.nginx.ignores}
+        self.ignores = {(i.rule, i.file, i.line): i.reason for h in snapshot.resources.hosts
+                        for nginx in [h.nginx, *h.nginx_beside] if nginx for i in nginx.ignores}
 
     def skip(self, rule_id: str, reason: str, cause: SkipCause, resource: str | None = None,
              slot: str | None = None) -> None:
@@ -175,7 +175,8 @@ def run(
             continue
         hosts = []
         layers = rule.meta.host_needs
-        for view in topology.host_views:
+        # A rule about nginx alone judges every nginx a host runs; the others follow the way in (the front one).
+        for view in topology.nginx_views if layers == ["nginx"] else topology.host_views:
             host_gap = coverage.host_gap(view, layers) if layers else None
             if host_gap is None:
                 hosts.append(view)

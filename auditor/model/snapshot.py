@@ -472,6 +472,9 @@ class Host(Resource, kw_only=True):
     instance_id: str | None = None  # set when facts were collected per instance
     match: dict[str, str] = msgspec.field(default_factory=dict)
     nginx: NginxConfig | None = None
+    # The compose project's other nginx services: not on the load balancer's way in (nginx is), but
+    # what each one loads is checked by the rules about nginx alone (N5xx) too.
+    nginx_beside: list[NginxConfig] = msgspec.field(default_factory=list)
     docker: DockerFacts | None = None
     # Layers audit.yaml describes but collection could not read (layer -> why): unknown, not absent.
     uncollected: dict[str, str] = msgspec.field(default_factory=dict)

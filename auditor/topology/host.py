@@ -33,9 +33,10 @@ class HostView(Names, Ports, Proxying):
     (Names), who serves a port (Ports), where nginx sends a request (Proxying), and here whether a
     port reaches a slot and which slot is live."""
 
-    def __init__(self, host: Host, private_ip: str | None = None) -> None:
+    def __init__(self, host: Host, private_ip: str | None = None, front: bool = True) -> None:
         self.host = host
         self.private_ip = private_ip
+        self.front = front  # False: an nginx service beside the one the load balancer reaches
         docker = host.docker
         self.nginx_service = host.nginx.service if host.nginx else None
         self.slots: dict[str, str] = dict(docker.slots) if docker else {}
@@ -69,6 +70,12 @@ class HostView(Names, Ports, Proxying):
     @property
     def name(self) -> str:
         return self.host.name
+
+    @property
+    def nginx_named(self) -> str:
+        """How a finding names this view's nginx: the host's, or which other nginx service of it."""
+        return f"nginx on host {self.name}" if self.front else \
+            f"nginx service {self.nginx_service} on host {self.name}"
 
     @cached_property
     def layer_gaps(self) -> dict[str, tuple[str, str]]:

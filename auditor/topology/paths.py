@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import cached_property
 
+import msgspec
+
 from auditor.model.keys import Keys
 from auditor.model.refs import Ref
 from auditor.model.snapshot import EcsService, Host, Instance, SecurityGroup, Snapshot, TargetGroup, tags_match
@@ -143,6 +145,17 @@ class Topology(WaysIn, Shapes):
     def host_views(self) -> list[HostView]:
         """Every host description once (per instance where facts were collected per instance)."""
         return [self.view(h, self.instances.get(h.instance_id or "")) for h in self.snapshot.resources.hosts]
+
+    @cached_property
+    def nginx_views(self) -> list[HostView]:
+        """Every nginx of every host: the host's view, then one per nginx service beside its front one
+        (the subjects of the rules about nginx alone)."""
+        views = []
+        for view in self.host_views:
+            views.append(view)
+            views += [HostView(msgspec.structs.replace(view.host, nginx=other, nginx_beside=[]), view.private_ip,
+                               front=False) for other in view.host.nginx_beside]
+        return views
 
     # --- units -----------------------------------------------------------------------------------
 

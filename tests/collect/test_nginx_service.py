@@ -485,3 +485,39 @@ def test_a_secret_a_start_renders_into_the_config_never_reaches_the_snapshot(tmp
     config = read(compose)
     assert "s3cr3t-t0ken" not in msgspec.json.encode(config).decode()
     assert config.servers[0].locations[0].proxy_pass == "http://web:8000"
+
+
+def test_each_nginx_service_is_checked_and_the_front_one_carries_the_path(tmp_path):
+    # proxy publishes 8080 and fronts; admin, a second nginx beside it, proxies to a service with a typo
+    # (nginx refuses: N500 on admin's file, naming the service) and exposes its version (N504 is about
+    # server_tokens). Near miss: admin's config corrected leaves nothing on it; the front one is unchanged.
+    compose = COMPOSE.format(image="nginx:1.27.2").rstrip(" ") + (
+        "      admin:\n        image: nginx:1.27.2\n"
+        '        volumes: ["./nginx/admin.conf:/etc/nginx/conf.d/default.conf:ro"]\n')
+    admin = "server {\n    listen 8081;\n    location / {\n        proxy_pass http://wbe:8000;\n    }\n}\n"
+    result = findings(tmp_path, compose, {"nginx/site.conf": SITE, "nginx/admin.conf": admin})
+    snapshot = snapshot_of(tmp_path, HOST % "")
+    host = snapshot.resources.hosts[0]
+    assert (host.nginx.service, [n.service for n in host.nginx_beside]) == ("proxy", ["admin"])
+    refused = [(f.rule_id, f.resource, f.file, f.line) for f in result.findings if f.rule_id == "N500"]
+    assert refused == [("N500", "host:web", "nginx/admin.conf", 4)]
+    assert [f.message for f in result.findings if f.rule_id == "N500"][0].startswith(
+        'nginx service admin on host web refuses its config: host not found in upstream "wbe:8000"')
+    # the paths follow the front nginx only: admin's refusal makes no path unknown
+    assert [f.rule_id for f in result.findings if f.rule_id.startswith("P")] == []
+    # corrected, admin's config is the front's but for its port: the same rules find the same things in each
+    fixed = findings(tmp_path, compose, {"nginx/site.conf": SITE, "nginx/admin.conf": admin.replace("wbe", "web")})
+    per_file = {name: sorted(f.rule_id for f in fixed.findings if f.file == f"nginx/{name}")
+                for name in ("site.conf", "admin.conf")}
+    assert per_file["admin.conf"] == per_file["site.conf"] == ["N504", "N508"]
+
+
+def test_a_declared_nginx_service_fronts_and_the_other_nginx_is_still_checked(tmp_path):
+    compose = COMPOSE.format(image="nginx:1.27.2").rstrip(" ") + (
+        "      admin:\n        image: nginx:1.27.2\n"
+        '        volumes: ["./nginx/admin.conf:/etc/nginx/conf.d/default.conf:ro"]\n')
+    project(tmp_path, compose, {"nginx/site.conf": SITE, "nginx/admin.conf": SITE.replace("web:8000", "wbe:8000")})
+    declared = snapshot_of(tmp_path, HOST % "" + "  nginx: {service: proxy}\n")
+    assert [n.service for n in declared.resources.hosts[0].nginx_beside] == ["admin"]
+    assert [(f.rule_id, f.file) for f in run(msgspec.to_builtins(declared)).findings if f.rule_id == "N500"] == [
+        ("N500", "nginx/admin.conf")]
