@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from auditor.config import Config
     from auditor.engine.catalog import Rule
     from auditor.model.snapshot import Snapshot
-    from auditor.outcomes import Drift, Result, Review, Verdict
+    from auditor.outcomes import Drift, Places, Result, Review, Verdict
 
 
 @dataclass
@@ -31,6 +31,8 @@ class Inputs:
     config: Config | None
     collect: Callable[[str], Snapshot]
     allow_partial: bool = False
+    # environment → the snapshot file it was first read from (where a report without audit.yaml points)
+    origins: dict[str, str] = field(default_factory=dict)
 
     def tokens(self, environment: str) -> list[str]:
         from auditor.config import tokens_for
@@ -53,6 +55,7 @@ def load(inputs: Inputs, targets: list[str]) -> list[Snapshot]:
             by_env.setdefault(snap.environment, []).append(snap)
             continue
         snap = snapshot_module.load(target)
+        inputs.origins.setdefault(snap.environment, target)
         if not inputs.allow_partial:
             partial = sorted(name for name, s in snap.sources.items() if s.status != "ok")
             if partial:
@@ -90,6 +93,28 @@ def catalog(config: Config | None) -> dict[str, Rule]:
     from auditor.engine.catalog import configured_catalog
 
     return configured_catalog(config)
+
+
+def places(inputs: Inputs, config_path: Path | None) -> Places:
+    """Where SARIF results point (DESIGN "Locations"): one root, `%SRCROOT%`, for every URI — the git work
+    tree holding audit.yaml, else its directory, else (snapshots alone) the working directory; each
+    environment at its key in audit.yaml, or at the snapshot file it came from."""
+    from auditor.outcomes import Places
+
+    config = inputs.config
+    if config is None or config_path is None:
+        root, files_from, entries = Path.cwd().resolve(), Path.cwd().resolve(), {}
+    else:
+        files_from = config_path.resolve().parent
+        root = next((d for d in (files_from, *files_from.parents) if (d / ".git").exists()), files_from)
+        uri = config_path.resolve().relative_to(root).as_posix()
+        entries = {env: (uri, line) for env, line in config.lines.items()}
+    for env, target in inputs.origins.items():
+        path = Path(target).resolve()
+        entries.setdefault(env, (path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_uri(), 1))
+    fallback = entries[next(iter(entries))] if entries else ("audit.yaml", 1)
+    return Places(root.as_posix(), "" if files_from == root else files_from.relative_to(root).as_posix(),
+                  entries, fallback)
 
 
 def check(inputs: Inputs, snapshots: list[Snapshot], today: dt.date | None = None) -> list[Result]:

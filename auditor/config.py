@@ -177,6 +177,7 @@ class Suppression(Strict, kw_only=True):
 class Config(Strict, kw_only=True):
     base_dir: Path = Path(".")  # set by load(), not read from the file: relative paths start here
     source: str = "audit.yaml"  # set by load(): the file, for errors found after loading
+    lines: dict[str, int] = msgspec.field(default_factory=dict)  # set by load(): environment → line of its key
     version: Literal[1]
     environments: Annotated[dict[str, Environment], NonEmpty]
     diff: DiffConfig = msgspec.field(default_factory=DiffConfig)
@@ -191,7 +192,7 @@ class Config(Strict, kw_only=True):
             raise ConfigError(f"unknown environment {name!r} (audit.yaml defines: {known})") from None
 
 
-_SET_BY_LOAD = ("base_dir", "source")  # Config's fields that are not keys of the file
+_SET_BY_LOAD = ("base_dir", "source", "lines")  # Config's fields that are not keys of the file
 
 
 def tokens_for(config: Config | None, env: str) -> list[str]:
@@ -245,4 +246,16 @@ def load(path: str | Path) -> Config:
     data = parse_yaml(text, path, ConfigError, yaml.SafeLoader)
     if data is None:
         raise ConfigError(f"{path}: config file is empty")
-    return parse(data, str(path), path.resolve().parent)
+    config = parse(data, str(path), path.resolve().parent)
+    config.lines = _environment_lines(text)
+    return config
+
+
+def _environment_lines(text: str) -> dict[str, int]:
+    """The line of each environment's key (`dev:`): where a report points for what that environment
+    describes. The text has already parsed, so it composes."""
+    top = yaml.compose(text, Loader=yaml.SafeLoader)
+    environments = next((value for key, value in top.value if key.value == "environments"), None)
+    if not isinstance(environments, yaml.MappingNode):
+        return {}
+    return {key.value: key.start_mark.line + 1 for key, _ in environments.value}

@@ -281,7 +281,7 @@ def compare(a: Snapshot, b: Snapshot, tokens_a: list[str], tokens_b: list[str],
                 break
         kept.append(item)
     name_a, name_b = labels(a, b)
-    return Drift(name_a, name_b, kept, {name_a: na.topology.shapes(), name_b: nb.topology.shapes()})
+    return Drift(name_a, name_b, kept, {name_a: na.topology.shapes(), name_b: nb.topology.shapes()}, a.environment)
 
 
 def labels(a: Snapshot, b: Snapshot) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -145,6 +146,7 @@ class Drift:
     b: str
     items: list[DriftItem]
     shapes: dict[str, list[str]]  # environment -> its path shapes, for people
+    environment: str = ""  # side a's environment (a and b are labels: `dev@2026-12-01T10:00` over time)
 
     @property
     def unexpected(self) -> list[DriftItem]:
@@ -235,3 +237,28 @@ class Verdict:
         if self.failing or self.drift:
             return "fail"
         return "unknown" if self.missing else "pass"
+
+
+@dataclass
+class Places:
+    """Where SARIF results point: every URI relative to one base, `%SRCROOT%` (the git work tree that holds
+    audit.yaml, else its directory, else the working directory), which GitHub code scanning reads
+    against the repository root. The command line finds it on disk; the report only reads it."""
+
+    root: str = ""  # %SRCROOT% as an absolute POSIX path; "" when unknown (no originalUriBaseIds)
+    files_from: str = ""  # where findings' files are relative to (audit.yaml's directory), relative to root
+    entries: dict[str, tuple[str, int]] = field(default_factory=dict)  # environment → (uri, line) describing it
+    fallback: tuple[str, int] = ("audit.yaml", 1)  # an environment with no entry of its own
+
+    def file(self, name: str) -> str | None:
+        """A finding's file as a URI under root; None when it lies outside (a host's own /etc/nginx)."""
+        if name.startswith("/"):
+            if not self.root or not (name + "/").startswith(self.root.rstrip("/") + "/"):
+                return None
+            return name[len(self.root.rstrip("/")) + 1:]
+        joined = posixpath.normpath(posixpath.join(self.files_from, name))
+        return None if joined == ".." or joined.startswith("../") else joined
+
+    def entry(self, environment: str) -> tuple[str, int]:
+        """The file and line that describe an environment: its key in audit.yaml, or its snapshot."""
+        return self.entries.get(environment, self.fallback)

@@ -111,9 +111,12 @@ class Options:
         # Only the chosen format's module is imported: a check's start-up pays for no other.
         module = importlib.import_module(f"auditor.report.{self.format}")
         if self.format == "sarif":
-            # AWS findings point at the audit.yaml that describes the environment (GitHub needs a file).
-            uri = Path(self.config_path or DEFAULT_CONFIG).as_posix()
-            return SimpleNamespace(**{name: functools.partial(getattr(module, name), config_uri=uri)
+            # Every location on one base; AWS findings at their environment's entry (GitHub needs a file).
+            from auditor import app
+
+            config_file = Path(self.config_path or DEFAULT_CONFIG) if self.config is not None else None
+            places = app.places(self.inputs, config_file)
+            return SimpleNamespace(**{name: functools.partial(getattr(module, name), places=places)
                                       for name in ("render_check", "render_diff", "render_gate")})
         return module
 

@@ -1,22 +1,25 @@
 """SARIF 2.1.0 for GitHub code scanning: one run per environment, rules with help text and
 `security-severity`, results with levels and stable fingerprints.
 
-Findings from files (nginx, compose) point at file and line. AWS findings have
-no file: they carry a logical location (the ARN-free role key) and, because
-GitHub code scanning rejects a result without a physical location, also point
-at the audit.yaml that describes the environment.
+Every location is relative to one base, `%SRCROOT%` (DESIGN "Locations"), so GitHub annotates the
+line of the pull request. Findings from files (nginx, compose) point at their file and line. AWS
+findings have no file: they carry a logical location (the ARN-free role key) and, because GitHub
+code scanning rejects a result without a physical location, point at the entry that describes the
+environment (its key in audit.yaml, or the snapshot file it came from).
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from auditor import __version__
-from auditor.outcomes import Drift, Finding, Result, RuleInfo, Skipped, Verdict, describe
+from auditor.outcomes import Drift, Finding, Places, Result, RuleInfo, Skipped, Verdict, describe
 from auditor.model.typed import plain
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SRCROOT = "%SRCROOT%"
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 # GitHub maps security-severity to its own critical (>= 9.0), high (7.0-8.9), medium and low.
 SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
@@ -41,12 +44,21 @@ def _rule(meta: RuleInfo) -> dict[str, Any]:
     }
 
 
-def _location(finding: Finding, config_uri: str) -> dict[str, Any]:
-    # A file of an image (nginx's stock default server) is in no repository: point at audit.yaml instead.
-    if finding.file and " image: " not in finding.file:
-        physical = {"artifactLocation": {"uri": finding.file}, "region": {"startLine": max(1, finding.line or 1)}}
-    else:
-        physical = {"artifactLocation": {"uri": config_uri}, "region": {"startLine": 1}}
+def _physical(uri: str, line: int) -> dict[str, Any]:
+    # An entry outside the work tree (a snapshot elsewhere) is an absolute file: URI, on no base.
+    artifact = {"uri": uri} if uri.startswith("file:") else {"uri": uri, "uriBaseId": SRCROOT}
+    return {"artifactLocation": artifact, "region": {"startLine": max(1, line)}}
+
+
+def _uri(finding: Finding, places: Places) -> str | None:
+    # A file of an image (nginx's stock default server), of a host (its /etc/nginx) or beside the work
+    # tree is in no repository: such a finding points at its environment's entry, and its message names it.
+    return places.file(finding.file) if finding.file and " image: " not in finding.file else None
+
+
+def _location(finding: Finding, places: Places) -> dict[str, Any]:
+    uri = _uri(finding, places)
+    physical = _physical(uri, finding.line or 1) if uri else _physical(*places.entry(finding.environment))
     return {
         "physicalLocation": physical,
         "logicalLocations": [{"name": finding.resource.split(":", 1)[-1], "kind": "resource",
@@ -54,13 +66,15 @@ def _location(finding: Finding, config_uri: str) -> dict[str, Any]:
     }
 
 
-def _result(finding: Finding, index: dict[str, int], config_uri: str) -> dict[str, Any]:
+def _result(finding: Finding, index: dict[str, int], places: Places) -> dict[str, Any]:
     slot = f" (slot {finding.slot})" if finding.slot else ""
+    line = f":{finding.line}" if finding.line else ""
+    elsewhere = f" [{finding.file}{line}]" if finding.file and not _uri(finding, places) else ""
     result: dict[str, Any] = {
         "ruleId": finding.rule_id,
         "level": LEVEL[finding.severity],
-        "message": {"text": f"{finding.message}{slot}"},
-        "locations": [_location(finding, config_uri)],
+        "message": {"text": f"{finding.message}{slot}{elsewhere}"},
+        "locations": [_location(finding, places)],
         "partialFingerprints": {"auditFingerprint/v1": finding.fingerprint},
         "properties": {"environment": finding.environment, "resource": finding.resource, "slot": finding.slot,
                        "severity": finding.severity, "evidence": finding.evidence},
@@ -83,7 +97,14 @@ def _notification(skipped: Skipped, index: dict[str, int]) -> dict[str, Any]:
             "properties": {"cause": skipped.cause}}
 
 
-def _run(result: Result, config_uri: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _bases(places: Places) -> dict[str, Any]:
+    """originalUriBaseIds: where %SRCROOT% is on the machine that wrote the log (a viewer may rebase it)."""
+    if not places.root:
+        return {}
+    return {"originalUriBaseIds": {SRCROOT: {"uri": "file://" + quote(places.root.rstrip("/") + "/")}}}
+
+
+def _run(result: Result, places: Places, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     rules = list(result.rules.values())
     index = {meta.id: i for i, meta in enumerate(rules)}
     return {
@@ -92,7 +113,8 @@ def _run(result: Result, config_uri: str, extra: dict[str, Any] | None = None) -
         "tool": {"driver": {"name": "auditor", "version": __version__,
                             "rules": [_rule(meta) for meta in rules]}},
         "automationDetails": {"id": f"audit/{result.environment}/"},
-        "results": [_result(f, index, config_uri) for f in result.findings],
+        **_bases(places),
+        "results": [_result(f, index, places) for f in result.findings],
         "properties": {"skipped": [plain(s) for s in result.skipped], **(extra or {})},
     }
 
@@ -101,14 +123,14 @@ def _log(runs: list[dict[str, Any]]) -> str:
     return json.dumps({"$schema": SCHEMA, "version": "2.1.0", "runs": runs}, indent=2) + "\n"
 
 
-def render_check(results: list[Result], fail_on: str = "high", config_uri: str = "audit.yaml") -> str:
-    return _log([_run(r, config_uri) for r in results])
+def render_check(results: list[Result], fail_on: str = "high", places: Places | None = None) -> str:
+    return _log([_run(r, places or Places()) for r in results])
 
 
-def render_gate(result: Result, verdict: Verdict, config_uri: str = "audit.yaml") -> str:
+def render_gate(result: Result, verdict: Verdict, places: Places | None = None) -> str:
     gate: dict[str, Any] = {"slots": verdict.slots, "result": verdict.outcome,
                             "failing": [f.fingerprint for f in verdict.failing]}
-    run = _run(result, config_uri, {"gate": gate})
+    run = _run(result, places or Places(), {"gate": gate})
     plan = verdict.plan
     if plan is not None:
         # What the plan changes, as text and JSON say it; each finding it brings names its changes.
@@ -131,7 +153,8 @@ DRIFT_RULES = {
 }
 
 
-def render_diff(drifts: list[Drift], config_uri: str = "audit.yaml") -> str:
+def render_diff(drifts: list[Drift], places: Places | None = None) -> str:
+    places = places or Places()
     rules = [{"id": f"drift/{kind}", "name": f"drift-{kind.replace('_', '-')}", "shortDescription": {"text": text},
               "defaultConfiguration": {"level": "warning"}, "properties": {"security-severity": "5.5"}}
              for kind, text in DRIFT_RULES.items()]
@@ -145,7 +168,7 @@ def render_diff(drifts: list[Drift], config_uri: str = "audit.yaml") -> str:
             result: dict[str, Any] = {
                 "ruleId": f"drift/{item.kind}", "ruleIndex": index[f"drift/{item.kind}"],
                 "level": "note" if item.expected else "warning", "message": {"text": text},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": config_uri}, "region": {"startLine": 1}},
+                "locations": [{"physicalLocation": _physical(*places.entry(d.environment or d.a)),
                                "logicalLocations": [{"name": item.key, "kind": "resource",
                                                      "fullyQualifiedName": where}]}],
                 "partialFingerprints": {"auditDrift/v1": f"{d.a}>{d.b}:{where}"},
@@ -154,5 +177,5 @@ def render_diff(drifts: list[Drift], config_uri: str = "audit.yaml") -> str:
                 result["suppressions"] = [{"kind": "external", "justification": item.reason or ""}]
             results.append(result)
         runs.append({"tool": {"driver": {"name": "auditor", "version": __version__, "rules": rules}},
-                     "automationDetails": {"id": f"audit-diff/{d.a}-{d.b}/"}, "results": results})
+                     "automationDetails": {"id": f"audit-diff/{d.a}-{d.b}/"}, **_bases(places), "results": results})
     return _log(runs)

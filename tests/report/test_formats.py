@@ -78,15 +78,18 @@ def test_sarif_points_file_findings_at_file_and_line(write_json):
         "P105", "envs/prod/nginx/nginx.conf", 16)
 
 
-def test_sarif_points_a_finding_in_an_images_own_file_at_audit_yaml(write_json):
+def test_sarif_points_a_finding_in_an_images_own_file_at_the_environments_entry(write_json):
+    # The stock default server is in no repository: the finding points where the environment is described
+    # (here, with no audit.yaml, the snapshot file; outside the working directory, as an absolute URI).
     from tests.conftest import estate, host
 
     data = estate("incident-prod")
     for server in host(data)["nginx"]["servers"]:
         server["file"] = "nginx:1.27.2 image: /etc/nginx/conf.d/default.conf"  # the stock default server
-    sarif = json.loads(audit("check", str(write_json(data)), "--format", "sarif").stdout)
+    path = write_json(data)
+    sarif = json.loads(audit("check", str(path), "--format", "sarif").stdout)
     result = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "N504")
-    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "audit.yaml"
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": path.resolve().as_uri()}
 
 
 def test_junit_has_a_suite_per_environment_and_a_case_per_rule_and_resource(tmp_path):
