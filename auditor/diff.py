@@ -233,12 +233,15 @@ def _compare(resource_type: str, a: dict[str, list[dict[str, Any]]], b: dict[str
                 keyed = next((path[:n] for n in range(1, len(path) + 1) if _is_keyed(path[:n]) and
                               (fieldpath.dig(left[0], path[:n]) is None) != (fieldpath.dig(right[0], path[:n]) is None)),
                              None)
-                if whole == path and keyed is not None:
-                    if keyed not in reported:
-                        reported.add(keyed)
-                        kind = "only_in_a" if fieldpath.dig(right[0], keyed) is None else "only_in_b"
+                # A keyed entry, or a whole section of the resource (a host's nginx), on one side only is
+                # one only_in item naming it, never a dump of its model.
+                one_sided = keyed if whole == path else whole if len(whole) == 1 else None
+                if one_sided is not None:
+                    if one_sided not in reported:
+                        reported.add(one_sided)
+                        kind = "only_in_a" if fieldpath.dig(right[0], one_sided) is None else "only_in_b"
                         items.append(DriftItem(kind=kind, resource_type=resource_type, key=key,
-                                               path=fieldpath.join(keyed)))
+                                               path=fieldpath.join(one_sided)))
                     continue
                 if whole == path:
                     va, vb = flat_a.get(path), flat_b.get(path)
@@ -249,6 +252,35 @@ def _compare(resource_type: str, a: dict[str, list[dict[str, Any]]], b: dict[str
                     items.append(DriftItem(kind="changed", resource_type=resource_type, key=key,
                                            path=fieldpath.join(whole), a=va, b=vb))
     return items
+
+
+# The order a reviewer reads drift in (DESIGN "Drift"): what it does to traffic first. The path shapes (a
+# slot reached or not before anything), then what stands on the path, then the other facts, hygiene last.
+_ALONG_THE_PATH = ("path", "load_balancer", "listener", "listener_rule", "target_group", "target_health",
+                   "security_group", "host", "ecs_service", "instance")
+_CARRIES_TRAFFIC = {
+    "port", "protocol", "health_check", "ingress", "egress", "actions", "default_actions", "conditions",
+    "nginx", "nginx_beside", "ports", "running", "networks", "aliases", "network_mode", "expose", "internal",
+    "external", "driver", "slots", "live", "switch", "listen_ports", "states", "load_balancers", "scheme",
+    "security_groups", "target_type", "proxy_pass", "listen",
+}
+_HYGIENE = {"tags", "description", "instance_type", "count", "image", "environment", "volumes", "privileged",
+            "deletion_protection", "built", "restarts_with"}
+
+
+def impact(item: DriftItem) -> tuple[int, int]:
+    """Where a drift item sorts: 0 a slot reached or not, 1 the rest of a path's shape, 2 what carries
+    traffic (a port, a rule, nginx, a network, a service or section on one side only), 3 any other fact,
+    4 hygiene (tags, sizes, image tags); then along the path, load balancer to instance."""
+    parts = fieldpath.segments(item.path) if item.path else []
+    if item.resource_type == "path":
+        rank = 0 if parts[-1:] == ["reached"] else 1
+    elif item.kind != "changed" or not parts or parts[0] in _CARRIES_TRAFFIC or parts[-1] in _CARRIES_TRAFFIC:
+        rank = 2
+    else:
+        rank = 4 if parts[0] in _HYGIENE or parts[-1] in _HYGIENE else 3
+    along = _ALONG_THE_PATH.index(item.resource_type) if item.resource_type in _ALONG_THE_PATH else len(_ALONG_THE_PATH)
+    return rank, along
 
 
 def _is_keyed(path: tuple[str, ...]) -> bool:
@@ -271,6 +303,7 @@ def compare(a: Snapshot, b: Snapshot, tokens_a: list[str], tokens_b: list[str],
                 _pair(left, right, na.keys.strip(pairing.a), nb.keys.strip(pairing.b))
         items += _compare(SINGULAR[name], left, right)
     items += _compare("path", _paths(na), _paths(nb))
+    items.sort(key=impact)
     kept = []
     for item in items:
         if any(matches(p, item) for p in config.ignore):

@@ -153,12 +153,36 @@ class Drift:
         return [i for i in self.items if not i.expected]
 
 
-def drift_value(value: Any) -> str:
-    """One side of a drift item on one line, the same in every format: text as it is, anything else
-    as JSON (true, 3000, ["a"]), nothing as (none)."""
-    if value is None:
+# Yes/no facts in the words their field means (a path's slot is `not reached → reached`, not False → True).
+_WORDS = {"reached": ("not reached", "reached"), "running": ("stopped", "running"),
+          "internal": ("not internal", "internal"), "external": ("not external", "external")}
+
+
+def drift_value(value: Any, path: str = "") -> str:
+    """One side of a drift item (at field ``path``) on one line in words, the same in every format: text
+    as it is, a list as its items, a mapping as key=value pairs, a yes/no as its field means it,
+    nothing as (none). Never a JSON object: the JSON output has the values as data."""
+    if value is None or value == [] or value == {}:
         return "(none)"
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if isinstance(value, bool):
+        no, yes = _WORDS.get(path.rsplit(".", 1)[-1], ("false", "true"))
+        return yes if value else no
+    if isinstance(value, list):
+        return ", ".join(_inner(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}={_inner(v)}" for k, v in sorted(value.items()))
+    return str(value)
+
+
+def _inner(value: Any) -> str:
+    """A value inside a list or mapping: nested ones bracketed so their items stay together."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_inner, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + "; ".join(f"{k}={_inner(v)}" for k, v in sorted(value.items())) + "}"
+    return str(value)
 
 
 def describe(item: DriftItem, a: str, b: str) -> str:
@@ -170,7 +194,7 @@ def describe(item: DriftItem, a: str, b: str) -> str:
         return f"only in {b}"
     if item.kind == "ambiguous":
         return f"ambiguous key ({item.a} in {a}, {item.b} in {b}), not compared"
-    return f"{drift_value(item.a)} in {a}, {drift_value(item.b)} in {b}"
+    return f"{drift_value(item.a, item.path)} in {a}, {drift_value(item.b, item.path)} in {b}"
 
 
 # --- a plan's effect, and the gate's answer ---------------------------------------------------------------

@@ -114,12 +114,39 @@ def test_diff_match_pairs_differently_named_resources():
     assert [i for i in compare(staging, prod, config).items if i.resource_type == "target_group"] == []
 
 
-def test_nginx_present_on_one_side_is_one_item():
+def test_nginx_present_on_one_side_is_one_item_naming_it_never_a_dump():
     dev, prod = estate("incident-dev"), estate("incident-prod")
     items = [i for i in compare(dev, prod).items if i.resource_type == "host" and i.path.startswith("nginx")]
-    assert [(i.path, i.a) for i in items] == [("nginx", None)]
-    assert items[0].b["servers"]["80 default_server _"]["= /health-check"]["proxy_pass"] == "$service_url"
-    assert items[0].b["variables"] == {"service_url": host(prod)["nginx"]["variables"][0]["value"]}
+    assert [(i.kind, i.path, i.a, i.b) for i in items] == [("only_in_b", "nginx", None, None)]
+    # near miss: nginx on both sides with one variable changed is one change of that variable
+    changed = estate("incident-prod")
+    host(changed)["nginx"]["variables"][0]["value"] = "http://127.0.0.1:4000"
+    items = [(i.kind, i.path) for i in compare(prod, changed).items if i.resource_type == "host"]
+    assert items == [("changed", "nginx.variables.service_url")]
+
+
+def test_drift_is_ordered_by_what_it_does_to_traffic():
+    # The incident: green not reached in dev and reached in prod comes first, then the rest of the
+    # path's shape, what carries traffic, other facts, and hygiene (image tag, instance size) last.
+    items = compare(estate("incident-dev"), estate("incident-prod")).items
+    order = [f"{i.resource_type}:{i.key}.{i.path}" for i in items]
+    assert order[0] == "path:web-*-alb:80/green.reached"
+    assert [o.split(":")[0] for o in order[:5]] == ["path"] * 5
+    assert order[-3:] == ["host:web.docker.containers.app-green.image", "instance:web.count",
+                          "instance:web.instance_type"]
+    assert order.index("host:web.nginx") < order.index("host:web.docker.containers.app-green.image")
+
+
+def test_drift_values_are_words_never_json_objects():
+    from auditor.outcomes import drift_value
+
+    assert (drift_value(False, "reached"), drift_value(True, "reached")) == ("not reached", "reached")
+    assert drift_value(True, "docker.containers.app.running") == "running"
+    assert drift_value(True, "docker.networks.back.internal") == "internal"
+    assert drift_value(False, "privileged") == "false"
+    assert drift_value(["tcp 80 from a", "tcp 443 from a"]) == "tcp 80 from a, tcp 443 from a"
+    assert drift_value({"test": ["CMD", "curl"], "retries": 3}) == "retries=3; test=[CMD, curl]"
+    assert (drift_value([]), drift_value(None), drift_value(3000)) == ("(none)", "(none)", "3000")
 
 
 def test_security_group_rules_compare_as_sets_of_normalized_lines():

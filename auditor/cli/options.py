@@ -121,8 +121,18 @@ class Options:
         return module
 
     def note(self, message: str) -> None:
-        if not self.quiet:
-            click.echo(message, err=True)
+        """A line for the person watching stderr; on a terminal wrapped by word to its width (a terminal
+        would break it mid-word), piped whole."""
+        if self.quiet:
+            return
+        if sys.stderr.isatty():
+            import textwrap
+            from shutil import get_terminal_size
+
+            width = max(get_terminal_size((100, 40)).columns, 40)
+            message = "\n".join(textwrap.wrap(message, width, subsequent_indent="  ", break_long_words=False,
+                                               break_on_hyphens=False)) or message
+        click.echo(message, err=True)
 
     def collect(self, environment: str, shard: str | None = None) -> Snapshot:
         """Collect an environment named in audit.yaml, with progress on stderr when a person watches."""

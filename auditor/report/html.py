@@ -232,23 +232,21 @@ def _shapes(drift: Drift) -> list[str]:
         mark = "" if a == b else ' class="changed-shape"'
         out += [f"<div{mark}>{_shape(a) if a else '(no traffic path)'}</div>",
                 f"<div{mark}>{_shape(b) if b else '(no traffic path)'}</div>"]
-    return out + ["</div>"]
+    out.append("</div>")
+    if any('class="changed-shape"' in line for line in out):
+        out.append('<div class="legend"><span class="changed-shape"></span>framed: a path shape that differs '
+                   f"between {escape(drift.a)} and {escape(drift.b)}</div>")
+    return out
 
 
-def _value(value: object) -> str:
-    """A drift value as a person reads it: plain text, lists as lines, mappings as indented YAML."""
+def _value(value: object, path: str) -> str:
+    """A drift value in the words every format uses; a long one folds, its start as the summary."""
     if value is None:
         return "<em>(none)</em>"
-    if isinstance(value, (dict, list)):
-        import yaml
-
-        text = yaml.safe_dump(value, default_flow_style=False, sort_keys=True, allow_unicode=True).rstrip()
-        if len(text.splitlines()) > 12:
-            first = "\n".join(text.splitlines()[:6])
-            return (f'<details><summary><pre class="value">{escape(first)}</pre></summary>'
-                    f'<pre class="value">{escape(text)}</pre></details>')
-        return f'<pre class="value">{escape(text)}</pre>'
-    return f"<code>{escape(drift_value(value))}</code>"
+    text = drift_value(value, path)
+    if len(text) <= 300:
+        return f"<code>{escape(text)}</code>"
+    return f"<details><summary><code>{escape(text[:120])}…</code></summary><code>{escape(text)}</code></details>"
 
 
 def render_diff(drifts: list[Drift]) -> str:
@@ -265,12 +263,12 @@ def render_diff(drifts: list[Drift]) -> str:
                  + "</tr></thead><tbody>"]
         for i in d.items:
             kind = {"only_in_a": f"only in {d.a}", "only_in_b": f"only in {d.b}"}.get(i.kind, i.kind)
-            a, b = _value(i.a), _value(i.b)
+            a, b = _value(i.a, i.path), _value(i.b, i.path)
             if i.kind in ("only_in_a", "only_in_b"):  # the resource itself, on one side
                 a, b = ("<em>exists</em>", "<em>absent</em>")[:: 1 if i.kind == "only_in_a" else -1]
             body.append(f'<tr><td class="kind">{escape(kind)}</td>'
                         f"<td><code>{escape(i.resource_type)}:{escape(i.key)}</code></td>"
-                        f"<td><code>{escape(i.path)}</code></td><td>{a}</td><td>{b}</td>"
+                        f"<td>{f'<code>{escape(i.path)}</code>' if i.path else ''}</td><td>{a}</td><td>{b}</td>"
                         + (f"<td>{escape(i.reason or '')}</td>" if expected else "") + "</tr>")
         if not d.items:
             body.append('<tr><td colspan="5">No drift.</td></tr>')

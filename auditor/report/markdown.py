@@ -9,8 +9,13 @@ from itertools import zip_longest
 from auditor.outcomes import Drift, DriftItem, Finding, Result, Verdict, at_or_above, drift_value, summary
 
 
+CELL = 300  # characters a table cell shows: a PR comment stays readable (JSON has every value whole)
+
+
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    text = str(text).replace("\n", " ")
+    text = text if len(text) <= CELL else text[:CELL - 1] + "…"
+    return text.replace("|", "\\|")
 
 
 def _code(text: object) -> str:
@@ -73,8 +78,8 @@ def _drift_rows(items: list[DriftItem], a: str, b: str) -> list[str]:
     for i in items:
         kind = {"changed": "changed", "only_in_a": f"only in {a}", "only_in_b": f"only in {b}",
                 "ambiguous": "ambiguous"}[i.kind]
-        value_a = drift_value(i.a) if i.kind == "changed" else (i.a if i.kind == "ambiguous" else "")
-        value_b = drift_value(i.b) if i.kind == "changed" else (i.b if i.kind == "ambiguous" else "")
+        value_a = drift_value(i.a, i.path) if i.kind == "changed" else (i.a if i.kind == "ambiguous" else "")
+        value_b = drift_value(i.b, i.path) if i.kind == "changed" else (i.b if i.kind == "ambiguous" else "")
         lines.append(f"| {kind} | {_code(f'{i.resource_type}:{i.key}')} | {_code(i.path)} | {_code(value_a)} "
                      f"| {_code(value_b)} |")
     return lines

@@ -94,17 +94,11 @@ class Text:
                            + ", ".join(f"{n} {sev}" for sev, n in counts.items()) + f"), {skipped} skipped", indent="")
         return "\n".join(lines) + "\n"
 
-    @staticmethod
-    def _value(value: object, width: int = 160) -> str:
-        """A drift value on one line; long ones are cut (the JSON output has them whole)."""
-        text = drift_value(value)
-        return text if len(text) <= width else text[:width - 1] + "…"
-
     def drift_item(self, item: DriftItem, a: str = "a", b: str = "b") -> str:
         mark = f" (expected: {item.reason})" if item.expected else ""
         where = f"{item.key}.{item.path}" if item.path else item.key
         if item.kind == "changed":
-            return f"  ~ {where}: {self._value(item.a)} → {self._value(item.b)}{mark}"
+            return f"  ~ {where}: {drift_value(item.a, item.path)} → {drift_value(item.b, item.path)}{mark}"
         sign = {"ambiguous": "?", "only_in_a": "-", "only_in_b": "+"}[item.kind]
         return f"  {sign} {where}: {describe(item, a, b)}{mark}"
 

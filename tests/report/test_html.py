@@ -94,7 +94,10 @@ def test_diff_draws_the_shapes_side_by_side_and_values_readable(tmp_path):
     table = html[html.index('<table id="drift">'):]
     assert "<th>Expected</th>" not in table  # nothing is expected here: the column is dropped
     assert "{&quot;" not in table and "[&quot;" not in table  # no JSON dumps
-    assert "- tcp 80 from web-*-alb-sg" in table and "<em>exists</em>" in table
+    assert "<code>tcp 3000 from web-*-alb-sg, tcp 4000 from web-*-alb-sg</code>" in table and "<em>exists</em>" in table
+    assert "<code>not reached</code></td><td><code>reached</code>" in table
+    assert "<code></code>" not in table  # a row with no path (target health) shows no empty chip
+    assert "framed: a path shape that differs between dev and prod" in html
 
 
 @pytest.mark.parametrize("width", [800, 1400])

@@ -90,3 +90,27 @@ def test_gate_failing_finding_is_whole(columns):
     lines = in_terminal(columns, "gate", DEV, "--slot", "green")
     assert_fits(lines, columns)
     assert "HIGH P104 slot-port-divergence  target_group:web-*-tg [slot green]" in lines
+
+
+@pytest.mark.parametrize("columns", [80, 160])
+def test_diff_cuts_no_value_and_says_it_in_words_most_important_first(columns):
+    lines = in_terminal(columns, "diff", DEV, PROD)
+    assert [line for line in lines if line.rstrip().endswith("…")] == []  # wrapped, never cut
+    drift = [line for line in lines if line.lstrip().startswith(("~ ", "+ ", "- "))]
+    assert drift and [line for line in drift if '{"' in line or '["' in line] == []  # no JSON object or list
+    assert lines.index("path:") < lines.index("target_group:")
+    text = " ".join(line.strip() for line in lines)
+    assert "~ web-*-alb:80/green.reached: not reached → reached" in text
+    assert "+ web.nginx: only in prod" in text
+
+
+def test_a_note_on_stderr_wraps_by_word_at_the_terminals_edge():
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="audit-") as tmp:  # short: the path fits a line, the note does not
+        path = Path(tmp) / ("baseline-" * 5 + ".json")
+        lines = in_terminal(80, "check", DEV, "--write-baseline", str(path))
+    assert_fits(lines, 80)
+    assert len(f"wrote {path} (6 findings)") > 80  # so it wrapped, by word: the path is whole on its line
+    assert any(line.strip() == str(path) or line.strip().startswith(f"wrote {path}") for line in lines), lines
