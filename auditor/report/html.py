@@ -7,11 +7,12 @@ so the file can be attached to a CI run and opened anywhere.
 
 from __future__ import annotations
 
+import re
 from html import escape
 from itertools import zip_longest
 
 from auditor import __version__
-from auditor.outcomes import Drift, Finding, Result, Verdict, drift_value, summary
+from auditor.outcomes import Drift, Finding, Result, Verdict, drift_value, failing, summary
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1f2328;background:#fff}
@@ -22,8 +23,9 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
 table{border-collapse:collapse;width:100%;margin:6px 0} th,td{border:1px solid #d0d7de;padding:4px 8px;
 text-align:left;vertical-align:top} th{background:#f6f8fa} td code,td pre{overflow-wrap:anywhere}
 td.kind{white-space:nowrap} .fix{margin-top:4px;color:#424a53}
-#findings,#drift{table-layout:fixed} #findings td,#drift td,#findings th,#drift th{overflow-wrap:anywhere}
-col.sev{width:86px} col.rule{width:17%} col.env{width:11%} col.res{width:19%} col.slot{width:64px}
+#findings,#drift{table-layout:fixed} #findings td,#drift td{overflow-wrap:break-word} #findings th,#drift th{overflow-wrap:normal}
+code.id{display:inline-block;max-width:100%;overflow-wrap:normal;word-break:normal}
+col.sev{width:86px} col.rule{width:17%} col.env{width:104px} col.res{width:19%} col.slot{width:64px}
 col.kind{width:110px} col.dres{width:22%} col.dpath{width:20%} .slots{display:inline-flex;flex-direction:column;gap:2px;border-left:2px solid #54aeff;
 padding-left:4px}
 svg.path{max-width:980px;width:100%;height:auto} .legend{font-size:12px;color:#57606a;margin:2px 0 12px}
@@ -37,11 +39,13 @@ svg.path{max-width:980px;width:100%;height:auto} .legend{font-size:12px;color:#5
 .changed-shape{outline:2px solid #d4a72c;outline-offset:2px;border-radius:4px}
 .value{white-space:pre-wrap;margin:0;font:12px ui-monospace,monospace}
 .sev{font-weight:600;text-transform:uppercase;font-size:12px}
+p.shown{margin:4px 0}
 .critical{color:#8250df}.high{color:#cf222e}.medium{color:#9a6700}.low{color:#0969da}.info{color:#57606a}
 .filters select{margin-right:8px} code{background:#f6f8fa;padding:0 3px;border-radius:3px}
 svg .box{fill:#ddf4ff;stroke:#54aeff} svg .bad{fill:#ffebe9;stroke:#cf222e;stroke-width:2}
 svg .off{fill:#fff;stroke:#cf222e;stroke-width:1.5;stroke-dasharray:4 3}
 svg text{font:13px system-ui,sans-serif} svg .arrow{stroke:#57606a;stroke-width:1.5;marker-end:url(#head)}
+svg .branch{fill:none;stroke:#57606a;stroke-width:1.5;marker-end:url(#head)}
 """
 
 SCRIPT = """
@@ -78,6 +82,11 @@ document.addEventListener('DOMContentLoaded', function () {
   applyFilters();
   // Whether the page fits its window without a sideways scroll (the tests read it at 800 and 1400 px).
   document.body.dataset.fits = document.documentElement.scrollWidth <= window.innerWidth ? '1' : '0';
+  // Whether every resource id and field path is broken only at its separators (none runs past its cell).
+  var whole = Array.prototype.every.call(document.querySelectorAll('code.id'), function (c) {
+    return c.scrollWidth <= c.clientWidth + 1;
+  });
+  document.body.dataset.ids = whole ? '1' : '0';
   document.body.dataset.ready = '1';
 });
 """
@@ -91,6 +100,21 @@ def _page(title: str, body: list[str]) -> str:
         "<body>", f"<h1>{escape(title)}</h1>", *body,
         f'<pre id="js-errors" hidden></pre><p><small>auditor {escape(__version__)}</small></p>', "</body></html>",
     ]) + "\n"
+
+
+_SEPARATORS = re.compile(r"([:/.\-_,\]\[*=])")
+_BACKTICKS = re.compile(r"`([^`]+)`")
+
+
+def _id(text: str) -> str:
+    """A resource id, field path or drift value that may break at spaces and after its separators only
+    (`target_group:` / `web-*-tg`), never inside a word."""
+    return '<code class="id">' + _SEPARATORS.sub(r"\1<wbr>", escape(text)) + "</code>"
+
+
+def _prose(text: str) -> str:
+    """A message or fix as text, with its `code` spans as code rather than raw backticks."""
+    return _BACKTICKS.sub(r"<code>\1</code>", escape(" ".join(text.split())))
 
 
 def _findings_table(findings: list[Finding]) -> list[str]:
@@ -113,9 +137,9 @@ def _findings_table(findings: list[Finding]) -> list[str]:
         muted = " (suppressed)" if f.suppressed else ""
         cells = {"Severity": f'<td class="sev {f.severity}">{f.severity}{muted}</td>',
                  "Rule": f"<td>{f.rule_id} {escape(f.rule)}</td>", "Environment": f"<td>{escape(f.environment)}</td>",
-                 "Resource": f"<td><code>{escape(f.resource)}</code></td>", "Slot": f"<td>{escape(f.slot or '')}</td>",
-                 "Finding": f'<td>{escape(f.message)}<div class="fix"><strong>Fix:</strong> '
-                            f"{escape(' '.join(f.remediation.split()))}</div></td>"}
+                 "Resource": f"<td>{_id(f.resource)}</td>", "Slot": f"<td>{escape(f.slot or '')}</td>",
+                 "Finding": f'<td>{_prose(f.message)}<div class="fix"><strong>Fix:</strong> '
+                            f"{_prose(f.remediation)}</div></td>"}
         out.append(f'<tr data-severity="{f.severity}" data-rule="{f.rule_id}" data-environment="{escape(f.environment)}">'
                    + "".join(cells[name] for name in shown) + "</tr>")
     return out + ["</tbody></table>"]
@@ -136,7 +160,7 @@ def _path_picture(result: Result) -> list[str]:
     rows: dict[str, list[dict[str, object]]] = {}
     for item in items:
         rows.setdefault(str(item["key"]).split("/")[0], []).append(item)
-    width, box_w, box_h, gap, row_h = 980, 130, 34, 40, 34 + 26
+    width, row_h = 980, 34 + 26
     height = 20 + row_h * sum(max(1, len(r)) for r in rows.values())
     svg = [f'<svg class="path" role="img" aria-label="traffic path of {escape(result.environment)}" '
            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
@@ -146,6 +170,7 @@ def _path_picture(result: Result) -> list[str]:
     for listener, slot_items in rows.items():
         svg.append(f'<text x="0" y="{y + 12}" font-weight="600">{escape(listener)}</text>')
         y += 16
+        above: list[str] = []  # the hops drawn on the row above: a slot sharing them branches off them
         for item in slot_items:
             hops = [str(item[k]) for k in ("alb", "actions", "target_groups", "nginx") if item.get(k)]
             slot = str(item["app"]) if item.get("app") else None
@@ -154,17 +179,36 @@ def _path_picture(result: Result) -> list[str]:
                 name = slot.split(":")[0]
                 unreached = item.get("reached") is False
                 boxes.append((slot, "off" if unreached else "bad" if name in broken_slots else "box"))
-            x = 0
-            for index, (label, kind) in enumerate(boxes):
-                svg.append(f'<rect class="{kind}" x="{x}" y="{y}" rx="5" width="{box_w}" '
-                           f'height="{box_h}"/><text x="{x + 8}" y="{y + 22}">{escape(label)}</text>')
-                if index < len(boxes) - 1 and boxes[index + 1][1] != "off":
-                    svg.append(f'<line class="arrow" x1="{x + box_w}" y1="{y + box_h / 2}" x2="{x + box_w + gap - 4}" '
-                               f'y2="{y + box_h / 2}"/>')
-                x += box_w + gap
+            shared = len(hops) if hops and hops == above else 0
+            svg += _row(boxes, shared, y, row_h)
+            above = hops
             y += row_h
     svg.append("</svg>")
     return [*svg, LEGEND]
+
+
+def _row(boxes: list[tuple[str, str]], shared: int, y: int, row_h: int) -> list[str]:
+    """One path of the picture: its boxes left to right with arrows between. The first ``shared`` hops
+    are the row above's (another slot of the same load balancer): not drawn again, the slot hangs off
+    the last of them, so one load balancer is never drawn as two."""
+    box_w, box_h, gap = 130, 34, 40
+    out = []
+    x = 0
+    for index, (label, kind) in enumerate(boxes):
+        if index < shared:
+            x += box_w + gap
+            continue
+        if index == shared and shared:  # down from the shared hop above, then into this slot
+            stem = x - gap / 2
+            out.append(f'<polyline class="branch" points="{stem},{y - row_h + box_h} {stem},{y + box_h / 2} '
+                       f'{x - 4},{y + box_h / 2}"/>' if kind != "off" else "")
+        out.append(f'<rect class="{kind}" x="{x}" y="{y}" rx="5" width="{box_w}" '
+                   f'height="{box_h}"/><text x="{x + 8}" y="{y + 22}">{escape(label)}</text>')
+        if index < len(boxes) - 1 and boxes[index + 1][1] != "off":
+            out.append(f'<line class="arrow" x1="{x + box_w}" y1="{y + box_h / 2}" x2="{x + box_w + gap - 4}" '
+                       f'y2="{y + box_h / 2}"/>')
+        x += box_w + gap
+    return [line for line in out if line]
 
 
 def _summary_line(findings: list[Finding]) -> str:
@@ -176,8 +220,12 @@ def render_check(results: list[Result], fail_on: str = "high") -> str:
     findings = [f for r in results for f in r.findings]
     skipped = [s for r in results for s in r.skipped]
     noun = "finding" if len(findings) == 1 else "findings"
-    body = [f'<div class="summary">{len(findings)} {noun}: {_summary_line(findings)}; {len(skipped)} skipped '
-            f"(failing at {escape(fail_on)} and above)</div>"]
+    failed = failing(results, fail_on)
+    verdict = (f"<strong>FAIL</strong>: {len(failed)} finding{'' if len(failed) == 1 else 's'} at "
+               f"{escape(fail_on)} or above" if failed else
+               f"<strong>PASS</strong>: nothing at {escape(fail_on)} or above")
+    body = [f'<div class="summary verdict-{"fail" if failed else "pass"}">{verdict}. {len(findings)} {noun}: '
+            f"{_summary_line(findings)}; {len(skipped)} skipped</div>"]
     for result in results:
         body += [f"<h2>Traffic path: {escape(result.environment)}</h2>", *_path_picture(result)]
     body += ["<h2>Findings</h2>", *_findings_table(findings)]
@@ -205,9 +253,10 @@ def render_gate(result: Result, verdict: Verdict) -> str:
         body.append("</ul>")
     if verdict.shown:
         body += ["<h2>Shown, not gating</h2>"] + [
-            f"<p>{f.rule_id} <code>{escape(f.resource)}</code> {escape(f.slot or '')}: {escape(f.message)}</p>"
+            f'<p class="shown"><span class="sev {f.severity}">{f.severity}</span> {f.rule_id} {escape(f.rule)} '
+            f"{_id(f.resource)}{f' [slot {escape(f.slot)}]' if f.slot else ''}: {_prose(f.message)}</p>"
             for f in verdict.shown]
-    return _page(f"audit gate {verdict.environment}", body)
+    return _page(f"audit gate {verdict.environment}, slot {slots}", body)
 
 
 def _shape(shape: str) -> str:
@@ -245,8 +294,8 @@ def _value(value: object, path: str) -> str:
         return "<em>(none)</em>"
     text = drift_value(value, path)
     if len(text) <= 300:
-        return f"<code>{escape(text)}</code>"
-    return f"<details><summary><code>{escape(text[:120])}…</code></summary><code>{escape(text)}</code></details>"
+        return _id(text)
+    return f"<details><summary>{_id(text[:120] + '…')}</summary>{_id(text)}</details>"
 
 
 def render_diff(drifts: list[Drift]) -> str:
@@ -267,8 +316,8 @@ def render_diff(drifts: list[Drift]) -> str:
             if i.kind in ("only_in_a", "only_in_b"):  # the resource itself, on one side
                 a, b = ("<em>exists</em>", "<em>absent</em>")[:: 1 if i.kind == "only_in_a" else -1]
             body.append(f'<tr><td class="kind">{escape(kind)}</td>'
-                        f"<td><code>{escape(i.resource_type)}:{escape(i.key)}</code></td>"
-                        f"<td>{f'<code>{escape(i.path)}</code>' if i.path else ''}</td><td>{a}</td><td>{b}</td>"
+                        f"<td>{_id(f'{i.resource_type}:{i.key}')}</td>"
+                        f"<td>{_id(i.path) if i.path else ''}</td><td>{a}</td><td>{b}</td>"
                         + (f"<td>{escape(i.reason or '')}</td>" if expected else "") + "</tr>")
         if not d.items:
             body.append('<tr><td colspan="5">No drift.</td></tr>')

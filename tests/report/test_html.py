@@ -4,6 +4,7 @@ screenshot (kept in .test-artifacts/) shows the traffic paths."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -79,9 +80,39 @@ def test_an_unreached_slot_gets_no_arrow_and_the_picture_has_a_legend(tmp_path):
     page = tmp_path / "gate.html"
     audit("gate", str(SNAPSHOTS / "incident-dev.json"), "--slot", "green", "--format", "html", "-o", str(page))
     html = page.read_text()
-    # dev: ALB → TG → blue, and ALB → TG then green:4000 unreached, drawn apart (dashed, no arrow into it)
-    assert html.count('<rect class="off"') == 1 and html.count('class="arrow"') == 3
+    # dev: ALB → TG → blue, and green:4000 unreached below it, drawn apart (dashed, no arrow into it); the load
+    # balancer and target group are drawn once, never as a second load balancer
+    assert html.count('<rect class="off"') == 1 and html.count('class="arrow"') == 2
+    assert html.count("<rect ") == 4 and html.count(">ALB:80</text>") == 1 and 'class="branch"' not in html
     assert 'class="legend"' in html and "a slot the path does not reach" in html
+    assert "<title>audit gate dev, slot green</title>" in html
+    # shown, not gating: each with its severity, and no space before the colon
+    shown = html[html.index("<h2>Shown, not gating</h2>"):]
+    assert '<p class="shown"><span class="sev medium">medium</span> A201 http-not-redirected <code class="id">' in shown
+    assert " :" not in shown.replace("&#x27;", "'")
+
+
+def test_a_second_slot_of_one_load_balancer_branches_off_its_hops(tmp_path):
+    page = tmp_path / "check.html"
+    audit("check", str(SNAPSHOTS / "incident-prod.json"), "--format", "html", "-o", str(page))
+    html = page.read_text()
+    # prod: ALB → TG → nginx → blue, and green hanging off nginx: one of each hop, one branch into green
+    assert html.count(">ALB:80</text>") == 1 and html.count(">nginx:80</text>") == 1
+    assert html.count('class="branch"') == 1 and html.count('class="arrow"') == 3
+
+
+def test_the_check_page_leads_with_its_verdict_and_fix_text_has_code_not_backticks(tmp_path):
+    page = tmp_path / "check.html"
+    audit("check", str(SNAPSHOTS / "incident-dev.json"), "--format", "html", "-o", str(page))
+    html = page.read_text()
+    assert '<div class="summary verdict-fail"><strong>FAIL</strong>: 1 finding at high or above.' in html
+    passed = tmp_path / "pass.html"
+    audit("check", str(SNAPSHOTS / "incident-dev.json"), "--fail-on", "critical", "--format", "html", "-o", str(passed))
+    assert '<div class="summary verdict-pass"><strong>PASS</strong>: nothing at critical or above.' in passed.read_text()
+    nginx = tmp_path / "nginx.html"
+    audit("check", str(SNAPSHOTS / "incident-prod.json"), "--format", "html", "-o", str(nginx))
+    table = nginx.read_text()[nginx.read_text().index('<table id="findings">'):]
+    assert "`" not in table and "<code>" in table.split('class="fix"', 1)[1]
 
 
 def test_diff_draws_the_shapes_side_by_side_and_values_readable(tmp_path):
@@ -94,8 +125,10 @@ def test_diff_draws_the_shapes_side_by_side_and_values_readable(tmp_path):
     table = html[html.index('<table id="drift">'):]
     assert "<th>Expected</th>" not in table  # nothing is expected here: the column is dropped
     assert "{&quot;" not in table and "[&quot;" not in table  # no JSON dumps
-    assert "<code>tcp 3000 from web-*-alb-sg, tcp 4000 from web-*-alb-sg</code>" in table and "<em>exists</em>" in table
-    assert "<code>not reached</code></td><td><code>reached</code>" in table
+    words = re.sub(r"<wbr>", "", table)
+    assert '<code class="id">tcp 3000 from web-*-alb-sg, tcp 4000 from web-*-alb-sg</code>' in words
+    assert "<em>exists</em>" in table
+    assert '<code class="id">not reached</code></td><td><code class="id">reached</code>' in words
     assert "<code></code>" not in table  # a row with no path (target health) shows no empty chip
     assert "framed: a path shape that differs between dev and prod" in html
 
@@ -110,6 +143,7 @@ def test_check_diff_and_gate_pages_load_and_fit_the_window_at_800_and_1400_px(ch
         audit(*args, "--format", "html", "-o", str(page))
         dom = browse(chromium, page.as_uri(), tmp_path, "--dump-dom", f"--window-size={width},1000").stdout
         assert 'data-ready="1"' in dom and 'data-fits="1"' in dom, (args[0], width)
+        assert 'data-ids="1"' in dom, (args[0], width)  # every id and value breaks at its separators only
         assert '<pre id="js-errors" hidden=""></pre>' in dom
     # what a person sees, kept for review: the diff, whose tables are the widest
     shot = ARTIFACTS / f"diff-{width}.png"
