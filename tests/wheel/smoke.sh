@@ -70,5 +70,15 @@ code=$?
 set -e
 [ "$code" -eq 1 ] && grep -q "planned: aws_lb_target_group.web: replaced (port 80 → 8080)" plan.out \
   || { cat plan.out >&2; fail "the plan gate exited $code, not 1 naming aws_lb_target_group.web"; }
+# The GitHub Action: every shell step as the runner runs it, its install step installing this wheel.
+mkdir action && cp dev.json action/
+"$work/venv/bin/python" "$root/tests/action_runner.py" "$work/elsewhere/action" command=gate environment=dev.json \
+  "args=--slot green" "package=$wheel" "python=$python" > action.json 2> action.err \
+  || { cat action.err >&2; fail "the action's steps did not run"; }
+"$work/venv/bin/python" -c "import json, sys; run = json.load(open('action.json')); sys.exit(not (
+    run['exit_codes'] == {'Install auditor': 0, 'Run audit': 0, 'Verdict': 1}
+    and run['outputs']['audit'] == {'exit-code': '1', 'report': 'audit.sarif'}))" \
+  || { cat action.json action.err >&2; fail "the action did not install the wheel, gate, and fail last"; }
 echo "wheel check: $(basename "$wheel") from $work/elsewhere: $rules rules, demo ran and its next step as printed," \
-  "-o refused over an input and kept a FIFO, init wrote nothing in an empty directory, incident gate exit 1, plan gate exit 1"
+  "-o refused over an input and kept a FIFO, init wrote nothing in an empty directory, incident gate exit 1, plan gate exit 1," \
+  "the action installed the wheel and failed its gate last"
