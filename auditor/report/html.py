@@ -39,7 +39,7 @@ svg.path{max-width:980px;width:100%;height:auto} .legend{font-size:12px;color:#5
 .changed-shape{outline:2px solid #d4a72c;outline-offset:2px;border-radius:4px}
 .value{white-space:pre-wrap;margin:0;font:12px ui-monospace,monospace}
 .sev{font-weight:600;text-transform:uppercase;font-size:12px}
-p.shown{margin:4px 0}
+p.shown{margin:4px 0} .where{margin-top:4px;font-size:12px;color:#57606a}
 .critical{color:#8250df}.high{color:#cf222e}.medium{color:#9a6700}.low{color:#0969da}.info{color:#57606a}
 .filters select{margin-right:8px} code{background:#f6f8fa;padding:0 3px;border-radius:3px}
 svg .box{fill:#ddf4ff;stroke:#54aeff} svg .bad{fill:#ffebe9;stroke:#cf222e;stroke-width:2}
@@ -112,6 +112,13 @@ def _id(text: str) -> str:
     return '<code class="id">' + _SEPARATORS.sub(r"\1<wbr>", escape(text)) + "</code>"
 
 
+def _where(finding: Finding) -> str:
+    """The entry at fault (a compose `ports:` item, an nginx directive), under the resource it is about."""
+    if not finding.file:
+        return ""
+    return f'<div class="where">at {_id(finding.file + (f":{finding.line}" if finding.line else ""))}</div>'
+
+
 def _prose(text: str) -> str:
     """A message or fix as text, with its `code` spans as code rather than raw backticks."""
     return _BACKTICKS.sub(r"<code>\1</code>", escape(" ".join(text.split())))
@@ -137,7 +144,7 @@ def _findings_table(findings: list[Finding]) -> list[str]:
         muted = " (suppressed)" if f.suppressed else ""
         cells = {"Severity": f'<td class="sev {f.severity}">{f.severity}{muted}</td>',
                  "Rule": f"<td>{f.rule_id} {escape(f.rule)}</td>", "Environment": f"<td>{escape(f.environment)}</td>",
-                 "Resource": f"<td>{_id(f.resource)}</td>", "Slot": f"<td>{escape(f.slot or '')}</td>",
+                 "Resource": f"<td>{_id(f.resource)}{_where(f)}</td>", "Slot": f"<td>{escape(f.slot or '')}</td>",
                  "Finding": f'<td>{_prose(f.message)}<div class="fix"><strong>Fix:</strong> '
                             f"{_prose(f.remediation)}</div></td>"}
         out.append(f'<tr data-severity="{f.severity}" data-rule="{f.rule_id}" data-environment="{escape(f.environment)}">'

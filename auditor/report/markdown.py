@@ -28,10 +28,17 @@ def _counts(findings: list[Finding]) -> str:
     return f"{total} finding{'s' if total != 1 else ''} (" + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")"
 
 
+def _where(finding: Finding) -> str:
+    """The entry at fault (`envs/dev/docker-compose.yml:11`, relative to audit.yaml), under the resource."""
+    if not finding.file:
+        return ""
+    return "<br>" + _code(finding.file + (f":{finding.line}" if finding.line else ""))
+
+
 def _table(findings: list[Finding]) -> list[str]:
     lines = ["| Severity | Rule | Resource | Slot | Finding |", "|---|---|---|---|---|"]
-    lines += [f"| {f.severity} | {f.rule_id} {f.rule} | {_code(f.resource)} | {f.slot or ''} | {_cell(f.message)} |"
-              for f in findings]
+    lines += [f"| {f.severity} | {f.rule_id} {f.rule} | {_code(f.resource)}{_where(f)} | {f.slot or ''} "
+              f"| {_cell(f.message)} |" for f in findings]
     return lines
 
 

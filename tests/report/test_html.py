@@ -106,6 +106,8 @@ def test_the_check_page_leads_with_its_verdict_and_fix_text_has_code_not_backtic
     audit("check", str(SNAPSHOTS / "incident-dev.json"), "--format", "html", "-o", str(page))
     html = page.read_text()
     assert '<div class="summary verdict-fail"><strong>FAIL</strong>: 1 finding at high or above.' in html
+    where = re.sub("<wbr>", "", html)  # P104 names the entry at fault under its resource
+    assert 'web-*-tg</code><div class="where">at <code class="id">envs/dev/docker-compose.yml:11</code></div>' in where
     passed = tmp_path / "pass.html"
     audit("check", str(SNAPSHOTS / "incident-dev.json"), "--fail-on", "critical", "--format", "html", "-o", str(passed))
     assert '<div class="summary verdict-pass"><strong>PASS</strong>: nothing at critical or above.' in passed.read_text()
@@ -145,8 +147,10 @@ def test_check_diff_and_gate_pages_load_and_fit_the_window_at_800_and_1400_px(ch
         assert 'data-ready="1"' in dom and 'data-fits="1"' in dom, (args[0], width)
         assert 'data-ids="1"' in dom, (args[0], width)  # every id and value breaks at its separators only
         assert '<pre id="js-errors" hidden=""></pre>' in dom
-    # what a person sees, kept for review: the diff, whose tables are the widest
-    shot = ARTIFACTS / f"diff-{width}.png"
-    shot.unlink(missing_ok=True)
-    browse(chromium, (tmp_path / "diff.html").as_uri(), tmp_path, f"--screenshot={shot}", f"--window-size={width},1200")
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # what a person sees, kept for review: each page at this width
+    for name in ("check", "diff", "gate"):
+        shot = ARTIFACTS / f"{name}-{width}.png"
+        shot.unlink(missing_ok=True)
+        browse(chromium, (tmp_path / f"{name}.html").as_uri(), tmp_path, f"--screenshot={shot}",
+               f"--window-size={width},1200")
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,12 +10,19 @@ from auditor.report import markdown
 from tests.conftest import SNAPSHOTS, estate, run
 
 
+def folded_table(result) -> str:
+    return markdown.render_check([result], "critical")
+
+
 def test_check_lists_findings_at_or_above_the_threshold_and_folds_the_rest():
     result = run(estate("incident-dev"))
     text = markdown.render_check([result], "high")
     lines = text.splitlines()
     assert lines[0] == "### audit check dev: 7 findings (0 critical, 1 high, 4 medium, 2 low, 0 info)"
-    assert "| high | P104 slot-port-divergence | `target_group:web-*-tg` | green | Slot green publishes 4000" in text
+    # the entry at fault under the resource: a reviewer sees where without opening another file
+    assert "| high | P104 slot-port-divergence | `target_group:web-*-tg`<br>`envs/dev/docker-compose.yml:11` | green " \
+           "| Slot green publishes 4000" in text
+    assert "| medium | A201 http-not-redirected | `listener:web-*-alb:80` |" in folded_table(result)  # AWS: no file
     assert "<details><summary>Details and remediation</summary>" in text
     assert "| medium | P114" not in text.split("<details>")[0]  # below the threshold: folded
     folded = markdown.render_check([result], "critical")
@@ -44,3 +51,13 @@ def test_gate_states_the_verdict():
     assert "**FAIL**" in markdown.render_gate(result, gate.evaluate(result, "green", "high"))
     passed = markdown.render_gate(result, gate.evaluate(result, "blue", "high"))
     assert "**PASS**" in passed and "7 shown, not gating" in passed
+
+
+def test_no_cell_is_longer_than_300_characters():
+    a, b = run(estate("incident-dev")), run(estate("incident-prod"))
+    a.findings[0].message = "x " * 400
+    text = markdown.render_check([a, b], "info") + markdown.render_diff(
+        [diff.compare(snapshot.from_data(estate("incident-dev")), snapshot.from_data(estate("incident-prod")),
+                      ["dev"], ["prod"])])
+    cells = [cell.strip() for line in text.splitlines() if line.startswith("|") for cell in line.split(" | ")]
+    assert cells and max(map(len, cells)) <= 300 + 2  # a cell and its code backticks
