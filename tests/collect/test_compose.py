@@ -104,6 +104,31 @@ def test_extends_in_the_same_file_and_from_another(tmp_path):
     assert model.services["worker"] == {"image": "app:1", "environment": {"A": 1, "B": 2}, "command": "run"}
 
 
+def test_a_service_extended_from_another_directory_keeps_its_paths_there(tmp_path):
+    # Compose resolves the extended service's build context, bind sources and env files against the
+    # extended file's directory; the extending file's own keys stay against its own. Near miss: a base
+    # in the same directory is not rewritten.
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "base.yml").write_text(
+        "services:\n  web:\n    build: ./app\n    env_file: web.env\n"
+        "    volumes: ['./nginx.conf:/etc/nginx/conf.d/default.conf:ro', 'data:/data']\n")
+    (main,) = files(tmp_path, compose__yml="""\
+        services:
+          web:
+            extends: {file: common/base.yml, service: web}
+            volumes: ['./local.conf:/etc/local.conf']
+        """)
+    web = compose.load([main]).services["web"]
+    common = (tmp_path / "common").resolve()
+    assert (web["build"], web["env_file"]) == (str(common / "app"), [str(common / "web.env")])
+    sources = sorted(v.split(":")[0] if isinstance(v, str) else v["source"] for v in web["volumes"])
+    assert str(common / "nginx.conf") in sources and "data" in sources
+    assert any(s.endswith("local.conf") and not s.startswith(str(common)) for s in sources)
+    (tmp_path / "base.yml").write_text("services:\n  web:\n    build: ./app\n")
+    (main,) = files(tmp_path, compose__yml="services:\n  web:\n    extends: {file: base.yml, service: web}\n")
+    assert compose.load([main]).services["web"]["build"] == "./app"
+
+
 def test_include_adds_services_and_refuses_a_conflict(tmp_path):
     (tmp_path / "base.yml").write_text("services:\n  db:\n    image: postgres:16\n    environment: {A: 1}\n")
     (main,) = files(tmp_path, compose__yml="include: [base.yml]\nservices:\n  web:\n    image: app:1\n")

@@ -384,15 +384,18 @@ class _Reader:
         pool = other.model.get("services", {})
         if base_name not in pool:
             raise ComposeError(f"{path}: service {name} extends {base_name}, which {where} does not define")
-        base = self._extended(read, base_name, where, stack, chain + (name,)) if other is read else pool[base_name]
+        if other is read:
+            base = self._extended(read, base_name, where, stack, chain + (name,))
+        else:  # Compose resolves the extended service's relative paths against its own file's directory
+            base = pool[base_name] if where.parent == path.parent else _rebased(pool[base_name], where.parent)
         read.ports[name] = {**other.ports.get(base_name, {}), **read.ports.get(name, {})}
         local = {k: v for k, v in spec.items() if k != "extends"}
         return merge({k: v for k, v in base.items() if k != "extends"}, local, ("services", name))
 
 
 def _rebased(spec: dict[str, Any], base: Path) -> dict[str, Any]:
-    """An included service's relative paths (build context, bind-mount sources, env files) made absolute
-    against its own project directory, where Compose resolves them."""
+    """An included (or extended) service's relative paths (build context, bind-mount sources, env files)
+    made absolute against its own project directory (the extended file's), where Compose resolves them."""
     def absolute(value: str) -> str:
         return value if "://" in value or value.startswith(("git@", "/", "~")) else str((base / value).resolve())
 
