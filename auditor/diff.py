@@ -121,6 +121,7 @@ def _docker(docker: dict[str, Any] | None) -> dict[str, Any] | None:
             "image": c["image"], "running": c["running"], "ports": sorted(_port(p) for p in c["ports"]),
             "expose": sorted(c["expose"]), "environment": c["environment"], "privileged": c["privileged"],
             "volumes": sorted(c["volumes"]), "built": c.get("built", False),
+            "restarts_with": sorted(c.get("restarts_with") or []),  # compose restarts it when these are recreated
             **{k: c.get(k) for k in ("command", "entrypoint", "healthcheck", "network_mode", "extra_hosts")},
             **_memberships(c.get("networks"))}
     return {**docker, "containers": containers}
@@ -265,7 +266,7 @@ _CARRIES_TRAFFIC = {
     "security_groups", "target_type", "proxy_pass", "listen",
 }
 _HYGIENE = {"tags", "description", "instance_type", "count", "image", "environment", "volumes", "privileged",
-            "deletion_protection", "built", "restarts_with"}
+            "deletion_protection", "built"}
 
 
 def impact(item: DriftItem) -> tuple[int, int]:

@@ -293,3 +293,13 @@ def test_an_nginx_service_beside_the_front_one_is_compared_by_its_name(tmp_path)
     assert beside == [("only_in_b", "nginx_beside.admin")]
     changed = [(i.path, i.a, i.b) for i in diff.compare(r2, r3, ["r2"], ["r3"]).items]
     assert changed == [('nginx_beside.admin.servers.8081["/"].proxy_pass', "http://app:3000", "http://app:4000")]
+
+
+def test_compose_restarting_nginx_with_a_service_is_configuration():
+    # `depends_on: {web: {restart: true}}` is what keeps nginx off a stale address (N508): dropping it is drift
+    a, b = estate("incident-prod"), estate("incident-prod")
+    for container in host(a)["docker"]["containers"]:
+        container["restarts_with"] = ["app-blue"] if container["service"] == "app-green" else []
+    items = [(i.path, i.a, i.b) for i in compare(a, b).items]
+    assert items == [("docker.containers.app-green.restarts_with", ["app-blue"], [])]
+    assert compare(a, a).items == []
