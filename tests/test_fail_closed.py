@@ -214,6 +214,11 @@ def test_offline_snapshot_does_not_replace_one_that_holds_aws(offline):
     assert snapshot.load(kept).sources["aws"].status == "not_requested"
     # and an offline snapshot may replace an offline one
     assert audit("snapshot", "dev", "--offline", "-c", str(offline), cwd=root).returncode == 0
+    # and is checked as it is, without --allow-partial: AWS was not asked for, not read in part; its rules skip
+    report = audit("check", ".audit/dev.json", "--format", "json", cwd=root)
+    assert report.returncode in (0, 1), report.stderr
+    skipped = json.loads(report.stdout)["skipped"]
+    assert {s["cause"] for s in skipped if s["rule_id"] == "P101"} == {"not_requested"}
 
 
 # --- reports honour the umask; a bad -o is one line -----------------------------------------------------
