@@ -131,3 +131,24 @@ def test_a_healthcheck_proves_the_port_it_asks_the_container_itself_on(command, 
     from auditor.topology import healthcheck_port
 
     assert healthcheck_port(command) == port
+
+
+def test_of_two_nginx_services_the_one_publishing_the_target_groups_port_fronts():
+    # prod's target group sends to 80. Collection took edge (it publishes 8080) for the front and read
+    # admin beside it; admin publishes 80, so the paths go through admin and edge is checked beside it.
+    # Near miss: admin publishing 8081 leaves edge in front.
+    def with_two(admin_port: int) -> Topology:
+        data = estate("incident-prod")
+        web = host(data)
+        edge = dict(web["nginx"], service="edge")
+        web["nginx"], web["nginx_beside"] = edge, [dict(edge, service="admin")]
+        for name, port in (("edge", 8080), ("admin", admin_port)):
+            web["docker"]["containers"].append({"name": name, "service": name, "image": "nginx:1.27.2", "running": True,
+                                                "ports": [{"host_port": port, "container_port": 80}]})
+        return topology(data)
+
+    fronted = with_two(80)
+    assert [(v.nginx_service, v.front) for v in fronted.nginx_views] == [("admin", True), ("edge", False)]
+    assert {v.nginx_service for v in fronted.host_views} == {"admin"}
+    near = with_two(8081)
+    assert [(v.nginx_service, v.front) for v in near.nginx_views] == [("edge", True), ("admin", False)]

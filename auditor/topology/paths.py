@@ -15,7 +15,8 @@ import msgspec
 
 from auditor.model.keys import Keys
 from auditor.model.refs import Ref
-from auditor.model.snapshot import EcsService, Host, Instance, SecurityGroup, Snapshot, TargetGroup, tags_match
+from auditor.model.snapshot import (EcsService, Host, Instance, NginxConfig, SecurityGroup, Snapshot, TargetGroup,
+                                     tags_match)
 from auditor.topology.estate import Forward, SlotPath, Target, Unit, Unmatched
 from auditor.topology.host import HostView
 from auditor.topology.shapes import Shapes
@@ -131,6 +132,7 @@ class Topology(WaysIn, Shapes):
         return matches[0], None
 
     def view(self, host: Host, instance: Instance | None) -> HostView:
+        host = self._fronted(host)
         ip = instance.private_ip if instance else None
         # An instance's address changes a host's answers only where its facts name that address (a
         # port published on it, nginx proxying to it); elsewhere the instances of a host share a view.
@@ -140,6 +142,27 @@ class Topology(WaysIn, Shapes):
         if key not in self._views:
             self._views[key] = HostView(host, ip)
         return self._views[key]
+
+    def _fronted(self, host: Host) -> Host:
+        """A host whose compose project runs several nginx services, with the one publishing the port its
+        target groups send to as its nginx (DESIGN: that one is the front). Collection cannot know the
+        port and took the first that publishes any; it stands unless another one publishes the port."""
+        if not host.nginx_beside or host.nginx is None or host.docker is None:
+            return host
+        ports = {t.port for targets in self.targets.values() for t in targets
+                 if t.instance is not None and self.host_for(t.instance)[0] is host}
+
+        def publishes(nginx: NginxConfig) -> bool:
+            return any(p.host_port in ports for c in host.docker.containers if c.service == nginx.service
+                       for p in c.ports)
+
+        if publishes(host.nginx):
+            return host
+        front = next((n for n in host.nginx_beside if publishes(n)), None)
+        if front is None:
+            return host
+        rest = [host.nginx, *(n for n in host.nginx_beside if n is not front)]
+        return msgspec.structs.replace(host, nginx=front, nginx_beside=rest)
 
     @cached_property
     def host_views(self) -> list[HostView]:
