@@ -76,8 +76,8 @@ def run_action(workdir: Path, given: dict[str, str], path: list[str] | None = No
         env["PATH"] = os.pathsep.join([*extra_path, os.environ["PATH"]])
         (workdir / ".runner-temp").mkdir(exist_ok=True)
         # `shell: bash` is `bash --noprofile --norc -eo pipefail {0}` on GitHub's runners
-        proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", _fill(step["run"], inputs, run)],
-                              cwd=workdir, env=env,
+        script = _fill(step["run"], inputs, run)
+        proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=workdir, env=env,
                               capture_output=True, text=True, timeout=600)
         run.exit_codes[name] = proc.returncode
         if "id" in step:
@@ -85,7 +85,7 @@ def run_action(workdir: Path, given: dict[str, str], path: list[str] | None = No
         if files["GITHUB_PATH"].exists():
             extra_path = files["GITHUB_PATH"].read_text().split() + extra_path
         run.summary = summary.read_text() if summary.exists() else ""
-        if proc.returncode != 0 and name != "Verdict":
+        if proc.returncode != 0:  # a failed step ends the job, as on GitHub (`if: always()` steps aside)
             sys.stderr.write(f"{name}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}")
             break
     return run

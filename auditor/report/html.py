@@ -23,7 +23,8 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
 table{border-collapse:collapse;width:100%;margin:6px 0} th,td{border:1px solid #d0d7de;padding:4px 8px;
 text-align:left;vertical-align:top} th{background:#f6f8fa} td code,td pre{overflow-wrap:anywhere}
 td.kind{white-space:nowrap} .fix{margin-top:4px;color:#424a53}
-#findings,#drift{table-layout:fixed} #findings td,#drift td{overflow-wrap:break-word} #findings th,#drift th{overflow-wrap:normal}
+#findings,#drift{table-layout:fixed} #findings td,#drift td{overflow-wrap:break-word}
+#findings th,#drift th{overflow-wrap:normal}
 code.id{display:inline-block;max-width:100%;overflow-wrap:normal;word-break:normal}
 col.sev{width:86px} col.rule{width:17%} col.env{width:104px} col.res{width:19%} col.slot{width:64px}
 col.kind{width:110px} col.dres{width:22%} col.dpath{width:20%} .slots{display:inline-flex;flex-direction:column;gap:2px;border-left:2px solid #54aeff;
@@ -37,7 +38,6 @@ svg.path{max-width:980px;width:100%;height:auto} .legend{font-size:12px;color:#5
 .hop{border:1px solid #54aeff;background:#ddf4ff;border-radius:4px;padding:1px 6px;font-size:13px}
 .hop.off{background:#ffebe9;border:2px solid #cf222e} .shape .to{color:#57606a;padding:0 2px}
 .changed-shape{outline:2px solid #d4a72c;outline-offset:2px;border-radius:4px}
-.value{white-space:pre-wrap;margin:0;font:12px ui-monospace,monospace}
 .sev{font-weight:600;text-transform:uppercase;font-size:12px}
 p.shown{margin:4px 0} .where{margin-top:4px;font-size:12px;color:#57606a}
 .critical{color:#8250df}.high{color:#cf222e}.medium{color:#9a6700}.low{color:#0969da}.info{color:#57606a}
