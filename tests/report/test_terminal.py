@@ -55,6 +55,10 @@ def test_check_keeps_rule_resource_and_slot_whole_and_shows_the_fix(columns):
         head = f"{f['rule_id']} {f['rule']}  {f['resource']}" + (f" [slot {f['slot']}]" if f["slot"] else "")
         assert any(line.endswith(head) for line in lines), head
     assert sum(line.lstrip().startswith("fix: ") for line in lines) == len(findings)
+    # where: each finding about a file names its entry at fault, just before its fix; AWS findings name none
+    located = [line.strip() for line in lines if line.lstrip().startswith("at ")]
+    assert located == [f"at {f['file']}:{f['line']}" for f in findings if f["file"]] == [
+        "at envs/dev/docker-compose.yml:11"]
 
 
 @pytest.mark.parametrize("columns", [80, 160])
