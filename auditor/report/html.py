@@ -245,8 +245,11 @@ def render_check(results: list[Result], fail_on: str = "high") -> str:
 
 def render_gate(result: Result, verdict: Verdict) -> str:
     slots = ", ".join(s or "(no slots)" for s in verdict.slots)
+    meaning = {"fail": f"making {slots} live would lose traffic",
+               "unknown": "audit cannot decide: data a path rule needs is missing (see below)",
+               "pass": f"making {slots} live loses no traffic on the paths audit can follow"}[verdict.outcome]
     body = [f'<div class="summary verdict-{verdict.outcome}">Gate {escape(verdict.environment)}, slot '
-            f"{escape(slots)}: <strong>{verdict.outcome.upper()}</strong></div>",
+            f"{escape(slots)}: <strong>{verdict.outcome.upper()}</strong>: {escape(meaning)}</div>",
             f"<h2>Traffic path: {escape(result.environment)}</h2>", *_path_picture(result),
             "<h2>Findings that fail the gate</h2>", *_findings_table(verdict.failing)]
     plan = verdict.plan

@@ -86,6 +86,7 @@ def test_an_unreached_slot_gets_no_arrow_and_the_picture_has_a_legend(tmp_path):
     assert html.count("<rect ") == 4 and html.count(">ALB:80</text>") == 1 and 'class="branch"' not in html
     assert 'class="legend"' in html and "a slot the path does not reach" in html
     assert "<title>audit gate dev, slot green</title>" in html
+    assert "<strong>FAIL</strong>: making green live would lose traffic</div>" in html
     # shown, not gating: each with its severity, and no space before the colon
     shown = html[html.index("<h2>Shown, not gating</h2>"):]
     assert '<p class="shown"><span class="sev medium">medium</span> A201 http-not-redirected <code class="id">' in shown
