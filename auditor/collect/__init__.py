@@ -221,8 +221,9 @@ def _compose_nginx(host: HostConfig, project: compose.Model | None, options: Col
         return None, []
     main = host.nginx.path if host.nginx else None
     front = _read_service_nginx(host, project, chosen, main, options)
+    every = found if declared is None else nginx_service.find(project, None)  # declared: found holds it alone
     return front, [_read_service_nginx(host, project, other, None, options)
-                   for other in nginx_service.beside(project, chosen)]
+                   for other in nginx_service.beside(every, chosen)]
 
 
 def _read_service_nginx(host: HostConfig, project: compose.Model, found: nginx_service.Found, main: Path | None,

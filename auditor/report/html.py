@@ -116,7 +116,7 @@ def _where(finding: Finding) -> str:
     """The entry at fault (a compose `ports:` item, an nginx directive), under the resource it is about."""
     if not finding.file:
         return ""
-    return f'<div class="where">at {_id(finding.file + (f":{finding.line}" if finding.line else ""))}</div>'
+    return f'<div class="where">at {_id(finding.location)}</div>'
 
 
 def _prose(text: str) -> str:

@@ -32,7 +32,7 @@ def _where(finding: Finding) -> str:
     """The entry at fault (`envs/dev/docker-compose.yml:11`, relative to audit.yaml), under the resource."""
     if not finding.file:
         return ""
-    return "<br>" + _code(finding.file + (f":{finding.line}" if finding.line else ""))
+    return "<br>" + _code(finding.location)
 
 
 def _table(findings: list[Finding]) -> list[str]:

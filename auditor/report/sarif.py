@@ -68,8 +68,7 @@ def _location(finding: Finding, places: Places) -> dict[str, Any]:
 
 def _result(finding: Finding, index: dict[str, int], places: Places) -> dict[str, Any]:
     slot = f" (slot {finding.slot})" if finding.slot else ""
-    line = f":{finding.line}" if finding.line else ""
-    elsewhere = f" [{finding.file}{line}]" if finding.file and not _uri(finding, places) else ""
+    elsewhere = f" [{finding.location}]" if finding.file and not _uri(finding, places) else ""
     result: dict[str, Any] = {
         "ruleId": finding.rule_id,
         "level": LEVEL[finding.severity],

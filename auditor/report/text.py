@@ -72,7 +72,7 @@ class Text:
         muted = " (suppressed: " + (f.suppression_reason or "") + ")" if f.suppressed else ""
         head = f"{self.style(f.severity.upper(), fg=_COLOURS[f.severity], bold=True)} {f.rule_id} {f.rule}  " \
                f"{f.resource}{slot}{muted}"
-        where = self.wrap(f"at {f.file}" + (f":{f.line}" if f.line else ""), hanging="       ") if f.file else []
+        where = self.wrap(f"at {f.location}", hanging="       ") if f.file else []
         return [head, *self.wrap(f.message), *where, *self.wrap(f"fix: {' '.join(f.remediation.split())}",
                                                                  hanging="         ")]
 

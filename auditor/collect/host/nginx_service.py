@@ -428,11 +428,11 @@ def front(model: Model, found: list[Found]) -> Found | None:
     return (publishing or found or [None])[0]
 
 
-def beside(model: Model, front: Found) -> list[Found]:
-    """The project's other nginx services (opaque proxies are not read as nginx): not on the load
-    balancer's way in, but each one's config is checked too."""
-    return [f for f in find(model, None)
-            if f.service != front.service and repository(f.image) not in OPAQUE_IMAGES]
+def beside(every: list[Found], front: Found) -> list[Found]:
+    """Of ``every`` nginx service of a project (``find(model, None)``), the ones besides the front one
+    (opaque proxies are not read as nginx): not on the load balancer's way in, but each one's config is
+    checked too."""
+    return [f for f in every if f.service != front.service and repository(f.image) not in OPAQUE_IMAGES]
 
 
 def read(model: Model, found: Found, main_file: Path | None, env: dict[str, str],
